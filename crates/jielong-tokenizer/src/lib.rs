@@ -1,0 +1,8 @@
+//! Tokenizers for jielong: training (char, byte-level BPE, WordPiece, Unigram) and loading
+//! (`tokenizer.json`, GPT-2's `encoder.json` + `vocab.bpe`) through Hugging Face `tokenizers`.
+//! The file on disk is always HF's `tokenizer.json`, so any HF-compatible tool can load it.
+
+mod byte_level;
+pub mod tokenizer;
+
+pub use tokenizer::{Tokenizer, TokenizerKind, EOT};
