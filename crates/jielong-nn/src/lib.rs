@@ -1,1 +1,18 @@
+//! Layers that candle-nn lacks, or that it has only as forward-only fused kernels (its
+//! `layer_norm` and `softmax_last_dim` have no backward pass, so training cannot go through
+//! them). Everything here is written with differentiable tensor ops: the readable reference
+//! path. Fused kernels with their own backward come beside these, each with a parity test.
 
+pub mod attention;
+pub mod dropout;
+pub mod layer_norm;
+pub mod linear;
+pub mod params;
+pub mod position;
+
+pub use attention::{causal_mask, causal_self_attention};
+pub use dropout::Dropout;
+pub use layer_norm::LayerNorm;
+pub use linear::Conv1dLinear;
+pub use params::ParamStore;
+pub use position::{PositionEncoding, Rope};

@@ -1,0 +1,24 @@
+//! Dropout with masks drawn from jielong's seeded generator (candle's CPU generator cannot be
+//! seeded), so a training run, and a resumed one, draws the same masks for the same step.
+
+use candle_core::{Result, Tensor};
+use jielong_core::Rng;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Dropout {
+    pub p: f32,
+}
+
+impl Dropout {
+    /// Zero each element with probability `p` and scale the rest by 1/(1−p). `rng` is None in
+    /// evaluation, or when p = 0: then `xs` is returned unchanged.
+    pub fn forward(&self, xs: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+        let Some(rng) = rng else { return Ok(xs.clone()) };
+        if self.p <= 0.0 {
+            return Ok(xs.clone());
+        }
+        let scale = 1.0 / (1.0 - self.p);
+        let mask: Vec<f32> = (0..xs.elem_count()).map(|_| if rng.next_f32() < self.p { 0.0 } else { scale }).collect();
+        xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?)
+    }
+}
