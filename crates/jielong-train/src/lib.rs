@@ -1,1 +1,18 @@
+//! Training: the run config, AdamW with saved state, the LR schedule, checkpoints with exact
+//! resume, metrics and the loss plot, and the loop that ties them together.
 
+pub mod adamw;
+pub mod checkpoint;
+pub mod config;
+pub mod eval;
+pub mod metrics;
+pub mod schedule;
+pub mod step;
+pub mod trainer;
+
+pub use adamw::AdamW;
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use config::{RunConfig, TrainConfig};
+pub use eval::evaluate;
+pub use step::StepRunner;
+pub use trainer::{train, Event, TrainSummary};

@@ -1,0 +1,285 @@
+//! GPT decoder (GPT-2 layout), with learned, sinusoidal or rotary positions.
+//!
+//! Weight names follow Hugging Face GPT-2, so real checkpoints load and ours export as they are
+//! (linear weights in Conv1D layout, (in, out)):
+//! ```text
+//! transformer.wte.weight            (vocab_size, n_embd)
+//! transformer.wpe.weight            (max_seq_len, n_embd)        learned positions only
+//! transformer.h.{i}.ln_1.{weight,bias}
+//! transformer.h.{i}.attn.c_attn.{weight (n_embd, 3·n_embd), bias}
+//! transformer.h.{i}.attn.c_proj.{weight (n_embd, n_embd), bias}
+//! transformer.h.{i}.ln_2.{weight,bias}
+//! transformer.h.{i}.mlp.c_fc.{weight (n_embd, 4·n_embd), bias}
+//! transformer.h.{i}.mlp.c_proj.{weight (4·n_embd, n_embd), bias}
+//! transformer.ln_f.{weight,bias}
+//! lm_head.weight                    (vocab_size, n_embd)         untied only
+//! ```
+//! (biases exist only with `bias = true`.)
+
+use crate::CausalLm;
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{Embedding, Init, VarBuilder};
+use jielong_core::{Error, Rng};
+use jielong_nn::{causal_mask, causal_self_attention, Conv1dLinear, Dropout, LayerNorm, PositionEncoding, Rope};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GptConfig {
+    /// Size of the token table. 0 in a config file means "take it from the tokenizer".
+    #[serde(default)]
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub max_seq_len: usize,
+    #[serde(default)]
+    pub dropout: f32,
+    /// Biases in linear layers and layer norms (GPT-2: true).
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Share the token embedding with the output projection (GPT-2: true).
+    #[serde(default = "yes")]
+    pub tie_embeddings: bool,
+    #[serde(default = "learned")]
+    pub pos_encoding: PositionEncoding,
+    #[serde(default = "ln_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "rope_theta")]
+    pub rope_theta: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn learned() -> PositionEncoding {
+    PositionEncoding::Learned
+}
+fn ln_eps() -> f64 {
+    1e-5
+}
+fn rope_theta() -> f64 {
+    10_000.0
+}
+
+impl GptConfig {
+    /// The model `jielong quickstart` trains: about 2.6 M parameters.
+    pub fn tiny() -> Self {
+        Self {
+            vocab_size: 0,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 192,
+            max_seq_len: 128,
+            dropout: 0.1,
+            bias: true,
+            tie_embeddings: true,
+            pos_encoding: PositionEncoding::Learned,
+            layer_norm_eps: ln_eps(),
+            rope_theta: rope_theta(),
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Check that the numbers make a model; errors say which value to change.
+    pub fn validate(&self) -> std::result::Result<(), Error> {
+        let bad = |m: String| Err(Error::input(m));
+        if self.vocab_size == 0 {
+            return bad("model.vocab_size is 0: set it, or let `jielong train` take it from the data".into());
+        }
+        for (name, v) in [("n_layer", self.n_layer), ("n_head", self.n_head), ("n_embd", self.n_embd), ("max_seq_len", self.max_seq_len)] {
+            if v == 0 {
+                return bad(format!("model.{name} must be at least 1"));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return bad(format!(
+                "model.n_embd = {} is not divisible by model.n_head = {}: every head needs n_embd / n_head dimensions",
+                self.n_embd, self.n_head
+            ));
+        }
+        if self.pos_encoding == PositionEncoding::Rope && self.head_dim() % 2 != 0 {
+            return bad(format!("RoPE needs an even head dimension, got n_embd / n_head = {}", self.head_dim()));
+        }
+        if self.pos_encoding == PositionEncoding::Sinusoidal && self.n_embd % 2 != 0 {
+            return bad(format!("sinusoidal positions need an even n_embd, got {}", self.n_embd));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("model.dropout = {} must be in [0, 1)", self.dropout));
+        }
+        if !(self.layer_norm_eps > 0.0) {
+            return bad("model.layer_norm_eps must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Parameters in the model (the tied head counted once).
+    pub fn n_params(&self) -> usize {
+        let (c, v, l) = (self.n_embd, self.vocab_size, self.n_layer);
+        let b = self.bias as usize;
+        let ln = c + b * c;
+        let block = 2 * ln + (c * 3 * c + b * 3 * c) + (c * c + b * c) + (c * 4 * c + b * 4 * c) + (4 * c * c + b * c);
+        let pos = if self.pos_encoding == PositionEncoding::Learned { self.max_seq_len * c } else { 0 };
+        let head = if self.tie_embeddings { 0 } else { v * c };
+        v * c + pos + l * block + ln + head
+    }
+
+    /// Training FLOPs per token (forward + backward) at sequence length `seq_len`, as in the
+    /// PaLM appendix / nanoGPT: 6·N (N without position tables) + 12·n_layer·n_embd·seq_len.
+    pub fn flops_per_token(&self, seq_len: usize) -> f64 {
+        let pos = if self.pos_encoding == PositionEncoding::Learned { self.max_seq_len * self.n_embd } else { 0 };
+        let n = (self.n_params() - pos) as f64;
+        6.0 * n + 12.0 * (self.n_layer * self.n_embd * seq_len) as f64
+    }
+}
+
+/// Per-call options: dropout randomness (training) or none (evaluation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOpts {
+    /// Some(seed) in training: dropout masks come from generators derived from it.
+    pub dropout_seed: Option<u64>,
+}
+
+struct Mlp {
+    c_fc: Conv1dLinear,
+    c_proj: Conv1dLinear,
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    c_attn: Conv1dLinear,
+    c_proj: Conv1dLinear,
+    ln_2: LayerNorm,
+    mlp: Mlp,
+}
+
+pub struct Gpt {
+    cfg: GptConfig,
+    wte: Embedding,
+    wpe: Option<Embedding>,
+    sinusoids: Option<Tensor>,
+    rope: Option<Rope>,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    /// (vocab_size, n_embd): `wte` itself when tied.
+    head: Tensor,
+    dropout: Dropout,
+}
+
+impl Gpt {
+    /// Build the model, creating (or fetching) its parameters through `vb`.
+    /// Init as GPT-2: N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), biases 0.
+    pub fn new(cfg: &GptConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
+        cfg.validate()?;
+        let c = cfg.n_embd;
+        let std = 0.02;
+        let proj_std = 0.02 / ((2 * cfg.n_layer) as f64).sqrt();
+        let vt = vb.pp("transformer");
+        let wte_w = vt.get_with_hints((cfg.vocab_size, c), "wte.weight", Init::Randn { mean: 0.0, stdev: std })?;
+        let wte = Embedding::new(wte_w.clone(), c);
+        let wpe = match cfg.pos_encoding {
+            PositionEncoding::Learned => Some(Embedding::new(
+                vt.get_with_hints((cfg.max_seq_len, c), "wpe.weight", Init::Randn { mean: 0.0, stdev: std })?,
+                c,
+            )),
+            _ => None,
+        };
+        let dev = vb.device();
+        let sinusoids = match cfg.pos_encoding {
+            PositionEncoding::Sinusoidal => Some(jielong_nn::position::sinusoidal_table(cfg.max_seq_len, c, dev)?),
+            _ => None,
+        };
+        let rope = match cfg.pos_encoding {
+            PositionEncoding::Rope => Some(Rope::new(cfg.max_seq_len, cfg.head_dim(), cfg.rope_theta, dev)?),
+            _ => None,
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let vb = vt.pp(format!("h.{i}"));
+            blocks.push(Block {
+                ln_1: LayerNorm::new(c, cfg.bias, cfg.layer_norm_eps, vb.pp("ln_1"))?,
+                c_attn: Conv1dLinear::new(c, 3 * c, cfg.bias, std, vb.pp("attn.c_attn"))?,
+                c_proj: Conv1dLinear::new(c, c, cfg.bias, proj_std, vb.pp("attn.c_proj"))?,
+                ln_2: LayerNorm::new(c, cfg.bias, cfg.layer_norm_eps, vb.pp("ln_2"))?,
+                mlp: Mlp {
+                    c_fc: Conv1dLinear::new(c, 4 * c, cfg.bias, std, vb.pp("mlp.c_fc"))?,
+                    c_proj: Conv1dLinear::new(4 * c, c, cfg.bias, proj_std, vb.pp("mlp.c_proj"))?,
+                },
+            });
+        }
+        let ln_f = LayerNorm::new(c, cfg.bias, cfg.layer_norm_eps, vt.pp("ln_f"))?;
+        let head = if cfg.tie_embeddings {
+            wte_w
+        } else {
+            vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", Init::Randn { mean: 0.0, stdev: std })?
+        };
+        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout } })
+    }
+
+    pub fn config(&self) -> &GptConfig {
+        &self.cfg
+    }
+
+    /// `ids` (b, t) → logits (b, t, vocab_size).
+    pub fn forward(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.cfg.max_seq_len {
+            candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
+        }
+        let c = self.cfg.n_embd;
+        let (h, d) = (self.cfg.n_head, self.cfg.head_dim());
+        let rng = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|s| Rng::derive(s, &[site]));
+        let dev = ids.device();
+
+        let mut xs = self.wte.forward(ids)?; // (b, t, c)
+        if let Some(wpe) = &self.wpe {
+            let pos = Tensor::arange(0u32, t as u32, dev)?;
+            xs = xs.broadcast_add(&wpe.forward(&pos)?)?;
+        }
+        if let Some(table) = &self.sinusoids {
+            xs = xs.broadcast_add(&table.narrow(0, 0, t)?)?;
+        }
+        xs = self.dropout.forward(&xs, rng(0).as_mut())?;
+        let mask = causal_mask(t, dev)?;
+
+        for (i, block) in self.blocks.iter().enumerate() {
+            let site = 1 + 3 * i as u64;
+            // Attention: (b, t, c) -> q, k, v (b, h, t, d)
+            let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)
+            let split = |j: usize| -> Result<Tensor> {
+                qkv.narrow(D::Minus1, j * c, c)?.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()
+            };
+            let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
+            if let Some(rope) = &self.rope {
+                q = rope.apply(&q, 0)?;
+                k = rope.apply(&k, 0)?;
+            }
+            let (ys, _att) = causal_self_attention(&q, &k, &v, &mask)?; // (b, h, t, d)
+            let ys = ys.transpose(1, 2)?.reshape((b, t, c))?; // (b, t, c)
+            let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
+            xs = (xs + ys)?;
+            // MLP: (b, t, c) -> (b, t, 4c) -> (b, t, c)
+            let ys = block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?.gelu()?;
+            let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, rng(site + 1).as_mut())?;
+            xs = (xs + ys)?;
+        }
+        let xs = self.ln_f.forward(&xs)?;
+        // (b·t, c) · (c, v) -> (b, t, v)
+        let logits = xs.reshape((b * t, c))?.matmul(&self.head.t()?)?;
+        logits.reshape((b, t, self.cfg.vocab_size))
+    }
+}
+
+impl CausalLm for Gpt {
+    fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+        self.forward(ids, ForwardOpts::default())
+    }
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+    fn max_seq_len(&self) -> usize {
+        self.cfg.max_seq_len
+    }
+}

@@ -1,0 +1,126 @@
+//! Checkpoints: `ckpt-NNNNNN/{model.safetensors, optim.safetensors, meta.json}` inside a run
+//! folder. Each is built under a temporary name and renamed, so a crash or a kill mid-write
+//! leaves the previous checkpoint intact and never a half-written one.
+
+use crate::config::RunConfig;
+use jielong_core::fs::AtomicDir;
+use jielong_core::{Error, Result};
+use jielong_models::GptConfig;
+use std::path::{Path, PathBuf};
+
+pub const CKPT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    pub format_version: u32,
+    /// Model family ("gpt").
+    pub family: String,
+    pub model: GptConfig,
+    pub tokenizer_hash: String,
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub tokens_seen: u64,
+    pub seed: u64,
+    /// Last validation loss, if one was measured.
+    pub val_loss: Option<f64>,
+    pub train_loss: Option<f64>,
+    pub elapsed_s: f64,
+}
+
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub meta: CheckpointMeta,
+}
+
+pub fn ckpt_name(step: u64) -> String {
+    format!("ckpt-{step:06}")
+}
+
+impl Checkpoint {
+    /// Open a checkpoint folder, or a run folder (then its latest checkpoint).
+    pub fn open(path: &Path) -> Result<Self> {
+        let dir = if path.join("meta.json").exists() && path.join("model.safetensors").exists() {
+            path.to_path_buf()
+        } else if path.is_dir() {
+            latest(path)?.ok_or_else(|| {
+                Error::input(format!("{}: no checkpoint here (no ckpt-NNNNNN folder); train one with `jielong train`", path.display()))
+            })?
+        } else {
+            return Err(Error::input(format!("{}: checkpoint not found; pass a run folder or one of its ckpt-NNNNNN folders", path.display())));
+        };
+        let meta_path = dir.join("meta.json");
+        let text = jielong_core::fs::read_to_string(&meta_path)?;
+        let meta: CheckpointMeta = serde_json::from_str(&text)
+            .map_err(|e| Error::format(&meta_path, format!("not a jielong checkpoint meta.json ({e})")))?;
+        if meta.format_version != CKPT_VERSION {
+            return Err(Error::format(&meta_path, format!("checkpoint format {}, this jielong reads {CKPT_VERSION}", meta.format_version)));
+        }
+        if meta.family != "gpt" {
+            return Err(Error::format(&meta_path, format!("model family `{}` is not supported by this jielong", meta.family)));
+        }
+        Ok(Self { dir, meta })
+    }
+
+    /// The run folder holding this checkpoint.
+    pub fn run_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The tokenizer saved with the run.
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.run_dir().join("tokenizer.json")
+    }
+}
+
+/// The newest complete checkpoint of a run folder.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list(run_dir)?.pop())
+}
+
+/// Complete checkpoints of a run, oldest first.
+pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return Ok(Vec::new()) };
+    let mut v: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name.starts_with("ckpt-") && !name.contains('.') && p.join("meta.json").exists()
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Write a checkpoint atomically and keep only the newest `keep`.
+pub fn save(
+    run_dir: &Path,
+    meta: &CheckpointMeta,
+    params: &jielong_nn::ParamStore,
+    opt: &crate::AdamW,
+    keep: usize,
+) -> Result<PathBuf> {
+    let target = run_dir.join(ckpt_name(meta.step));
+    let dir = AtomicDir::new(&target)?;
+    params.save(&dir.path().join("model.safetensors"))?;
+    opt.save(&dir.path().join("optim.safetensors"))?;
+    jielong_core::fs::write_json_atomic(&dir.path().join("meta.json"), meta)?;
+    let path = dir.commit()?;
+    let all = list(run_dir)?;
+    if all.len() > keep {
+        for old in &all[..all.len() - keep] {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(path)
+}
+
+/// Save the resolved config beside the checkpoints.
+pub fn save_config(run_dir: &Path, cfg: &RunConfig) -> Result<()> {
+    let text = format!(
+        "# Resolved config of this run (written by jielong; `jielong train --resume {}` reads it).\n{}",
+        run_dir.display(),
+        cfg.to_toml()
+    );
+    jielong_core::fs::write_atomic(&run_dir.join("config.toml"), text.as_bytes())
+}

@@ -1,0 +1,242 @@
+//! The training loop, in nanoGPT's fixed order: learning rate → micro-steps (forward,
+//! backward) → clip → AdamW → log → maybe evaluate → maybe checkpoint.
+//!
+//! Exact resume: the batch for step s and its dropout masks are derived from (seed, s), the
+//! optimizer moments and step count are saved, and the schedule is a function of the step, so a
+//! run resumed from its checkpoint at step s computes the same losses as one never stopped.
+
+use crate::checkpoint::{self, Checkpoint, CheckpointMeta, CKPT_VERSION};
+use crate::config::RunConfig;
+use crate::eval::evaluate;
+use crate::metrics::{self, MetricRow};
+use crate::schedule::lr_at;
+use crate::step::StepRunner;
+use candle_core::Device;
+use jielong_core::{Error, Result};
+use jielong_data::{RandomWindows, TokenDataset, UnigramBaseline};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What the loop reports to its caller (the CLI draws a progress bar from these).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Training is about to start at `step` of `max_steps`.
+    Start { step: u64, max_steps: u64, n_params: usize, tokens_per_step: usize, resumed: bool },
+    Step { step: u64, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
+    Eval { step: u64, val_loss: f64 },
+    Checkpoint { step: u64, path: std::path::PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub steps: u64,
+    pub tokens_seen: u64,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    /// Unigram baseline on the validation split (or train, when there is no validation).
+    pub baseline_loss: f64,
+    pub interrupted: bool,
+    pub elapsed_s: f64,
+    pub checkpoint: std::path::PathBuf,
+    /// Losses of every step run in this call, in order (for tests and reports).
+    pub step_losses: Vec<(u64, f64)>,
+}
+
+fn copy_tokenizer(data_dir: &Path, run_dir: &Path) -> Result<()> {
+    let src = data_dir.join("tokenizer.json");
+    let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+    jielong_core::fs::write_atomic(&run_dir.join("tokenizer.json"), &bytes)
+}
+
+/// Train (or resume, when `resume` is true and `run_dir` holds a checkpoint). Setting `stop`
+/// makes the loop write a checkpoint after the current step and return with `interrupted`.
+pub fn train(
+    run_dir: &Path,
+    mut cfg: RunConfig,
+    resume: bool,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<TrainSummary> {
+    let dev = Device::Cpu;
+    let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
+    let val_data = TokenDataset::open(&cfg.data.dir, "val")?;
+    let meta = train_data.meta.clone();
+    if cfg.model.vocab_size == 0 {
+        cfg.model.vocab_size = meta.vocab_size;
+    } else if cfg.model.vocab_size < meta.vocab_size {
+        return Err(Error::input(format!(
+            "model.vocab_size = {} is smaller than the tokenizer's {} ids: raise it or leave it out",
+            cfg.model.vocab_size, meta.vocab_size
+        )));
+    }
+    cfg.model.validate()?;
+    let t = cfg.model.max_seq_len;
+    let sampler = RandomWindows::new(&train_data, cfg.train.seed, cfg.train.batch_size, t)?;
+    let mut runner = StepRunner::new(&cfg.model, &cfg.train, &dev)?;
+
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut start_step = 0u64;
+    let mut tokens_seen = 0u64;
+    let mut elapsed_before = 0f64;
+    let mut last_val = None;
+    if resume {
+        let ckpt = Checkpoint::open(run_dir)?;
+        if ckpt.meta.tokenizer_hash != meta.tokenizer_hash {
+            return Err(Error::input(format!(
+                "the data in {} was made with a different tokenizer than the checkpoint {}: resume with the data the run started with",
+                cfg.data.dir.display(),
+                ckpt.dir.display()
+            )));
+        }
+        if ckpt.meta.model != cfg.model {
+            return Err(Error::input("the model config differs from the checkpoint's: model.* cannot change on resume"));
+        }
+        runner.params.load(&ckpt.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
+        runner.opt.load(&ckpt.dir.join("optim.safetensors"), ckpt.meta.step)?;
+        start_step = ckpt.meta.step;
+        tokens_seen = ckpt.meta.tokens_seen;
+        elapsed_before = ckpt.meta.elapsed_s;
+        last_val = ckpt.meta.val_loss;
+        metrics::truncate_after(&metrics_path, start_step)?;
+    } else {
+        if !checkpoint::list(run_dir)?.is_empty() {
+            return Err(Error::input(format!(
+                "{} already holds checkpoints: continue it with --resume {0}, or pick another --out",
+                run_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+        let _ = std::fs::remove_file(&metrics_path);
+        if cfg.train.max_minutes > 0.0 {
+            calibrate(&mut cfg, &runner, &train_data, &sampler)?;
+        }
+    }
+    copy_tokenizer(&cfg.data.dir, run_dir)?;
+    checkpoint::save_config(run_dir, &cfg)?;
+
+    let baseline_ids = if val_data.is_empty() { train_data.to_vec() } else { val_data.to_vec() };
+    let baseline = UnigramBaseline::fit(&train_data.to_vec(), cfg.model.vocab_size).cross_entropy(&baseline_ids);
+    let tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * t;
+    on_event(Event::Start {
+        step: start_step,
+        max_steps: cfg.train.max_steps,
+        n_params: runner.params.n_params(),
+        tokens_per_step,
+        resumed: resume,
+    });
+
+    let started = Instant::now();
+    let mut step_losses = Vec::new();
+    let mut interrupted = false;
+    let mut last_ckpt = None;
+    let mut step = start_step;
+    let tc = cfg.train.clone();
+    while step < tc.max_steps {
+        let t0 = Instant::now();
+        let lr = lr_at(&tc, step);
+        let batches: Vec<_> = (0..tc.grad_accum as u64).map(|m| sampler.batch(&train_data, step, m)).collect();
+        let stats = runner.step(&batches, lr, tc.grad_clip, tc.seed, step)?;
+        if !stats.loss.is_finite() {
+            return Err(Error::Other(format!(
+                "loss became {} at step {step}: lower train.learning_rate or set train.grad_clip",
+                stats.loss
+            )));
+        }
+        step += 1;
+        tokens_seen += tokens_per_step as u64;
+        let tokens_per_s = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
+        step_losses.push((step, stats.loss));
+        let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        metrics::append(&metrics_path, &MetricRow {
+            step,
+            loss: Some(stats.loss),
+            val_loss: None,
+            lr: Some(lr),
+            grad_norm: Some(stats.grad_norm),
+            tokens_per_s: Some(tokens_per_s),
+            tokens_seen,
+            elapsed_s,
+        })?;
+        on_event(Event::Step { step, loss: stats.loss, lr, grad_norm: stats.grad_norm, tokens_per_s });
+
+        let last = step == tc.max_steps;
+        interrupted = stop.load(Ordering::SeqCst) && !last;
+        if (step % tc.eval_interval == 0 || last) && !val_data.is_empty() {
+            let r = evaluate(&runner.model, &val_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+            last_val = Some(r.loss);
+            metrics::append(&metrics_path, &MetricRow {
+                step,
+                loss: None,
+                val_loss: Some(r.loss),
+                lr: None,
+                grad_norm: None,
+                tokens_per_s: None,
+                tokens_seen,
+                elapsed_s,
+            })?;
+            on_event(Event::Eval { step, val_loss: r.loss });
+            write_plot(run_dir, baseline)?;
+        }
+        if step % tc.checkpoint_interval == 0 || last || interrupted {
+            let meta = CheckpointMeta {
+                format_version: CKPT_VERSION,
+                family: "gpt".into(),
+                model: cfg.model.clone(),
+                tokenizer_hash: meta.tokenizer_hash.clone(),
+                step,
+                tokens_seen,
+                seed: tc.seed,
+                val_loss: last_val,
+                train_loss: Some(stats.loss),
+                elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
+            };
+            let path = checkpoint::save(run_dir, &meta, &runner.params, &runner.opt, tc.keep_checkpoints)?;
+            on_event(Event::Checkpoint { step, path: path.clone() });
+            last_ckpt = Some(path);
+        }
+        if interrupted {
+            break;
+        }
+    }
+    write_plot(run_dir, baseline)?;
+    let checkpoint = match last_ckpt {
+        Some(p) => p,
+        None => checkpoint::latest(run_dir)?.ok_or_else(|| Error::Other("no checkpoint was written".into()))?,
+    };
+    let train_eval = evaluate(&runner.model, &train_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+    Ok(TrainSummary {
+        steps: step,
+        tokens_seen,
+        train_loss: train_eval.loss,
+        val_loss: last_val,
+        baseline_loss: baseline,
+        interrupted,
+        elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
+        checkpoint,
+        step_losses,
+    })
+}
+
+fn write_plot(run_dir: &Path, baseline: f64) -> Result<()> {
+    let rows = metrics::read(&run_dir.join("metrics.jsonl"));
+    jielong_core::fs::write_atomic(&run_dir.join("loss.svg"), metrics::plot_svg(&rows, Some(baseline)).as_bytes())
+}
+
+/// Time a few forward/backward passes (no update) and cap `max_steps` to fit `max_minutes`.
+fn calibrate(cfg: &mut RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<()> {
+    let batches: Vec<_> = (0..cfg.train.grad_accum as u64).map(|m| sampler.batch(data, 0, m)).collect();
+    let seeds = vec![0u64; batches.len()];
+    runner.gradients(&batches, &seeds)?; // warm-up: allocation, thread pool
+    let t0 = Instant::now();
+    for _ in 0..2 {
+        runner.gradients(&batches, &seeds)?;
+    }
+    // Forward + backward is most of a step; leave 15% for the optimizer, evaluation and checkpoints.
+    let per_step = t0.elapsed().as_secs_f64() / 2.0 * 1.15;
+    let fit = ((cfg.train.max_minutes * 60.0) / per_step).floor().max(1.0) as u64;
+    cfg.train.max_steps = cfg.train.max_steps.min(fit);
+    cfg.train.warmup_steps = cfg.train.warmup_steps.min(cfg.train.max_steps / 10);
+    cfg.train.max_minutes = 0.0;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Exact resume: a run stopped at step 6 and resumed computes the same losses for steps 7..12
+//! as a run that was never stopped (same seed, same data order, same dropout masks).
+
+use jielong_data::{prepare, PrepareOptions};
+use jielong_models::GptConfig;
+use jielong_nn::PositionEncoding;
+use jielong_text::{Document, ReadReport};
+use jielong_tokenizer::{Tokenizer, TokenizerKind};
+use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
+use jielong_train::{train, Event};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn make_data(dir: &Path) -> std::path::PathBuf {
+    let text: String = (0..200)
+        .map(|i| format!("Sentence {i}: the model predicts the next token. 模型预测下一个词元。\n"))
+        .collect();
+    let docs = vec![Document { source: "a".into(), text }];
+    let tk = Tokenizer::train(TokenizerKind::Bpe, 320, docs.iter().map(|d| d.text.clone())).unwrap();
+    let out = dir.join("shards");
+    prepare(docs, &ReadReport::default(), &tk, &out, &PrepareOptions::default()).unwrap();
+    out
+}
+
+fn config(data: &Path) -> RunConfig {
+    RunConfig {
+        data: DataConfig { dir: data.to_path_buf() },
+        model: GptConfig {
+            vocab_size: 0,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 32,
+            max_seq_len: 32,
+            dropout: 0.1,
+            pos_encoding: PositionEncoding::Rope,
+            ..GptConfig::tiny()
+        },
+        train: TrainConfig {
+            batch_size: 4,
+            grad_accum: 2,
+            max_steps: 12,
+            warmup_steps: 3,
+            learning_rate: 3e-3,
+            eval_interval: 4,
+            eval_windows: 8,
+            checkpoint_interval: 100,
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn resume_after_interrupt_matches_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let cfg = config(&data);
+
+    let never = AtomicBool::new(false);
+    let full = train(&dir.path().join("full"), cfg.clone(), false, &never, &mut |_| {}).unwrap();
+    assert_eq!(full.step_losses.len(), 12);
+    assert!(!full.interrupted);
+
+    // Interrupt after step 6: the loop must checkpoint there and stop.
+    let stop = AtomicBool::new(false);
+    let run = dir.path().join("cut");
+    let first = train(&run, cfg.clone(), false, &stop, &mut |e| {
+        if let Event::Step { step: 6, .. } = e {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.steps, 6);
+    assert!(run.join("ckpt-000006/model.safetensors").exists());
+
+    let resumed = train(&run, cfg.clone(), true, &never, &mut |_| {}).unwrap();
+    assert_eq!(resumed.step_losses.first().unwrap().0, 7);
+    let all: Vec<(u64, f64)> = first.step_losses.iter().chain(&resumed.step_losses).copied().collect();
+    assert_eq!(all, full.step_losses, "resumed losses differ from the uninterrupted run");
+    assert_eq!(resumed.val_loss, full.val_loss);
+    // Learning happened: the last loss is below the first.
+    assert!(full.step_losses[11].1 < full.step_losses[0].1);
+    // Metrics have one train row per step, no duplicates from the interrupted part.
+    let rows = jielong_train::metrics::read(&run.join("metrics.jsonl"));
+    let steps: Vec<u64> = rows.iter().filter(|r| r.loss.is_some()).map(|r| r.step).collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
+    assert!(std::fs::read_to_string(run.join("loss.svg")).unwrap().contains("<path"));
+}
+
+#[test]
+fn train_refuses_to_overwrite_and_detects_tokenizer_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let mut cfg = config(&data);
+    cfg.train.max_steps = 2;
+    let never = AtomicBool::new(false);
+    let run = dir.path().join("run");
+    train(&run, cfg.clone(), false, &never, &mut |_| {}).unwrap();
+    let e = train(&run, cfg.clone(), false, &never, &mut |_| {}).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("--resume"), "{e}");
+
+    // Data re-made with another tokenizer: resuming must refuse.
+    let docs = vec![Document { source: "b".into(), text: "entirely different text ".repeat(200) }];
+    let tk = Tokenizer::train(TokenizerKind::Char, 40, docs.iter().map(|d| d.text.clone())).unwrap();
+    let other = dir.path().join("other");
+    prepare(docs, &ReadReport::default(), &tk, &other, &PrepareOptions::default()).unwrap();
+    let mut cfg2 = cfg.clone();
+    cfg2.data.dir = other;
+    cfg2.model.vocab_size = 0;
+    cfg2.train.max_steps = 4;
+    let e = train(&run, cfg2, true, &never, &mut |_| {}).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("different tokenizer"), "{e}");
+
+    let mut bad = cfg.clone();
+    bad.model.n_head = 3;
+    let e = train(&dir.path().join("bad"), bad, false, &never, &mut |_| {}).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("not divisible"), "{e}");
+}
