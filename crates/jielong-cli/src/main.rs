@@ -1,1 +1,89 @@
-fn main() {}
+//! `jielong`: from raw text to a language model you trained. Each subcommand is one stage that
+//! reads and writes files a person can open.
+
+mod cmd;
+mod corpus;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+// Training allocates and frees many large tensors per step; mimalloc reuses that memory instead
+// of returning it to the OS and taking page faults to get it back (measured in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jielong", version, about = "接龙 — train, inspect and run small language models", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a small GPT on the built-in handbook, end to end, in a few minutes.
+    Quickstart(cmd::quickstart::Args),
+    /// Train, inspect and use tokenizers.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::Command),
+    /// Turn text into token shards.
+    #[command(subcommand)]
+    Data(cmd::data::Command),
+    /// Train a GPT from a TOML config, or resume a run.
+    Train(cmd::train::Args),
+    /// Continue a prompt with a trained checkpoint.
+    Sample(cmd::sample::Args),
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Quickstart(a) => cmd::quickstart::run(a),
+        Command::Tokenizer(c) => cmd::tokenizer::run(c),
+        Command::Data(c) => cmd::data::run(c),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Sample(a) => cmd::sample::run(a),
+        Command::Bench(c) => cmd::bench::run(c),
+    }
+}
+
+/// Exit status 2 for anything the user can fix (bad input, bad files), 130 for Ctrl-C, 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<jielong_core::Error>() {
+            if matches!(e, jielong_core::Error::Interrupted) {
+                return 130;
+            }
+            if e.is_user_error() {
+                return 2;
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return 0;
+            }
+        }
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit_code(&err);
+            if code != 0 && code != 130 {
+                let mut msg = format!("error: {err}");
+                for cause in err.chain().skip(1) {
+                    msg += &format!(": {cause}");
+                }
+                eprintln!("{msg}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

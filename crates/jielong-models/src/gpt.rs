@@ -261,7 +261,7 @@ impl Gpt {
             let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
             xs = (xs + ys)?;
             // MLP: (b, t, c) -> (b, t, 4c) -> (b, t, c)
-            let ys = block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?.gelu()?;
+            let ys = jielong_nn::gelu::gelu(&block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?)?;
             let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, rng(site + 1).as_mut())?;
             xs = (xs + ys)?;
         }

@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod dropout;
+pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
 pub mod params;

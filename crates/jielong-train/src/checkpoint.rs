@@ -124,3 +124,30 @@ pub fn save_config(run_dir: &Path, cfg: &RunConfig) -> Result<()> {
     );
     jielong_core::fs::write_atomic(&run_dir.join("config.toml"), text.as_bytes())
 }
+
+impl Checkpoint {
+    /// Build the model this checkpoint describes and load its weights.
+    pub fn load_model(&self, dev: &candle_core::Device) -> Result<jielong_models::Gpt> {
+        let params = jielong_nn::ParamStore::new(self.meta.seed);
+        let model = jielong_models::Gpt::new(&self.meta.model, params.var_builder(dev))?;
+        params.load(&self.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
+        Ok(model)
+    }
+
+    /// Load the run's tokenizer (or `override_path`), refusing one whose hash differs from the
+    /// tokenizer the model was trained with.
+    pub fn load_tokenizer(&self, override_path: Option<&Path>) -> Result<jielong_tokenizer::Tokenizer> {
+        let path = override_path.map(Path::to_path_buf).unwrap_or_else(|| self.tokenizer_path());
+        let tk = jielong_tokenizer::Tokenizer::load(&path)?;
+        if tk.hash() != self.meta.tokenizer_hash {
+            return Err(Error::input(format!(
+                "{} is not the tokenizer this model was trained with (hash {} vs {} in {}); use the run's own tokenizer.json",
+                path.display(),
+                &tk.hash()[..12],
+                &self.meta.tokenizer_hash[..12],
+                self.dir.join("meta.json").display()
+            )));
+        }
+        Ok(tk)
+    }
+}

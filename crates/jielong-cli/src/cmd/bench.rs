@@ -1,0 +1,135 @@
+//! `jielong bench train --preset small|medium`: training steps on random tokens, reported as
+//! tokens/s and model FLOP utilisation against this machine's measured matmul peak.
+//! `bench/pytorch_gpt.py` trains the identical model in PyTorch for a side-by-side ratio.
+
+use anyhow::Result;
+use clap::{Args as ClapArgs, Subcommand};
+use candle_core::{Device, Tensor};
+use jielong_core::{Error, Rng};
+use jielong_data::Batch;
+use jielong_models::GptConfig;
+use jielong_nn::PositionEncoding;
+use jielong_train::{StepRunner, TrainConfig};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Training throughput on a preset model.
+    Train(TrainArgs),
+}
+
+#[derive(ClapArgs)]
+pub struct TrainArgs {
+    /// small (4 layers, 4 heads, n_embd 256, seq 128, batch 32, vocab 4096) or
+    /// medium (6 layers, 6 heads, n_embd 384, seq 256, batch 8, vocab 8192).
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// One JSON line (same keys as bench/pytorch_gpt.py --json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub struct Preset {
+    pub model: GptConfig,
+    pub batch_size: usize,
+}
+
+pub fn preset(name: &str) -> Result<Preset, Error> {
+    let (n_layer, n_head, n_embd, seq, batch, vocab) = match name {
+        "small" => (4, 4, 256, 128, 32, 4096),
+        "medium" => (6, 6, 384, 256, 8, 8192),
+        _ => return Err(Error::input(format!("unknown preset `{name}`: use small or medium"))),
+    };
+    let model = GptConfig {
+        vocab_size: vocab,
+        n_layer,
+        n_head,
+        n_embd,
+        max_seq_len: seq,
+        dropout: 0.0,
+        bias: true,
+        tie_embeddings: true,
+        pos_encoding: PositionEncoding::Learned,
+        layer_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+    };
+    Ok(Preset { model, batch_size: batch })
+}
+
+/// f32 matrix-multiply rate of this machine through candle, best of several 1024³ products.
+pub fn matmul_peak_gflops(dev: &Device) -> Result<f64> {
+    let n = 1024;
+    let a = Tensor::randn(0f32, 1.0, (n, n), dev)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), dev)?;
+    for _ in 0..3 {
+        a.matmul(&b)?;
+    }
+    let mut best = f64::MAX;
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let c = a.matmul(&b)?;
+        drop(c);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n as f64).powi(3) / best / 1e9)
+}
+
+fn random_batch(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Batch {
+    let draw = |rng: &mut Rng| (0..b * t).map(|_| rng.below(vocab as u64) as u32).collect::<Vec<_>>();
+    Batch { batch_size: b, seq_len: t, inputs: draw(rng), targets: draw(rng) }
+}
+
+pub fn run(cmd: Command) -> Result<()> {
+    let Command::Train(a) = cmd;
+    if a.steps == 0 {
+        return Err(Error::input("--steps must be at least 1").into());
+    }
+    let p = preset(&a.preset)?;
+    let dev = Device::Cpu;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let peak = matmul_peak_gflops(&dev)?;
+    let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, ..Default::default() };
+    let mut runner = StepRunner::new(&p.model, &train, &dev)?;
+    let (b, t) = (p.batch_size, p.model.max_seq_len);
+    let mut rng = Rng::new(1337);
+    for i in 0..a.warmup {
+        let batch = random_batch(&mut rng, b, t, p.model.vocab_size);
+        runner.step(&[batch], train.learning_rate, train.grad_clip, train.seed, i as u64)?;
+    }
+    let batches: Vec<Batch> = (0..a.steps).map(|_| random_batch(&mut rng, b, t, p.model.vocab_size)).collect();
+    let t0 = Instant::now();
+    for (i, batch) in batches.into_iter().enumerate() {
+        runner.step(&[batch], train.learning_rate, train.grad_clip, train.seed, i as u64)?;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let tokens_per_s = (a.steps * b * t) as f64 / elapsed;
+    let flops_per_token = p.model.flops_per_token(t);
+    let mfu = flops_per_token * tokens_per_s / (peak * 1e9);
+    let n_params = p.model.n_params();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "impl": "jielong", "preset": a.preset, "n_params": n_params, "flops_per_token": flops_per_token,
+                "tokens_per_s": tokens_per_s, "step_ms": elapsed * 1000.0 / a.steps as f64, "mfu": mfu,
+                "peak_gflops": peak, "threads": threads,
+            })
+        );
+    } else {
+        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads", a.preset, n_params as f64 / 1e6);
+        println!("  {:.0} tokens/s ({:.1} ms/step over {} steps)", tokens_per_s, elapsed * 1000.0 / a.steps as f64, a.steps);
+        println!(
+            "  {:.1} GFLOP/s of model FLOPs = {:.1}% MFU of the measured matmul peak {:.1} GFLOP/s",
+            flops_per_token * tokens_per_s / 1e9,
+            mfu * 100.0,
+            peak
+        );
+    }
+    Ok(())
+}

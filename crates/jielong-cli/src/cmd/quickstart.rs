@@ -1,0 +1,125 @@
+//! `jielong quickstart`: the whole spine on built-in defaults. Corpus (the built-in handbook,
+//! or --corpus) → byte-level BPE tokenizer → token shards → a small GPT trained for --minutes →
+//! losses next to the unigram baseline → three samples. Every stage writes files under --out.
+//! Run it again after an interruption and it resumes from the last checkpoint.
+
+use super::{data, sample, tokenizer, train};
+use crate::corpus;
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use jielong_data::PrepareOptions;
+use jielong_generate::SampleOptions;
+use jielong_models::GptConfig;
+use jielong_tokenizer::TokenizerKind;
+use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
+use jielong_train::Checkpoint;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// Minutes of training (the schedule is fitted to this).
+    #[arg(long, default_value_t = 4.0)]
+    pub minutes: f64,
+    /// Where everything goes.
+    #[arg(long, default_value = "jielong-out")]
+    pub out: PathBuf,
+    /// Train on these files or folders instead of the built-in handbook.
+    #[arg(long, num_args = 1..)]
+    pub corpus: Vec<PathBuf>,
+    /// Tokenizer vocabulary size.
+    #[arg(long, default_value_t = 2048)]
+    pub vocab_size: usize,
+}
+
+const PROMPTS: [&str; 3] = ["A language model", "注意力机制", "To train a tokenizer,"];
+
+pub fn run(a: Args) -> Result<()> {
+    if !(a.minutes > 0.0 && a.minutes.is_finite()) {
+        return Err(jielong_core::Error::input(format!("--minutes {} must be a positive number", a.minutes)).into());
+    }
+    let t_start = Instant::now();
+    let run_dir = a.out.join("run");
+    let resume = jielong_train::checkpoint::latest(&run_dir)?.is_some();
+
+    // 1. Corpus.
+    let inputs = if a.corpus.is_empty() {
+        let dir = corpus::write_handbook(&a.out.join("corpus"))?;
+        println!("corpus: the built-in jielong handbook ({} KB, English and 简体中文) → {}", corpus::handbook_bytes() / 1024, dir.display());
+        vec![dir]
+    } else {
+        a.corpus.clone()
+    };
+    let (docs, read) = jielong_text::read_corpus(&inputs)?;
+    let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
+
+    // 2. Tokenizer (reused when resuming: the checkpoint is tied to it).
+    let tk_dir = a.out.join("tokenizer");
+    let tk = if resume && tk_dir.join("tokenizer.json").exists() {
+        jielong_tokenizer::Tokenizer::load(&tk_dir)?
+    } else {
+        tokenizer::train_on(TokenizerKind::Bpe, a.vocab_size, &texts, &tk_dir)?
+    };
+    println!("\n[1/4] tokenizer: byte-level BPE, {} ids → {}", tk.vocab_size(), tk_dir.join("tokenizer.json").display());
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    tokenizer::print_compression(&tokenizer::compression(&tk, &refs)?);
+    let example = "接龙: the next token";
+    let pieces: Vec<String> = tk.encode(example)?.iter().map(|&i| tk.piece_text(&tk.id_to_piece(i).unwrap_or_default())).collect();
+    println!("  e.g. {example:?} → [{}]", pieces.join(" | "));
+
+    // 3. Shards.
+    let shards = a.out.join("shards");
+    println!("\n[2/4] token shards → {}", shards.display());
+    let meta = jielong_data::prepare(docs, &read, &tk, &shards, &PrepareOptions::default())?;
+    data::print_report(&meta, &shards);
+
+    // 4. Train.
+    println!("\n[3/4] training for about {} minute(s) (Ctrl-C stops after a checkpoint; run again to resume)", a.minutes);
+    let cfg = RunConfig {
+        data: DataConfig { dir: shards.clone() },
+        model: GptConfig::tiny(),
+        train: TrainConfig {
+            batch_size: 16,
+            max_steps: 100_000,
+            max_minutes: a.minutes,
+            learning_rate: 2e-3,
+            min_lr: 2e-4,
+            warmup_steps: 30,
+            eval_interval: 50,
+            eval_windows: 48,
+            checkpoint_interval: 50,
+            ..Default::default()
+        },
+    };
+    let summary = if resume {
+        let saved = RunConfig::load(&run_dir.join("config.toml"), &[])?;
+        train::run_with_progress(&run_dir, saved, true)?
+    } else {
+        train::run_with_progress(&run_dir, cfg, false)?
+    };
+    train::print_summary(&summary, &run_dir);
+    if summary.interrupted {
+        println!("interrupted: run `jielong quickstart --out {}` again to resume", a.out.display());
+        return Err(jielong_core::Error::Interrupted.into());
+    }
+
+    // 5. Samples.
+    println!("\n[4/4] three samples (temperature 0.8, top-k 40):");
+    let ckpt = Checkpoint::open(&run_dir)?;
+    let model = ckpt.load_model(&candle_core::Device::Cpu)?;
+    for (i, prompt) in PROMPTS.iter().enumerate() {
+        let opts = SampleOptions { max_tokens: 60, temperature: 0.8, top_k: 40, seed: i as u64, stop_id: tk.eot_id() };
+        print!("\n  ▶ {prompt}");
+        sample::stream(&model, &tk, prompt, &opts)?;
+        println!();
+    }
+
+    println!("\nwhere everything is ({:.1} minutes in all):", t_start.elapsed().as_secs_f64() / 60.0);
+    println!("  {:<12} {}", "corpus", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    println!("  {:<12} {} (+ vocab.txt)", "tokenizer", tk_dir.join("tokenizer.json").display());
+    println!("  {:<12} {} (meta.json has the report)", "shards", shards.display());
+    println!("  {:<12} {}", "checkpoint", ckpt.dir.display());
+    println!("  {:<12} {} · {}", "metrics", run_dir.join("metrics.jsonl").display(), run_dir.join("loss.svg").display());
+    println!("next: jielong sample --checkpoint {} --prompt \"...\"", run_dir.display());
+    Ok(())
+}

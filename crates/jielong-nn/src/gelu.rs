@@ -1,0 +1,114 @@
+//! GELU (tanh approximation, GPT-2's "gelu_new") as one fused CPU kernel with its own backward.
+//!
+//! candle's `gelu` is correct but its backward builds the derivative from about fourteen
+//! separate tensor operations (including two `powf`), each a full pass over memory; here forward
+//! and backward are each one parallel pass. `candle_core::Tensor::gelu` is the reference path
+//! (see the parity test).
+//!
+//! gelu(x)  = 0.5·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
+//! gelu'(x) = 0.5·(1 + tanh(u)) + 0.5·x·(1 − tanh²(u))·√(2/π)·(1 + 3·0.044715·x²)
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const COEF: f32 = 0.044_715;
+const CHUNK: usize = 16 * 1024;
+
+#[inline]
+fn tanh_fast(u: f32) -> f32 {
+    // tanh(u) = 1 − 2/(e^{2u} + 1); exact to f32 rounding, and cheaper than libm's tanhf.
+    if u > 9.0 {
+        1.0
+    } else if u < -9.0 {
+        -1.0
+    } else {
+        1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+    }
+}
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "jielong-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let xs = contiguous_f32(s, l, "gelu")?;
+        let mut ys = vec![0f32; xs.len()];
+        ys.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                let u = SQRT_2_OVER_PI * (x + COEF * x * x * x);
+                *y = 0.5 * x * (1.0 + tanh_fast(u));
+            }
+        });
+        Ok((CpuStorage::F32(ys), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluGrad)?))
+    }
+}
+
+/// (x, dy) → dy · gelu'(x)
+struct GeluGrad;
+
+impl CustomOp2 for GeluGrad {
+    fn name(&self) -> &'static str {
+        "jielong-gelu-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let xs = contiguous_f32(s1, l1, "gelu backward")?;
+        let gs = contiguous_f32(s2, l2, "gelu backward")?;
+        let mut out = vec![0f32; xs.len()];
+        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
+            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                let x2 = x * x;
+                let t = tanh_fast(SQRT_2_OVER_PI * (x + COEF * x2 * x));
+                let d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * COEF * x2);
+                *o = g * d;
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Fused GELU (tanh approximation) with backward, for f32 tensors; other dtypes use candle's.
+pub fn gelu(xs: &Tensor) -> Result<Tensor> {
+    if xs.dtype() != candle_core::DType::F32 || !xs.device().is_cpu() {
+        return xs.gelu();
+    }
+    xs.contiguous()?.apply_op1(Gelu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn gelu_fused_matches_reference_values_and_grads() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (7, 301), &dev).unwrap())).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (7, 301), &dev).unwrap();
+        let fused = gelu(x.as_tensor()).unwrap();
+        let reference = x.as_tensor().gelu().unwrap();
+        let d: f32 = (&fused - &reference).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        assert!(d < 1e-5, "values differ by {d}");
+        let g1 = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g1, g2) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+        let d: f32 = (g1 - g2).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        assert!(d < 1e-4, "gradients differ by {d}");
+    }
+}
