@@ -67,14 +67,19 @@ impl AdamW {
         let bc2 = 1.0 - beta2.powi(self.t as i32);
         for s in &mut self.slots {
             let Some(g) = grads.get(s.var.as_tensor()) else { continue };
-            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g.clone() };
+            // Gradients carry candle's op graph back into the forward pass; detach them, or the
+            // moments would keep every past step's graph alive.
+            let g = g.detach();
+            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g };
             s.m = ((&s.m * beta1)? + (&g * (1.0 - beta1))?)?;
             s.v = ((&s.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let denom = ((&s.v / bc2)?.sqrt()? + eps)?;
             let update = ((&s.m / bc1)? / denom)?;
             let p = s.var.as_tensor();
             let p = if s.decay && weight_decay > 0.0 { (p * (1.0 - lr * weight_decay))? } else { p.clone() };
-            s.var.set(&(p - (update * lr)?)?)?;
+            s.var.set(&(p - (update * lr)?)?.detach())?;
+            s.m = s.m.detach();
+            s.v = s.v.detach();
         }
         Ok(())
     }

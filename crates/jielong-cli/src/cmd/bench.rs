@@ -111,18 +111,20 @@ pub fn run(cmd: Command) -> Result<()> {
     let tokens_per_s = (a.steps * b * t) as f64 / elapsed;
     let flops_per_token = p.model.flops_per_token(t);
     let mfu = flops_per_token * tokens_per_s / (peak * 1e9);
-    let n_params = p.model.n_params();
+    let n_params_total = p.model.n_params();
+    // As bench/pytorch_gpt.py: the parameters in the FLOP formula (position table excluded).
+    let n_params = n_params_total - p.model.max_seq_len * p.model.n_embd;
     if a.json {
         println!(
             "{}",
             serde_json::json!({
-                "impl": "jielong", "preset": a.preset, "n_params": n_params, "flops_per_token": flops_per_token,
+                "impl": "jielong", "preset": a.preset, "n_params": n_params, "n_params_total": n_params_total, "flops_per_token": flops_per_token,
                 "tokens_per_s": tokens_per_s, "step_ms": elapsed * 1000.0 / a.steps as f64, "mfu": mfu,
                 "peak_gflops": peak, "threads": threads,
             })
         );
     } else {
-        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads", a.preset, n_params as f64 / 1e6);
+        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads", a.preset, n_params_total as f64 / 1e6);
         println!("  {:.0} tokens/s ({:.1} ms/step over {} steps)", tokens_per_s, elapsed * 1000.0 / a.steps as f64, a.steps);
         println!(
             "  {:.1} GFLOP/s of model FLOPs = {:.1}% MFU of the measured matmul peak {:.1} GFLOP/s",
