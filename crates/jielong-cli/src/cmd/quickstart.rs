@@ -19,7 +19,7 @@ use std::time::Instant;
 #[derive(ClapArgs)]
 pub struct Args {
     /// Minutes of training (the schedule is fitted to this).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
     pub minutes: f64,
     /// Where everything goes.
     #[arg(long, default_value = "jielong-out")]

@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub max_tokens: usize,
     /// 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Sample among the k most likely tokens (0 = all).
     #[arg(long, default_value_t = 40)]
