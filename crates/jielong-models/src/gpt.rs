@@ -94,22 +94,22 @@ impl GptConfig {
                 return bad(format!("model.{name} must be at least 1"));
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!(
                 "model.n_embd = {} is not divisible by model.n_head = {}: every head needs n_embd / n_head dimensions",
                 self.n_embd, self.n_head
             ));
         }
-        if self.pos_encoding == PositionEncoding::Rope && self.head_dim() % 2 != 0 {
+        if self.pos_encoding == PositionEncoding::Rope && !self.head_dim().is_multiple_of(2) {
             return bad(format!("RoPE needs an even head dimension, got n_embd / n_head = {}", self.head_dim()));
         }
-        if self.pos_encoding == PositionEncoding::Sinusoidal && self.n_embd % 2 != 0 {
+        if self.pos_encoding == PositionEncoding::Sinusoidal && !self.n_embd.is_multiple_of(2) {
             return bad(format!("sinusoidal positions need an even n_embd, got {}", self.n_embd));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("model.dropout = {} must be in [0, 1)", self.dropout));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return bad("model.layer_norm_eps must be positive".into());
         }
         Ok(())

@@ -88,7 +88,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return bad("train.beta1 and train.beta2 must be in [0, 1)");
         }
-        if !(self.eps > 0.0) || self.weight_decay < 0.0 || self.grad_clip < 0.0 || self.max_minutes < 0.0 {
+        if self.eps.is_nan() || self.eps <= 0.0 || self.weight_decay < 0.0 || self.grad_clip < 0.0 || self.max_minutes < 0.0 {
             return bad("train.eps must be positive; weight_decay, grad_clip and max_minutes must not be negative");
         }
         if self.eval_interval == 0 || self.checkpoint_interval == 0 || self.keep_checkpoints == 0 {

@@ -162,7 +162,7 @@ pub fn train(
 
         let last = step == tc.max_steps;
         interrupted = stop.load(Ordering::SeqCst) && !last;
-        if (step % tc.eval_interval == 0 || last) && !val_data.is_empty() {
+        if (step.is_multiple_of(tc.eval_interval) || last) && !val_data.is_empty() {
             let r = evaluate(&runner.model, &val_data, tc.batch_size, t, tc.eval_windows, &dev)?;
             last_val = Some(r.loss);
             metrics::append(&metrics_path, &MetricRow {
@@ -178,7 +178,7 @@ pub fn train(
             on_event(Event::Eval { step, val_loss: r.loss });
             write_plot(run_dir, baseline)?;
         }
-        if step % tc.checkpoint_interval == 0 || last || interrupted {
+        if step.is_multiple_of(tc.checkpoint_interval) || last || interrupted {
             let meta = CheckpointMeta {
                 format_version: CKPT_VERSION,
                 family: "gpt".into(),

@@ -49,7 +49,7 @@ pub fn stream(model: &dyn jielong_models::CausalLm, tk: &Tokenizer, prompt: &str
         if let Ok(text) = tk.decode(&new_ids) {
             let ready = text.trim_end_matches('\u{FFFD}');
             if ready.len() > printed && ready.is_char_boundary(printed) {
-                if let Err(e) = out.write_all(ready[printed..].as_bytes()).and_then(|_| out.flush()) {
+                if let Err(e) = out.write_all(&ready.as_bytes()[printed..]).and_then(|_| out.flush()) {
                     failed = Some(e);
                 }
                 printed = ready.len();
@@ -61,7 +61,7 @@ pub fn stream(model: &dyn jielong_models::CausalLm, tk: &Tokenizer, prompt: &str
     }
     let text = tk.decode(&new_ids)?;
     if text.len() > printed {
-        out.write_all(text[printed..].as_bytes())?;
+        out.write_all(&text.as_bytes()[printed..])?;
     }
     out.flush()?;
     Ok(text)
