@@ -77,7 +77,9 @@ pub fn run(a: Args) -> Result<()> {
     println!("\n[3/4] training for about {} minute(s) (Ctrl-C stops after a checkpoint; run again to resume)", a.minutes);
     let cfg = RunConfig {
         data: DataConfig { dir: shards.clone() },
-        model: GptConfig::tiny(),
+        // The handbook is small (tens of thousands of tokens): more dropout than usual holds
+        // off overfitting within the few hundred steps of a quickstart.
+        model: GptConfig { dropout: 0.2, ..GptConfig::tiny() },
         train: TrainConfig {
             batch_size: 16,
             max_steps: 100_000,
