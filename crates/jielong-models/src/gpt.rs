@@ -283,3 +283,79 @@ impl CausalLm for Gpt {
         self.cfg.max_seq_len
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    use jielong_nn::ParamStore;
+
+    fn model(pos: PositionEncoding, tie: bool, bias: bool) -> Gpt {
+        let cfg = GptConfig {
+            vocab_size: 50,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 16,
+            max_seq_len: 12,
+            dropout: 0.0,
+            bias,
+            tie_embeddings: tie,
+            pos_encoding: pos,
+            ..GptConfig::tiny()
+        };
+        let params = ParamStore::new(3);
+        let m = Gpt::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        assert_eq!(params.n_params(), cfg.n_params(), "n_params formula disagrees with the built model");
+        m
+    }
+
+    #[test]
+    fn gpt_is_causal_for_every_position_encoding() {
+        for pos in [PositionEncoding::Learned, PositionEncoding::Sinusoidal, PositionEncoding::Rope] {
+            for (tie, bias) in [(true, true), (false, false)] {
+                let m = model(pos, tie, bias);
+                let a = Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 4, 8]], &Device::Cpu).unwrap();
+                let b = Tensor::new(&[[1u32, 5, 9, 2, 11, 12, 13, 14]], &Device::Cpu).unwrap();
+                let la = m.logits(&a).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+                let lb = m.logits(&b).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+                for i in 0..4 {
+                    for (x, y) in la[i].iter().zip(&lb[i]) {
+                        assert!((x - y).abs() < 1e-5, "{pos:?}: position {i} sees the future");
+                    }
+                }
+                let diff: f32 = la[4].iter().zip(&lb[4]).map(|(x, y)| (x - y).abs()).sum();
+                assert!(diff > 1e-3, "{pos:?}: position 4 ignores its own token");
+            }
+        }
+    }
+
+    #[test]
+    fn gpt_position_matters_and_long_input_is_an_error() {
+        for pos in [PositionEncoding::Learned, PositionEncoding::Sinusoidal, PositionEncoding::Rope] {
+            let m = model(pos, true, true);
+            // Without position information attention is a bag of words: the last position would
+            // give the same output for [3, 9, 4] and [9, 3, 4]. (A run of identical tokens is no
+            // test: RoPE encodes only relative position.)
+            let last = |ids: [u32; 3]| {
+                let l = m.logits(&Tensor::new(&[ids], &Device::Cpu).unwrap()).unwrap();
+                l.squeeze(0).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap()
+            };
+            let diff: f32 = last([3, 9, 4]).iter().zip(&last([9, 3, 4])).map(|(x, y)| (x - y).abs()).sum();
+            assert!(diff > 1e-4, "{pos:?}: order of the context does not matter");
+            let long = Tensor::zeros((1, 13), candle_core::DType::U32, &Device::Cpu).unwrap();
+            assert!(m.logits(&long).is_err());
+        }
+    }
+
+    #[test]
+    fn gpt_config_validation_names_the_field() {
+        let mut c = GptConfig { vocab_size: 10, ..GptConfig::tiny() };
+        c.n_head = 5;
+        assert!(c.validate().unwrap_err().to_string().contains("n_head"));
+        c.n_head = 4;
+        c.dropout = 1.0;
+        assert!(c.validate().unwrap_err().to_string().contains("dropout"));
+        let c = GptConfig { vocab_size: 0, ..GptConfig::tiny() };
+        assert!(c.validate().unwrap_err().to_string().contains("vocab_size"));
+    }
+}
