@@ -1,6 +1,16 @@
-//! Decoding. For now: plain sampling (temperature, top-k) by recomputing the window each step;
-//! the engine with a KV cache, the sampler chain and beam search grow here.
+//! Decoding, for every model family through `CausalLm`: the `Engine` (prefill + batched decode
+//! with KV caches owned by the caller), the sampler chain, beam search, stop rules, streaming
+//! text, and the repetition measures that show what each strategy does.
 
-pub mod sample;
+pub mod beam;
+pub mod engine;
+pub mod generate;
+pub mod repetition;
+pub mod sampler;
+pub mod text;
 
-pub use sample::{sample, SampleOptions};
+pub use beam::{beam_search, BeamOptions, Hypothesis};
+pub use engine::{Engine, Sequence};
+pub use generate::{generate, Finish, GenOptions, Output};
+pub use sampler::{Chain, SamplingConfig};
+pub use text::StreamText;

@@ -20,7 +20,7 @@ use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{causal_mask, causal_self_attention, Conv1dLinear, Dropout, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{causal_mask, causal_mask_after, causal_self_attention, Conv1dLinear, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +256,7 @@ impl Gpt {
                 q = rope.apply(&q, 0)?;
                 k = rope.apply(&k, 0)?;
             }
-            let (ys, _att) = causal_self_attention(&q, &k, &v, &mask)?; // (b, h, t, d)
+            let (ys, _att) = causal_self_attention(&q, &k, &v, Some(&mask))?; // (b, h, t, d)
             let ys = ys.transpose(1, 2)?.reshape((b, t, c))?; // (b, t, c)
             let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
             xs = (xs + ys)?;
@@ -272,9 +272,90 @@ impl Gpt {
     }
 }
 
+impl Gpt {
+    /// Decoding with KV caches. Sequence `s` is fed the new tokens `chunks[s]` (its whole prompt
+    /// at prefill, one token per step after that) on top of what `caches[s]` already holds.
+    /// All new tokens of all sequences travel packed as one (n, c) matrix through the
+    /// embeddings, norms and matmuls; only attention runs per sequence, against that sequence's
+    /// own keys and values. Returns the logits at each chunk's last token: (n_seq, vocab_size).
+    pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if chunks.len() != caches.len() {
+            candle_core::bail!("{} chunks but {} caches", chunks.len(), caches.len());
+        }
+        let (c, h, d) = (self.cfg.n_embd, self.cfg.n_head, self.cfg.head_dim());
+        let dev = self.head.device();
+        // Where each sequence's new tokens start (positions are per sequence).
+        let offsets: Vec<usize> = caches.iter().map(|kv| kv.len()).collect();
+        let mut ids = Vec::new();
+        let mut pos = Vec::new();
+        for (chunk, &off) in chunks.iter().zip(&offsets) {
+            if chunk.is_empty() {
+                candle_core::bail!("forward_cached: a sequence was given no new tokens");
+            }
+            if off + chunk.len() > self.cfg.max_seq_len {
+                candle_core::bail!(
+                    "context of {} tokens is longer than the model's max_seq_len {}",
+                    off + chunk.len(),
+                    self.cfg.max_seq_len
+                );
+            }
+            ids.extend_from_slice(chunk);
+            pos.extend((off..off + chunk.len()).map(|p| p as u32));
+        }
+        let n = ids.len();
+        let ids = Tensor::from_vec(ids, n, dev)?;
+        let pos = Tensor::from_vec(pos, n, dev)?;
+
+        let mut xs = self.wte.forward(&ids)?; // (n, c)
+        if let Some(wpe) = &self.wpe {
+            xs = (xs + wpe.forward(&pos)?)?;
+        }
+        if let Some(table) = &self.sinusoids {
+            xs = (xs + table.index_select(&pos, 0)?)?;
+        }
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (n, 3c)
+            let mut outs = Vec::with_capacity(chunks.len());
+            let mut start = 0;
+            for (s, chunk) in chunks.iter().enumerate() {
+                let t = chunk.len();
+                let part = qkv.narrow(0, start, t)?; // (t, 3c)
+                let split = |j: usize| -> Result<Tensor> {
+                    part.narrow(1, j * c, c)?.reshape((1, t, h, d))?.transpose(1, 2)?.contiguous() // (1, h, t, d)
+                };
+                let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
+                if let Some(rope) = &self.rope {
+                    q = rope.apply(&q, offsets[s])?;
+                    k = rope.apply(&k, offsets[s])?;
+                }
+                let (k, v) = caches[s].append(layer, &k, &v)?; // (1, h, off + t, d)
+                let mask = if t > 1 { Some(causal_mask_after(t, offsets[s], dev)?) } else { None };
+                let (ys, _att) = causal_self_attention(&q, &k, &v, mask.as_ref())?; // (1, h, t, d)
+                outs.push(ys.transpose(1, 2)?.reshape((t, c))?); // (t, c)
+                start += t;
+            }
+            let ys = if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? }; // (n, c)
+            xs = (xs + block.c_proj.forward(&ys)?)?;
+            let ys = jielong_nn::gelu::gelu(&block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?)?;
+            xs = (xs + block.mlp.c_proj.forward(&ys)?)?;
+        }
+        // Only each chunk's last position is needed: (n_seq, c) -> (n_seq, v).
+        let mut end = 0u32;
+        let last: Vec<u32> = chunks.iter().map(|ch| { end += ch.len() as u32; end - 1 }).collect();
+        let xs = xs.index_select(&Tensor::new(last.as_slice(), dev)?, 0)?;
+        self.ln_f.forward(&xs)?.matmul(&self.head.t()?)
+    }
+}
+
 impl CausalLm for Gpt {
     fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         self.forward(ids, ForwardOpts::default())
+    }
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.n_layer)
+    }
+    fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        Gpt::forward_cached(self, chunks, caches)
     }
     fn vocab_size(&self) -> usize {
         self.cfg.vocab_size

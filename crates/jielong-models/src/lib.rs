@@ -7,6 +7,7 @@ pub mod gpt;
 pub use gpt::{Gpt, GptConfig};
 
 use candle_core::{Result, Tensor};
+pub use jielong_nn::KvCache;
 
 /// A model that gives next-token logits for every position of a batch of sequences.
 pub trait CausalLm {
@@ -15,4 +16,10 @@ pub trait CausalLm {
     fn vocab_size(&self) -> usize;
     /// Longest sequence the model accepts in one call.
     fn max_seq_len(&self) -> usize;
+    /// An empty decoding state for one sequence.
+    fn new_cache(&self) -> KvCache;
+    /// Feed sequence `s` the new tokens `chunks[s]` on top of `caches[s]` (which grows by them);
+    /// returns the logits at each chunk's last token, (n_seq, vocab_size). Sequences may have
+    /// different lengths; they share one forward pass.
+    fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor>;
 }

@@ -5,19 +5,30 @@ use candle_core::{Device, Result, Tensor, D};
 
 /// (t, t) additive mask: 0 on and below the diagonal, −∞ above.
 pub fn causal_mask(t: usize, dev: &Device) -> Result<Tensor> {
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    Tensor::from_vec(data, (t, t), dev)
+    causal_mask_after(t, 0, dev)
 }
 
-/// q, k, v: (b, h, t, d); `mask`: (t, t) from `causal_mask`. Returns (b, h, t, d) and the
-/// attention probabilities (b, h, t, t) after dropout is applied by the caller.
-pub fn causal_self_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
+/// (t, offset + t) additive mask for t new queries after `offset` cached keys: query i (at
+/// position offset + i) sees keys 0..=offset + i.
+pub fn causal_mask_after(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
+    let n = offset + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| (0..n).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_vec(data, (t, n), dev)
+}
+
+/// q: (b, h, t, d); k, v: (b, h, s, d) with s ≥ t (cached keys first); `mask`: (t, s) from
+/// `causal_mask` / `causal_mask_after`, or None when nothing is to be hidden (one new query).
+/// Returns (b, h, t, d) and the attention probabilities (b, h, t, s).
+pub fn causal_self_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
     let d = q.dim(D::Minus1)?;
     let scale = 1.0 / (d as f64).sqrt();
-    let att = (q.matmul(&k.t()?)? * scale)?; // (b, h, t, t)
-    let att = att.broadcast_add(mask)?;
+    let att = (q.matmul(&k.t()?)? * scale)?; // (b, h, t, s)
+    let att = match mask {
+        Some(mask) => att.broadcast_add(mask)?,
+        None => att,
+    };
     let att = candle_nn::ops::softmax(&att, D::Minus1)?;
     let ys = att.matmul(v)?; // (b, h, t, d)
     Ok((ys, att))
@@ -33,7 +44,7 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
-        let (ys, att) = causal_self_attention(&q, &k, &v, &causal_mask(4, &dev).unwrap()).unwrap();
+        let (ys, att) = causal_self_attention(&q, &k, &v, Some(&causal_mask(4, &dev).unwrap())).unwrap();
         let first = ys.narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let v0 = v.narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (a, b) in first.iter().zip(&v0) {

@@ -6,13 +6,15 @@
 pub mod attention;
 pub mod dropout;
 pub mod gelu;
+pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod params;
 pub mod position;
 
-pub use attention::{causal_mask, causal_self_attention};
+pub use attention::{causal_mask, causal_mask_after, causal_self_attention};
 pub use dropout::Dropout;
+pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
 pub use linear::Conv1dLinear;
 pub use params::ParamStore;

@@ -3,6 +3,8 @@
 //! The file on disk is always HF's `tokenizer.json`, so any HF-compatible tool can load it.
 
 mod byte_level;
+pub mod stream;
 pub mod tokenizer;
 
+pub use stream::TextStream;
 pub use tokenizer::{Tokenizer, TokenizerKind, EOT};

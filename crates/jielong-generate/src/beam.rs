@@ -1,0 +1,125 @@
+//! Beam search: keep the `beams` most probable partial continuations, extend each by every
+//! token, keep the best again. Finished hypotheses (an end-of-text id) are scored with a length
+//! penalty, score = log p / length^α (α > 0 favours longer output), as in Hugging Face
+//! `generate`. All beams of a step share one forward pass; a beam that forks clones its KV cache
+//! (cheap: cached tensors are shared, never written in place).
+
+use crate::engine::{Engine, Sequence};
+use crate::sampler::NoRepeatNgram;
+use jielong_core::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct BeamOptions {
+    pub beams: usize,
+    pub max_tokens: usize,
+    pub length_penalty: f32,
+    /// Stop as soon as `beams` hypotheses are finished (true), or only when no running beam can
+    /// still beat the worst of them (false).
+    pub early_stopping: bool,
+    pub stop_ids: Vec<u32>,
+    pub no_repeat_ngram: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hypothesis {
+    /// Generated tokens (without the end-of-text id).
+    pub tokens: Vec<u32>,
+    /// Sum of the tokens' log-probabilities (the end-of-text id included when it ended).
+    pub logprob: f64,
+    /// logprob / length^length_penalty.
+    pub score: f64,
+    pub finished: bool,
+}
+
+fn score(logprob: f64, len: usize, alpha: f32) -> f64 {
+    logprob / (len.max(1) as f64).powf(alpha as f64)
+}
+
+fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+    row.iter().map(|&x| x as f64 - lse).collect()
+}
+
+/// The best hypotheses, best first (at most `beams`).
+pub fn beam_search(engine: &Engine, prompt: Vec<u32>, opts: &BeamOptions) -> Result<Vec<Hypothesis>> {
+    if opts.beams == 0 {
+        return Err(Error::input("--beams 0: beam search needs at least one beam"));
+    }
+    let k = opts.beams;
+    let mut running: Vec<(Sequence, f64)> = vec![(engine.sequence(prompt)?, 0.0)];
+    let mut done: Vec<Hypothesis> = Vec::new();
+    for step in 0..opts.max_tokens {
+        let rows = {
+            let mut batch: Vec<&mut Sequence> = running.iter_mut().map(|(s, _)| s).collect();
+            engine.step(&mut batch)?
+        };
+        // Every (beam, token) extension: (total log-prob, beam, token).
+        let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len() * rows[0].len());
+        for (b, row) in rows.iter().enumerate() {
+            let mut lp = log_softmax(row);
+            if opts.no_repeat_ngram > 0 {
+                let mut ngram = NoRepeatNgram::new(opts.no_repeat_ngram);
+                running[b].0.tokens.iter().for_each(|&t| crate::sampler::Sampler::accept(&mut ngram, t));
+                for id in ngram.banned() {
+                    lp[id as usize] = f64::NEG_INFINITY;
+                }
+            }
+            let base = running[b].1;
+            cands.extend(lp.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(t, l)| (base + l, b, t as u32)));
+        }
+        let want = (2 * k).min(cands.len());
+        if want == 0 {
+            break;
+        }
+        let order = |a: &(f64, usize, u32), b: &(f64, usize, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2));
+        if want < cands.len() {
+            cands.select_nth_unstable_by(want - 1, order);
+            cands.truncate(want);
+        }
+        cands.sort_by(order);
+
+        let mut next: Vec<(Sequence, f64)> = Vec::with_capacity(k);
+        for (rank, &(lp, b, tok)) in cands.iter().enumerate() {
+            if opts.stop_ids.contains(&tok) {
+                // Only an end among the top `beams` counts (as HF): it beat the running beams.
+                if rank < k {
+                    let tokens = running[b].0.generated().to_vec();
+                    done.push(Hypothesis { score: score(lp, tokens.len(), opts.length_penalty), tokens, logprob: lp, finished: true });
+                }
+                continue;
+            }
+            let mut seq = running[b].0.clone();
+            seq.push(tok);
+            next.push((seq, lp));
+            if next.len() == k {
+                break;
+            }
+        }
+        running = next;
+        done.sort_by(|a, b| b.score.total_cmp(&a.score));
+        done.truncate(k);
+        if running.is_empty() {
+            break;
+        }
+        if done.len() == k {
+            if opts.early_stopping {
+                break;
+            }
+            // The best a running beam can still do: its score now if α ≤ 0 (log-probs only
+            // fall), or at the longest length when α > 0.
+            let len = if opts.length_penalty > 0.0 { opts.max_tokens } else { step + 1 };
+            let best_running = running.iter().map(|(_, lp)| score(*lp, len, opts.length_penalty)).fold(f64::NEG_INFINITY, f64::max);
+            if done[k - 1].score >= best_running {
+                break;
+            }
+        }
+    }
+    for (seq, lp) in running {
+        let tokens = seq.generated().to_vec();
+        done.push(Hypothesis { score: score(lp, tokens.len(), opts.length_penalty), tokens, logprob: lp, finished: false });
+    }
+    done.sort_by(|a, b| b.score.total_cmp(&a.score));
+    done.truncate(k);
+    Ok(done)
+}
