@@ -3,6 +3,7 @@
 
 mod cmd;
 mod corpus;
+mod layout;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -32,8 +33,13 @@ enum Command {
     Data(cmd::data::Command),
     /// Train a GPT from a TOML config, or resume a run.
     Train(cmd::train::Args),
-    /// Continue a prompt with a trained checkpoint.
-    Sample(cmd::sample::Args),
+    /// Continue a prompt: greedy, sampled or beam search; --explain, --compare.
+    #[command(alias = "sample")]
+    Generate(cmd::generate::Args),
+    /// Talk to a checkpoint through a chat template, keeping the KV cache between turns.
+    Chat(cmd::chat::Args),
+    /// Cross-entropy, perplexity and bits per byte on text files.
+    Eval(cmd::eval::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -45,7 +51,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenizer(c) => cmd::tokenizer::run(c),
         Command::Data(c) => cmd::data::run(c),
         Command::Train(a) => cmd::train::run(a),
-        Command::Sample(a) => cmd::sample::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }
@@ -70,7 +78,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// mimalloc's `purge_delay` option (mimalloc v3 numbering).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Keep freed memory instead of handing it back to the OS after 10 ms: the same large
+    // activation buffers are needed again a moment later, and re-faulting them cost 5× in
+    // batched prefill (BENCHMARKS.md). Peak memory is unchanged; it is just not given back.
+    // SAFETY: sets a plain integer option; mimalloc reads options at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,21 +4,6 @@
 mod common;
 use common::*;
 
-fn spine(dir: &std::path::Path) {
-    let corpus = write_corpus(dir);
-    let c = corpus.to_str().unwrap();
-    let o = jielong(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", "400", "--out", "tok", c], dir);
-    assert_ok(&o);
-    assert!(text(&o).contains("characters/token"), "{}", text(&o));
-    let o = jielong(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards", c], dir);
-    assert_ok(&o);
-    assert!(text(&o).contains("2 kept"), "{}", text(&o));
-    std::fs::write(dir.join("tiny.toml"), TINY_CONFIG).unwrap();
-    let o = jielong(&["train", "--config", "tiny.toml", "--out", "run"], dir);
-    assert_ok(&o);
-    assert!(text(&o).contains("unigram baseline"), "{}", text(&o));
-}
-
 #[test]
 fn cli_spine_end_to_end_and_resume() {
     let d = tempfile::tempdir().unwrap();

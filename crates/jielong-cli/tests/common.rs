@@ -60,3 +60,28 @@ eval_interval = 3
 eval_windows = 8
 checkpoint_interval = 3
 "#;
+
+/// Tokenizer → shards → a 6-step run in `dir/run` (tokenizer in `dir/tok`).
+pub fn spine(dir: &Path) {
+    spine_with(dir, &[]);
+}
+
+/// As `spine`, with `--set` overrides for the training run.
+pub fn spine_with(dir: &Path, set: &[&str]) {
+    let corpus = write_corpus(dir);
+    let c = corpus.to_str().unwrap();
+    let o = jielong(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", "400", "--out", "tok", c], dir);
+    assert_ok(&o);
+    assert!(text(&o).contains("characters/token"), "{}", text(&o));
+    let o = jielong(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards", c], dir);
+    assert_ok(&o);
+    assert!(text(&o).contains("2 kept"), "{}", text(&o));
+    std::fs::write(dir.join("tiny.toml"), TINY_CONFIG).unwrap();
+    let mut args = vec!["train", "--config", "tiny.toml", "--out", "run"];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let o = jielong(&args, dir);
+    assert_ok(&o);
+    assert!(text(&o).contains("unigram baseline"), "{}", text(&o));
+}

@@ -352,7 +352,7 @@ impl CausalLm for Gpt {
         self.forward(ids, ForwardOpts::default())
     }
     fn new_cache(&self) -> KvCache {
-        KvCache::new(self.cfg.n_layer)
+        KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len)
     }
     fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
         Gpt::forward_cached(self, chunks, caches)

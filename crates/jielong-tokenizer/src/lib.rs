@@ -3,8 +3,10 @@
 //! The file on disk is always HF's `tokenizer.json`, so any HF-compatible tool can load it.
 
 mod byte_level;
+pub mod chat;
 pub mod stream;
 pub mod tokenizer;
 
+pub use chat::{ChatTemplate, Message};
 pub use stream::TextStream;
 pub use tokenizer::{Tokenizer, TokenizerKind, EOT};

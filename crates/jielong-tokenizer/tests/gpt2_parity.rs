@@ -43,3 +43,30 @@ fn gpt2_files_match_tiktoken_r50k() {
     let want: Vec<u32> = reference.encode_ordinary(&all).into_iter().collect();
     assert_eq!(ours.encode(&all).unwrap(), want);
 }
+
+/// Streaming decode through GPT-2's byte-level BPE: Chinese characters and emoji split across
+/// tokens come out whole, and the pieces join to exactly the full decode.
+#[test]
+fn gpt2_streaming_decode_equals_full_decode() {
+    let tk = Tokenizer::load(&gpt2_dir()).expect("GPT-2 files: run scripts/fetch-data first");
+    for text in MIXED {
+        let ids = tk.encode(text).unwrap();
+        let mut stream = jielong_tokenizer::TextStream::new(&tk, &[]);
+        let mut out = String::new();
+        let mut held_back = 0;
+        for &id in &ids {
+            match stream.push(id).unwrap() {
+                Some(piece) => {
+                    assert!(!piece.contains('\u{FFFD}'), "broken character released for {text:?}");
+                    out.push_str(&piece);
+                }
+                None => held_back += 1,
+            }
+        }
+        out.push_str(&stream.finish().unwrap());
+        assert_eq!(out, tk.decode(&ids).unwrap());
+        if text.contains('🐉') {
+            assert!(held_back > 0, "emoji span several GPT-2 tokens: some must be held back");
+        }
+    }
+}

@@ -16,6 +16,27 @@ use std::time::Instant;
 pub enum Command {
     /// Training throughput on a preset model.
     Train(TrainArgs),
+    /// Prefill and decode speed, batch 1 and 8, with and without the KV cache.
+    Generate(GenerateArgs),
+}
+
+#[derive(ClapArgs)]
+pub struct GenerateArgs {
+    /// The model of `bench train --preset` (random weights).
+    #[arg(long, default_value = "medium")]
+    pub preset: String,
+    /// Tokens decoded per sequence; the prompt fills the rest of the context window.
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Batch sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 8])]
+    pub batches: Vec<usize>,
+    /// Also measure decoding without the KV cache (recomputing the whole context every step).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub recompute: bool,
+    /// One JSON line per measurement.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ClapArgs)]
@@ -86,7 +107,110 @@ fn random_batch(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Batch {
 }
 
 pub fn run(cmd: Command) -> Result<()> {
-    let Command::Train(a) = cmd;
+    match cmd {
+        Command::Train(a) => run_train(a),
+        Command::Generate(a) => run_generate(a),
+    }
+}
+
+/// Prefill the prompt (context − new_tokens tokens), then decode `new_tokens` greedily; tokens/s
+/// of each phase for every batch size and cache setting.
+fn run_generate(a: GenerateArgs) -> Result<()> {
+    let p = preset(&a.preset)?;
+    let ctx = p.model.max_seq_len;
+    if a.new_tokens == 0 || a.new_tokens >= ctx {
+        return Err(Error::input(format!("--new-tokens must be between 1 and {}", ctx - 1)).into());
+    }
+    let dev = Device::Cpu;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let params = jielong_nn::ParamStore::new(1337);
+    let model = jielong_models::Gpt::new(&p.model, params.var_builder(&dev))?;
+    let prompt_len = ctx - a.new_tokens;
+    let mut rng = Rng::new(7);
+    let vocab = p.model.vocab_size as u64;
+    if !a.json {
+        println!(
+            "preset {} · {:.2} M parameters · context {ctx}: prompt {prompt_len} tokens, then {} decoded (context {}–{ctx}) · {threads} threads",
+            a.preset,
+            p.model.n_params() as f64 / 1e6,
+            a.new_tokens,
+            prompt_len + 1
+        );
+        println!("  {:>5}  {:<8} {:>14} {:>14} {:>12}", "batch", "kv cache", "prefill tok/s", "decode tok/s", "ms/step");
+    }
+    // Warm up allocations and threads.
+    {
+        let engine = jielong_generate::Engine::new(&model, &dev);
+        let mut s = engine.sequence((0..16).collect())?;
+        for _ in 0..3 {
+            engine.step(&mut [&mut s])?;
+            s.push(1);
+        }
+    }
+    let mut decode_rates = std::collections::HashMap::new();
+    if a.batches.contains(&0) {
+        return Err(Error::input("--batches: a batch needs at least one sequence").into());
+    }
+    let caches: &[bool] = if a.recompute { &[true, false] } else { &[true] };
+    for &batch in &a.batches {
+        for &cache in caches {
+            let engine = jielong_generate::Engine::new(&model, &dev);
+            let engine = if cache { engine } else { engine.without_cache() };
+            let argmax = |row: &[f32]| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32;
+            let step = |seqs: &mut Vec<jielong_generate::Sequence>| -> Result<()> {
+                let rows = {
+                    let mut refs: Vec<&mut jielong_generate::Sequence> = seqs.iter_mut().collect();
+                    engine.step(&mut refs)?
+                };
+                for (s, row) in seqs.iter_mut().zip(&rows) {
+                    s.push(argmax(row));
+                }
+                Ok(())
+            };
+            // Prefill (the whole prompt, and the first new token): the median of three, each on
+            // fresh sequences.
+            let mut prefill_times = Vec::new();
+            let mut seqs = Vec::new();
+            for _ in 0..3 {
+                seqs = (0..batch)
+                    .map(|_| engine.sequence((0..prompt_len).map(|_| rng.below(vocab) as u32).collect()))
+                    .collect::<jielong_core::Result<Vec<_>>>()?;
+                let t0 = Instant::now();
+                step(&mut seqs)?;
+                prefill_times.push(t0.elapsed().as_secs_f64());
+            }
+            prefill_times.sort_by(f64::total_cmp);
+            let prefill_s = prefill_times[1];
+            let t1 = Instant::now();
+            for _ in 1..a.new_tokens {
+                step(&mut seqs)?;
+            }
+            let decode_s = t1.elapsed().as_secs_f64();
+            let n_steps = a.new_tokens - 1;
+            let prefill = (batch * prompt_len) as f64 / prefill_s;
+            let decode = (batch * n_steps) as f64 / decode_s;
+            decode_rates.insert((batch, cache), decode);
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"impl": "jielong", "preset": a.preset, "batch": batch, "kv_cache": cache, "context": ctx,
+                        "prompt_tokens": prompt_len, "new_tokens": a.new_tokens, "prefill_tokens_per_s": prefill,
+                        "decode_tokens_per_s": decode, "decode_ms_per_step": decode_s * 1000.0 / n_steps as f64, "threads": threads})
+                );
+            } else {
+                println!("  {:>5}  {:<8} {:>14.0} {:>14.1} {:>12.2}", batch, if cache { "on" } else { "off" }, prefill, decode, decode_s * 1000.0 / n_steps as f64);
+            }
+        }
+    }
+    if !a.json && a.recompute {
+        for &batch in &a.batches {
+            println!("  batch {batch}: the KV cache decodes {:.1}× faster than recomputing", decode_rates[&(batch, true)] / decode_rates[&(batch, false)]);
+        }
+    }
+    Ok(())
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::input("--steps must be at least 1").into());
     }

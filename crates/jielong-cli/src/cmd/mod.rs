@@ -1,8 +1,10 @@
 //! One file per subcommand.
 
 pub mod bench;
+pub mod chat;
 pub mod data;
+pub mod eval;
+pub mod generate;
 pub mod quickstart;
-pub mod sample;
 pub mod tokenizer;
 pub mod train;

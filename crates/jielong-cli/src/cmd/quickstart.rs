@@ -3,12 +3,12 @@
 //! losses next to the unigram baseline → three samples. Every stage writes files under --out.
 //! Run it again after an interruption and it resumes from the last checkpoint.
 
-use super::{data, sample, tokenizer, train};
+use super::{data, generate, tokenizer, train};
 use crate::corpus;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use jielong_data::PrepareOptions;
-use jielong_generate::SampleOptions;
+use jielong_generate::SamplingConfig;
 use jielong_models::GptConfig;
 use jielong_tokenizer::TokenizerKind;
 use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
@@ -109,10 +109,12 @@ pub fn run(a: Args) -> Result<()> {
     println!("\n[4/4] three samples (temperature 0.8, top-k 40):");
     let ckpt = Checkpoint::open(&run_dir)?;
     let model = ckpt.load_model(&candle_core::Device::Cpu)?;
+    let engine = jielong_generate::Engine::new(&model, &candle_core::Device::Cpu);
     for (i, prompt) in PROMPTS.iter().enumerate() {
-        let opts = SampleOptions { max_tokens: 60, temperature: 0.8, top_k: 40, seed: i as u64, stop_id: tk.eot_id() };
+        let cfg = SamplingConfig { temperature: 0.8, top_k: 40, seed: i as u64, ..SamplingConfig::default() };
+        let ids = generate::prompt_ids(&tk, prompt, engine.max_seq_len(), generate::Truncate::Left)?;
         print!("\n  ▶ {prompt}");
-        sample::stream(&model, &tk, prompt, &opts)?;
+        generate::stream_one(&engine, &tk, &ids, cfg.build(&ids, 0)?, 60, &[])?;
         println!();
     }
 
@@ -122,6 +124,6 @@ pub fn run(a: Args) -> Result<()> {
     println!("  {:<12} {} (meta.json has the report)", "shards", shards.display());
     println!("  {:<12} {}", "checkpoint", ckpt.dir.display());
     println!("  {:<12} {} · {}", "metrics", run_dir.join("metrics.jsonl").display(), run_dir.join("loss.svg").display());
-    println!("next: jielong sample --checkpoint {} --prompt \"...\"", run_dir.display());
+    println!("next: jielong generate --checkpoint {} --prompt \"...\"   (also: chat, eval, generate --explain / --compare)", run_dir.display());
     Ok(())
 }
