@@ -4,6 +4,7 @@
 //! path. Fused kernels with their own backward come beside these, each with a parity test.
 
 pub mod attention;
+pub mod cross_entropy;
 pub mod dropout;
 pub mod gelu;
 pub mod kv_cache;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod position;
 
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention};
+pub use cross_entropy::cross_entropy;
 pub use dropout::Dropout;
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;

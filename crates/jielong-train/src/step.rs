@@ -26,10 +26,11 @@ pub struct StepStats {
     pub grad_norm: f64,
 }
 
-/// Mean cross-entropy of `logits` (b, t, v) against `targets` (b, t).
+/// Mean cross-entropy of `logits` (b, t, v) against `targets` (b, t), through the fused kernel
+/// (`jielong_nn::cross_entropy`, checked against candle-nn's composed path in its tests).
 pub fn lm_loss(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
-    candle_nn::loss::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)
+    jielong_nn::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)
 }
 
 pub fn batch_tensors(batch: &Batch, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
