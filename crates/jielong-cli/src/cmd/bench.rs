@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// One JSON line (same keys as bench/pytorch_gpt.py --json).
     #[arg(long)]
     pub json: bool,
+    /// After the timing, show where a step's time goes: phases, and components at this
+    /// preset's shapes (matmuls, attention, cross-entropy, layer norm, GELU, embedding, AdamW).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub struct Preset {
@@ -256,6 +260,10 @@ fn run_train(a: TrainArgs) -> Result<()> {
             mfu * 100.0,
             peak
         );
+    }
+    if a.profile {
+        let batches: Vec<Batch> = (0..5).map(|_| random_batch(&mut rng, b, t, p.model.vocab_size)).collect();
+        super::profile::run(&p, &mut runner, &batches, &dev)?;
     }
     Ok(())
 }

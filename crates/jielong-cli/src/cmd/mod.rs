@@ -5,6 +5,7 @@ pub mod chat;
 pub mod data;
 pub mod eval;
 pub mod generate;
+pub mod profile;
 pub mod quickstart;
 pub mod tokenizer;
 pub mod train;

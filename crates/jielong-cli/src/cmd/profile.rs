@@ -1,0 +1,151 @@
+//! `jielong bench train --profile`: where a training step's time goes.
+//!
+//! Two views. Phases are timed inside real steps (forward, loss, backward, gradient norm and
+//! AdamW). Components are timed in isolation at the preset's exact shapes, forward and backward
+//! together, each multiplied by how often a step runs it: the linear layers' matmuls, the LM
+//! head, attention, softmax cross-entropy, layer norm, GELU, the embedding gather and its
+//! backward. What the components do not explain (residual and bias adds, reshapes and copies,
+//! allocation, graph bookkeeping) is the remainder. CPU ops are synchronous, so wall-clock
+//! timing of a call is the time of its work.
+
+use super::bench::Preset;
+use anyhow::Result;
+use candle_core::{DType, Device, Module, Tensor, Var};
+use jielong_core::Rng;
+use jielong_data::Batch;
+use jielong_models::gpt::ForwardOpts;
+use jielong_train::step::{batch_tensors, lm_loss};
+use jielong_train::StepRunner;
+use std::time::Instant;
+
+/// Median wall time of `f` in ms over `reps` runs after one warm-up run.
+fn time_ms(reps: usize, mut f: impl FnMut() -> candle_core::Result<()>) -> candle_core::Result<f64> {
+    f()?;
+    let mut ts = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        f()?;
+        ts.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    ts.sort_by(f64::total_cmp);
+    Ok(ts[ts.len() / 2])
+}
+
+fn var(shape: &[usize], std: f64, dev: &Device) -> candle_core::Result<Var> {
+    Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, dev)? * std)?)
+}
+
+/// Forward + backward of `f(inputs)` with a random upstream gradient (loss = Σ y·r), minus the
+/// cost of that probe itself (measured on an identity of the same output shape).
+fn fwd_bwd(reps: usize, inputs: &[&Var], out_shape: &[usize], dev: &Device, f: impl Fn() -> candle_core::Result<Tensor>) -> candle_core::Result<f64> {
+    let r = Tensor::randn(0f32, 1.0, out_shape, dev)?;
+    let with = time_ms(reps, || {
+        let y = f()?;
+        let g = (y * &r)?.sum_all()?.backward()?;
+        for v in inputs {
+            let _ = g.get(v.as_tensor());
+        }
+        Ok(())
+    })?;
+    let id = Var::from_tensor(&Tensor::zeros(out_shape, DType::F32, dev)?)?;
+    let probe = time_ms(reps, || {
+        (id.as_tensor() * &r)?.sum_all()?.backward()?;
+        Ok(())
+    })?;
+    Ok((with - probe).max(0.0))
+}
+
+pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device) -> Result<()> {
+    let cfg = &p.model;
+    let (b, t, c, l, v, h) = (p.batch_size, cfg.max_seq_len, cfg.n_embd, cfg.n_layer, cfg.vocab_size, cfg.n_head);
+    let bt = b * t;
+    let reps = 5;
+
+    // Phases, inside real steps.
+    let (mut fwd, mut loss_ms, mut bwd, mut opt, mut total) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, batch) in batches.iter().enumerate() {
+        let t0 = Instant::now();
+        let (ids, targets) = batch_tensors(batch, dev)?;
+        let logits = runner.model.forward(&ids, ForwardOpts { dropout_seed: Some(i as u64) })?;
+        let t1 = Instant::now();
+        let loss = lm_loss(&logits, &targets)?;
+        let _ = loss.to_scalar::<f32>()?;
+        let t2 = Instant::now();
+        let grads = loss.backward()?;
+        let t3 = Instant::now();
+        let norm = runner.opt.grad_norm(&grads)?;
+        runner.opt.step(&grads, 6e-4, if norm > 1.0 { 1.0 / norm } else { 1.0 })?;
+        let t4 = Instant::now();
+        fwd.push((t1 - t0).as_secs_f64() * 1e3);
+        loss_ms.push((t2 - t1).as_secs_f64() * 1e3);
+        bwd.push((t3 - t2).as_secs_f64() * 1e3);
+        opt.push((t4 - t3).as_secs_f64() * 1e3);
+        total.push((t4 - t0).as_secs_f64() * 1e3);
+    }
+    let med = |xs: &mut Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    let step = med(&mut total);
+    println!("\nphases of a real step (median of {}), ms:", batches.len());
+    for (name, xs) in [("forward", &mut fwd), ("loss (softmax cross-entropy)", &mut loss_ms), ("backward", &mut bwd), ("grad norm + AdamW", &mut opt)] {
+        let m = med(xs);
+        println!("  {name:<30} {m:>9.1}  {:>5.1}%", 100.0 * m / step);
+    }
+    println!("  {:<30} {step:>9.1}", "step");
+
+    // Components, isolated, at this preset's shapes.
+    let mut rows: Vec<(String, usize, f64)> = Vec::new();
+    let x = var(&[bt, c], 1.0, dev)?;
+    let mut linear = 0.0;
+    for (n_in, n_out) in [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)] {
+        let xi = var(&[bt, n_in], 1.0, dev)?;
+        let w = var(&[n_in, n_out], 0.02, dev)?;
+        let bias = var(&[n_out], 0.0, dev)?;
+        linear += fwd_bwd(reps, &[&xi, &w, &bias], &[bt, n_out], dev, || xi.as_tensor().matmul(w.as_tensor())?.broadcast_add(bias.as_tensor()))?;
+    }
+    rows.push(("matmul: linear layers (+bias)".into(), l, linear));
+    let wte = var(&[v, c], 0.02, dev)?;
+    rows.push(("matmul: LM head".into(), 1, fwd_bwd(reps, &[&x, &wte], &[bt, v], dev, || x.as_tensor().matmul(&wte.as_tensor().t()?))?));
+    let d = c / h;
+    let (q, k, vv) = (var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?);
+    let mask = jielong_nn::causal_mask(t, dev)?;
+    rows.push((
+        "attention (q·kᵀ, mask, softmax, ·v)".into(),
+        l,
+        fwd_bwd(reps, &[&q, &k, &vv], &[b, h, t, d], dev, || Ok(jielong_nn::causal_self_attention(q.as_tensor(), k.as_tensor(), vv.as_tensor(), Some(&mask))?.0))?,
+    ));
+    let logits = var(&[bt, v], 1.0, dev)?;
+    let targets = Tensor::from_vec((0..bt as u32).map(|i| (i * 7919) % v as u32).collect::<Vec<_>>(), bt, dev)?;
+    rows.push((
+        "softmax cross-entropy".into(),
+        1,
+        time_ms(reps, || {
+            jielong_nn::cross_entropy(logits.as_tensor(), &targets)?.backward()?;
+            Ok(())
+        })?,
+    ));
+    let store = jielong_nn::ParamStore::new(1);
+    let ln = jielong_nn::LayerNorm::new(c, true, 1e-5, store.var_builder(dev).pp("ln"))?;
+    rows.push(("layer norm".into(), 2 * l + 1, fwd_bwd(reps, &[&x], &[bt, c], dev, || ln.forward(x.as_tensor()))?));
+    let xh = var(&[bt, 4 * c], 1.0, dev)?;
+    rows.push(("GELU".into(), l, fwd_bwd(reps, &[&xh], &[bt, 4 * c], dev, || jielong_nn::gelu::gelu(xh.as_tensor()))?));
+    let mut rng = Rng::new(3);
+    let ids = Tensor::from_vec((0..bt).map(|_| rng.below(v as u64) as u32).collect::<Vec<_>>(), bt, dev)?;
+    let emb = candle_nn::Embedding::new(wte.as_tensor().clone(), c);
+    rows.push(("embedding gather + scatter-add".into(), 1, fwd_bwd(reps, &[&wte], &[bt, c], dev, || emb.forward(&ids))?));
+
+    println!("\ncomponents at batch {b} × seq {t}, n_embd {c}, vocab {v} (forward + backward, isolated), ms per step:");
+    let mut explained = 0.0;
+    for (name, n, ms) in &rows {
+        let per_step = *n as f64 * ms;
+        explained += per_step;
+        println!("  {name:<36} ×{n:<3} {per_step:>9.1}  {:>5.1}%", 100.0 * per_step / step);
+    }
+    let opt_ms = med(&mut opt);
+    explained += opt_ms;
+    println!("  {:<36} ×1   {opt_ms:>9.1}  {:>5.1}%", "AdamW + grad norm (from the phases)", 100.0 * opt_ms / step);
+    let rest = step - explained;
+    println!("  {:<36}      {rest:>9.1}  {:>5.1}%", "other: adds, copies, allocation", 100.0 * rest / step);
+    Ok(())
+}
