@@ -20,7 +20,7 @@ use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{causal_mask, causal_mask_after, causal_self_attention, Conv1dLinear, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{causal_self_attention, Conv1dLinear, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,7 +242,6 @@ impl Gpt {
             xs = xs.broadcast_add(&table.narrow(0, 0, t)?)?;
         }
         xs = self.dropout.forward(&xs, rng(0).as_mut())?;
-        let mask = causal_mask(t, dev)?;
 
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
@@ -256,7 +255,7 @@ impl Gpt {
                 q = rope.apply(&q, 0)?;
                 k = rope.apply(&k, 0)?;
             }
-            let (ys, _att) = causal_self_attention(&q, &k, &v, Some(&mask))?; // (b, h, t, d)
+            let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
             let ys = ys.transpose(1, 2)?.reshape((b, t, c))?; // (b, t, c)
             let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
             xs = (xs + ys)?;
@@ -329,8 +328,7 @@ impl Gpt {
                     k = rope.apply(&k, offsets[s])?;
                 }
                 let (k, v) = caches[s].append(layer, &k, &v)?; // (1, h, off + t, d)
-                let mask = if t > 1 { Some(causal_mask_after(t, offsets[s], dev)?) } else { None };
-                let (ys, _att) = causal_self_attention(&q, &k, &v, mask.as_ref())?; // (1, h, t, d)
+                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d), causal after the cache
                 outs.push(ys.transpose(1, 2)?.reshape((t, c))?); // (t, c)
                 start += t;
             }

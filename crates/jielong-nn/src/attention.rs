@@ -18,10 +18,26 @@ pub fn causal_mask_after(t: usize, offset: usize, dev: &Device) -> Result<Tensor
     Tensor::from_vec(data, (t, n), dev)
 }
 
-/// q: (b, h, t, d); k, v: (b, h, s, d) with s ≥ t (cached keys first); `mask`: (t, s) from
-/// `causal_mask` / `causal_mask_after`, or None when nothing is to be hidden (one new query).
-/// Returns (b, h, t, d) and the attention probabilities (b, h, t, s).
-pub fn causal_self_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+/// Causal attention: q (b, h, t, d); k, v (b, h, s, d) with s ≥ t (cached keys first), query
+/// i seeing keys 0..=s − t + i. Returns (b, h, t, d) and the attention probabilities
+/// (b, h, t, s). On the CPU the scale, mask and softmax are one fused kernel
+/// (`causal_softmax`); elsewhere, and as the reference, `causal_self_attention_reference`.
+pub fn causal_self_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    if !q.device().is_cpu() || q.dtype() != candle_core::DType::F32 {
+        let (t, s) = (q.dim(2)?, k.dim(2)?);
+        let mask = if t > 1 { Some(causal_mask_after(t, s - t, q.device())?) } else { None };
+        return causal_self_attention_reference(q, k, v, mask.as_ref());
+    }
+    let d = q.dim(D::Minus1)?;
+    let att = q.matmul(&k.t()?)?; // (b, h, t, s)
+    let att = crate::causal_softmax::causal_softmax(&att, 1.0 / (d as f64).sqrt())?;
+    let ys = att.matmul(v)?; // (b, h, t, d)
+    Ok((ys, att))
+}
+
+/// The composed path: softmax(q·kᵀ/√d + mask)·v, `mask` (t, s) from `causal_mask` /
+/// `causal_mask_after`, or None when nothing is hidden (one new query).
+pub fn causal_self_attention_reference(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
     let d = q.dim(D::Minus1)?;
     let scale = 1.0 / (d as f64).sqrt();
     let att = (q.matmul(&k.t()?)? * scale)?; // (b, h, t, s)
@@ -44,7 +60,10 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (1, 2, 4, 8), &dev).unwrap();
-        let (ys, att) = causal_self_attention(&q, &k, &v, Some(&causal_mask(4, &dev).unwrap())).unwrap();
+        let (ys, att) = causal_self_attention(&q, &k, &v).unwrap();
+        let (ys_ref, _) = causal_self_attention_reference(&q, &k, &v, Some(&causal_mask(4, &dev).unwrap())).unwrap();
+        let d: f32 = (&ys - ys_ref).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d < 1e-5, "fused and reference attention differ by {d}");
         let first = ys.narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let v0 = v.narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (a, b) in first.iter().zip(&v0) {

@@ -4,6 +4,7 @@
 //! path. Fused kernels with their own backward come beside these, each with a parity test.
 
 pub mod attention;
+pub mod causal_softmax;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod gelu;
@@ -13,7 +14,7 @@ pub mod linear;
 pub mod params;
 pub mod position;
 
-pub use attention::{causal_mask, causal_mask_after, causal_self_attention};
+pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
 pub use dropout::Dropout;
 pub use kv_cache::KvCache;

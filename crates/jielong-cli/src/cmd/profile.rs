@@ -109,11 +109,10 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     rows.push(("matmul: LM head".into(), 1, fwd_bwd(reps, &[&x, &wte], &[bt, v], dev, || x.as_tensor().matmul(&wte.as_tensor().t()?))?));
     let d = c / h;
     let (q, k, vv) = (var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?);
-    let mask = jielong_nn::causal_mask(t, dev)?;
     rows.push((
-        "attention (q·kᵀ, mask, softmax, ·v)".into(),
+        "attention (q·kᵀ, causal softmax, ·v)".into(),
         l,
-        fwd_bwd(reps, &[&q, &k, &vv], &[b, h, t, d], dev, || Ok(jielong_nn::causal_self_attention(q.as_tensor(), k.as_tensor(), vv.as_tensor(), Some(&mask))?.0))?,
+        fwd_bwd(reps, &[&q, &k, &vv], &[b, h, t, d], dev, || Ok(jielong_nn::causal_self_attention(q.as_tensor(), k.as_tensor(), vv.as_tensor())?.0))?,
     ));
     let logits = var(&[bt, v], 1.0, dev)?;
     let targets = Tensor::from_vec((0..bt as u32).map(|i| (i * 7919) % v as u32).collect::<Vec<_>>(), bt, dev)?;
