@@ -273,7 +273,7 @@ pub fn run(a: Args) -> Result<()> {
             if a.explain {
                 return Err(Error::input("--explain shows the sampler chain: use it with --strategy greedy or sample").into());
             }
-            let opts = beam_options(&a, a.beams);
+            let opts = beam_options(&a, a.beams, tk);
             let hyps = beam_search(&engine, prompt.clone(), &opts)?;
             for (i, h) in hyps.iter().take(a.n).enumerate() {
                 let (text, _) = cut_at_stop(&tk.decode(&h.tokens)?, &a.stop);
@@ -309,13 +309,14 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn beam_options(a: &Args, beams: usize) -> BeamOptions {
+/// Beam settings from the flags; a hypothesis ends at the tokenizer's end-of-text.
+fn beam_options(a: &Args, beams: usize, tk: &Tokenizer) -> BeamOptions {
     BeamOptions {
         beams,
         max_tokens: a.max_tokens,
         length_penalty: a.length_penalty,
         early_stopping: a.early_stopping,
-        stop_ids: Vec::new(),
+        stop_ids: tk.eot_id().into_iter().collect(),
         no_repeat_ngram: a.sampling.no_repeat_ngram,
     }
 }
@@ -432,7 +433,7 @@ fn compare(engine: &Engine, tk: &Tokenizer, a: &Args, prompt: &[u32], spec: &str
     for (label, plan) in &plans {
         let (tokens, text) = match plan {
             Plan::Beam(k) => {
-                let best = beam_search(engine, prompt.to_vec(), &beam_options(a, *k))?.into_iter().next().expect("at least one hypothesis");
+                let best = beam_search(engine, prompt.to_vec(), &beam_options(a, *k, tk))?.into_iter().next().expect("at least one hypothesis");
                 let (text, _) = cut_at_stop(&tk.decode(&best.tokens)?, &a.stop);
                 (best.tokens, text)
             }
