@@ -92,6 +92,24 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Remove half-written checkpoint folders (`.ckpt-NNNNNN.tmp-PID`) left by a process that was
+/// killed while writing one; they are never read, only take space. A folder of a process still
+/// running (its /proc entry exists) is left alone.
+pub fn sweep_stale_tmp(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    let own = std::process::id().to_string();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(".ckpt-").and_then(|r| r.split_once(".tmp-")).map(|(_, pid)| pid.to_string()) else {
+            continue;
+        };
+        let alive = pid == own || Path::new("/proc").join(&pid).exists();
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Write a checkpoint atomically and keep only the newest `keep`.
 pub fn save(
     run_dir: &Path,
@@ -106,6 +124,7 @@ pub fn save(
     opt.save(&dir.path().join("optim.safetensors"))?;
     jielong_core::fs::write_json_atomic(&dir.path().join("meta.json"), meta)?;
     let path = dir.commit()?;
+    sweep_stale_tmp(run_dir);
     let all = list(run_dir)?;
     if all.len() > keep {
         for old in &all[..all.len() - keep] {
@@ -149,5 +168,24 @@ impl Checkpoint {
             )));
         }
         Ok(tk)
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_sweep_removes_only_dead_processes_tmp_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = d.path().join(".ckpt-000003.tmp-4000000000");
+        let mine = d.path().join(format!(".ckpt-000004.tmp-{}", std::process::id()));
+        let real = d.path().join("ckpt-000002");
+        for p in [&dead, &mine, &real] {
+            std::fs::create_dir_all(p).unwrap();
+        }
+        sweep_stale_tmp(d.path());
+        assert!(!dead.exists(), "a dead process's folder must go");
+        assert!(mine.exists() && real.exists(), "live and complete folders stay");
     }
 }
