@@ -6,6 +6,17 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// `jielong generate --checkpoint run --prompt "The model"` plus `extra` (and `--max-tokens 16`
+/// unless `extra` sets it).
+fn gen(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["generate", "--checkpoint", "run", "--prompt", "The model"];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--max-tokens") {
+        args.extend(["--max-tokens", "16"]);
+    }
+    jielong(&args, dir)
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -15,14 +26,7 @@ fn decode_generate_strategies_and_views() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     spine_with(dir, &["model.max_seq_len=128"]);
-    let gen = |extra: &[&str]| {
-        let mut args = vec!["generate", "--checkpoint", "run", "--prompt", "The model"];
-        args.extend_from_slice(extra);
-        if !extra.contains(&"--max-tokens") {
-            args.extend(["--max-tokens", "16"]);
-        }
-        jielong(&args, dir)
-    };
+    let gen = |extra: &[&str]| gen(dir, extra);
     // Greedy is deterministic, and the KV cache changes nothing.
     let g = gen(&["--strategy", "greedy"]);
     assert_ok(&g);
@@ -65,11 +69,7 @@ fn decode_bad_input_is_one_line_and_status_2() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     spine_with(dir, &["model.max_seq_len=128"]);
-    let gen = |extra: &[&str]| {
-        let mut args = vec!["generate", "--checkpoint", "run", "--prompt", "The model"];
-        args.extend_from_slice(extra);
-        jielong(&args, dir)
-    };
+    let gen = |extra: &[&str]| gen(dir, extra);
     assert_user_error(&gen(&["--temperature", "-0.5"]), "--temperature");
     assert_user_error(&gen(&["--top-p", "0"]), "--top-p");
     assert_user_error(&gen(&["--top-p", "1.5"]), "--top-p");

@@ -12,6 +12,23 @@ pub fn tmp_sibling(path: &Path) -> PathBuf {
     dir.join(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Remove temporary siblings (`.{name}.tmp-PID`, from `tmp_sibling`) in `dir` whose name starts
+/// with `prefix` and whose process is gone: what a kill in the middle of an atomic write leaves.
+/// A temporary of this process or of one still running (its /proc entry exists) is kept.
+pub fn sweep_stale_tmp(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let own = std::process::id().to_string();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix('.').filter(|r| r.starts_with(prefix)).and_then(|r| r.rsplit_once(".tmp-")).map(|(_, pid)| pid) else {
+            continue;
+        };
+        if pid != own && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+    }
+}
+
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {

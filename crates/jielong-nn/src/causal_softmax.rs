@@ -8,15 +8,8 @@
 //! p = softmax(scale · x) over the visible part;  ∂L/∂x = scale · p ⊙ (dp − Σ_j dp_j p_j)
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use crate::kernel::contiguous_f32;
 use rayon::prelude::*;
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("causal softmax: input must be contiguous"),
-    }
-}
 
 fn block_dims(l: &Layout) -> Result<(usize, usize)> {
     let dims = l.shape().dims();
@@ -40,7 +33,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = slice(st, l)?;
+        let xs = contiguous_f32(st, l, "causal softmax input")?;
         let (t, s) = block_dims(l)?;
         let offset = s - t;
         let mut ys = vec![0f32; xs.len()];
@@ -77,7 +70,7 @@ impl CustomOp2 for CausalSoftmaxGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (ps, gs) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (ps, gs) = (contiguous_f32(s1, l1, "causal softmax probabilities")?, contiguous_f32(s2, l2, "causal softmax gradient")?);
         let (t, s) = block_dims(l1)?;
         let offset = s - t;
         let mut out = vec![0f32; ps.len()];

@@ -12,15 +12,12 @@
 //! Model-agnostic: every family's language-model loss goes through here.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::kernel::contiguous_f32;
 use rayon::prelude::*;
 
 fn logits_rows<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], usize, usize)> {
     let (rows, v) = l.shape().dims2()?;
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok((&data[a..b], rows, v)),
-        None => candle_core::bail!("cross_entropy: logits must be contiguous"),
-    }
+    Ok((contiguous_f32(s, l, "cross_entropy logits")?, rows, v))
 }
 
 fn targets_of(s: &CpuStorage, l: &Layout, rows: usize, v: usize) -> Result<Vec<usize>> {

@@ -12,6 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use crate::kernel::contiguous_f32;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -55,14 +56,6 @@ impl Module for LayerNorm {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("layer norm: {what} must be contiguous"),
-    }
-}
-
 /// Mean and 1/σ of a row.
 #[inline]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
@@ -84,7 +77,7 @@ impl CustomOp3 for LayerNormOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (xs, w, b) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?, slice(s3, l3, "bias")?);
+        let (xs, w, b) = (contiguous_f32(s1, l1, "layer norm input")?, contiguous_f32(s2, l2, "layer norm weight")?, contiguous_f32(s3, l3, "layer norm bias")?);
         let c = w.len();
         if c == 0 || xs.len() % c != 0 || b.len() != c {
             candle_core::bail!("layer norm: last dimension must equal the weight size {c}");
@@ -123,7 +116,7 @@ impl CustomOp3 for LayerNormGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (xs, w, dy) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?, slice(s3, l3, "gradient")?);
+        let (xs, w, dy) = (contiguous_f32(s1, l1, "layer norm input")?, contiguous_f32(s2, l2, "layer norm weight")?, contiguous_f32(s3, l3, "layer norm gradient")?);
         let c = w.len();
         let n = xs.len();
         let mut out = vec![0f32; n + 2 * c];

@@ -8,6 +8,7 @@ pub mod causal_softmax;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod gelu;
+mod kernel;
 pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;

@@ -92,22 +92,10 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// Remove half-written checkpoint folders (`.ckpt-NNNNNN.tmp-PID`) left by a process that was
-/// killed while writing one; they are never read, only take space. A folder of a process still
-/// running (its /proc entry exists) is left alone.
+/// Remove half-written checkpoint folders (`.ckpt-NNNNNN.tmp-PID`) left by a process killed
+/// while writing one; they are never read, only take space.
 pub fn sweep_stale_tmp(run_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
-    let own = std::process::id().to_string();
-    for e in entries.filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(".ckpt-").and_then(|r| r.split_once(".tmp-")).map(|(_, pid)| pid.to_string()) else {
-            continue;
-        };
-        let alive = pid == own || Path::new("/proc").join(&pid).exists();
-        if !alive {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
+    jielong_core::fs::sweep_stale_tmp(run_dir, "ckpt-");
 }
 
 /// Write a checkpoint atomically and keep only the newest `keep`.
