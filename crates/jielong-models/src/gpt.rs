@@ -20,7 +20,7 @@ use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{causal_self_attention, Conv1dLinear, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,9 +265,8 @@ impl Gpt {
             xs = (xs + ys)?;
         }
         let xs = self.ln_f.forward(&xs)?;
-        // (b·t, c) · (c, v) -> (b, t, v)
-        let logits = xs.reshape((b * t, c))?.matmul(&self.head.t()?)?;
-        logits.reshape((b, t, self.cfg.vocab_size))
+        // (b, t, c) · (v, c)ᵀ -> (b, t, v)
+        linear(&xs, &self.head, None, WeightLayout::OutIn)
     }
 }
 
@@ -341,7 +340,7 @@ impl Gpt {
         let mut end = 0u32;
         let last: Vec<u32> = chunks.iter().map(|ch| { end += ch.len() as u32; end - 1 }).collect();
         let xs = xs.index_select(&Tensor::new(last.as_slice(), dev)?, 0)?;
-        self.ln_f.forward(&xs)?.matmul(&self.head.t()?)
+        linear(&self.ln_f.forward(&xs)?, &self.head, None, WeightLayout::OutIn)
     }
 }
 

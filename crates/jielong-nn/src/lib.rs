@@ -12,6 +12,7 @@ mod kernel;
 pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
+mod matmul;
 pub mod params;
 pub mod position;
 
@@ -20,6 +21,6 @@ pub use cross_entropy::cross_entropy;
 pub use dropout::Dropout;
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
-pub use linear::Conv1dLinear;
+pub use linear::{linear, Conv1dLinear, WeightLayout};
 pub use params::ParamStore;
 pub use position::{PositionEncoding, Rope};
