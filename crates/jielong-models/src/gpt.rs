@@ -17,10 +17,10 @@
 //! (biases exist only with `bias = true`.)
 
 use crate::CausalLm;
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,16 +247,21 @@ impl Gpt {
             let site = 1 + 3 * i as u64;
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)
-            let split = |j: usize| -> Result<Tensor> {
-                qkv.narrow(D::Minus1, j * c, c)?.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()
+            let ys = if self.rope.is_none() && qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+                // One fused kernel straight from the packed projection (jielong_nn::flash).
+                causal_attention_packed(&qkv, h)?
+            } else {
+                let split = |j: usize| -> Result<Tensor> {
+                    qkv.narrow(D::Minus1, j * c, c)?.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()
+                };
+                let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
+                if let Some(rope) = &self.rope {
+                    q = rope.apply(&q, 0)?;
+                    k = rope.apply(&k, 0)?;
+                }
+                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
+                ys.transpose(1, 2)?.reshape((b, t, c))? // (b, t, c)
             };
-            let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
-            if let Some(rope) = &self.rope {
-                q = rope.apply(&q, 0)?;
-                k = rope.apply(&k, 0)?;
-            }
-            let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
-            let ys = ys.transpose(1, 2)?.reshape((b, t, c))?; // (b, t, c)
             let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
             xs = (xs + ys)?;
             // MLP: (b, t, c) -> (b, t, 4c) -> (b, t, c)

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod causal_softmax;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod flash;
 pub mod gelu;
 mod kernel;
 pub mod kv_cache;
@@ -18,6 +19,7 @@ pub mod position;
 
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
+pub use flash::causal_attention_packed;
 pub use dropout::Dropout;
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;

@@ -12,6 +12,7 @@ use super::bench::Preset;
 use anyhow::Result;
 use candle_core::{DType, Device, Module, Tensor, Var};
 use jielong_core::Rng;
+use jielong_nn::WeightLayout;
 use jielong_data::Batch;
 use jielong_models::gpt::ForwardOpts;
 use jielong_train::step::{batch_tensors, lm_loss};
@@ -102,17 +103,20 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
         let xi = var(&[bt, n_in], 1.0, dev)?;
         let w = var(&[n_in, n_out], 0.02, dev)?;
         let bias = var(&[n_out], 0.0, dev)?;
-        linear += fwd_bwd(reps, &[&xi, &w, &bias], &[bt, n_out], dev, || xi.as_tensor().matmul(w.as_tensor())?.broadcast_add(bias.as_tensor()))?;
+        linear += fwd_bwd(reps, &[&xi, &w, &bias], &[bt, n_out], dev, || {
+            jielong_nn::linear(xi.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), WeightLayout::InOut)
+        })?;
     }
     rows.push(("matmul: linear layers (+bias)".into(), l, linear));
     let wte = var(&[v, c], 0.02, dev)?;
-    rows.push(("matmul: LM head".into(), 1, fwd_bwd(reps, &[&x, &wte], &[bt, v], dev, || x.as_tensor().matmul(&wte.as_tensor().t()?))?));
-    let d = c / h;
-    let (q, k, vv) = (var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?, var(&[b, h, t, d], 1.0, dev)?);
+    rows.push(("matmul: LM head".into(), 1, fwd_bwd(reps, &[&x, &wte], &[bt, v], dev, || {
+        jielong_nn::linear(x.as_tensor(), wte.as_tensor(), None, WeightLayout::OutIn)
+    })?));
+    let qkv = var(&[b, t, 3 * c], 1.0, dev)?;
     rows.push((
         "attention (q·kᵀ, causal softmax, ·v)".into(),
         l,
-        fwd_bwd(reps, &[&q, &k, &vv], &[b, h, t, d], dev, || Ok(jielong_nn::causal_self_attention(q.as_tensor(), k.as_tensor(), vv.as_tensor())?.0))?,
+        fwd_bwd(reps, &[&qkv], &[b, t, c], dev, || jielong_nn::causal_attention_packed(qkv.as_tensor(), h))?,
     ));
     let logits = var(&[bt, v], 1.0, dev)?;
     let targets = Tensor::from_vec((0..bt as u32).map(|i| (i * 7919) % v as u32).collect::<Vec<_>>(), bt, dev)?;

@@ -1,0 +1,232 @@
+//! Causal self-attention for training as one fused CPU kernel, forward and backward, reading
+//! queries, keys and values straight out of the packed `c_attn` output (b, t, 3·c) and writing
+//! heads side by side into (b, t, c), so there is no split, transpose or `contiguous()` copy
+//! on either side, and no (b, h, t, t) tensor at all.
+//!
+//! Each (sequence, head) pair is one task on the rayon pool. A task walks its queries in
+//! blocks of `BLOCK` rows; block [q0, q1) scores only keys 0..q1 (the masked upper triangle
+//! beyond the block is never computed: about half the work at long contexts), so the largest
+//! score buffer is BLOCK × t, never t × t. Backward recomputes each block's probabilities from
+//! q and k instead of storing them (as FlashAttention does), then
+//!
+//! ```text
+//! dP = dY·Vᵀ,  dS = P ⊙ (dP − rowsum(dY ⊙ Y)) · scale,  dQ = dS·K,  dK += dSᵀ·Q,  dV += Pᵀ·dY
+//! ```
+//!
+//! The reference path is `attention::causal_self_attention_reference` on the split heads
+//! (see the parity test).
+
+use crate::kernel::contiguous_f32;
+use crate::matmul::{sgemm, Mat};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Query rows per block.
+const BLOCK: usize = 64;
+
+/// `qkv` (b, t, 3·c) → causal attention output (b, t, c), heads of `c / n_head` dimensions.
+/// CPU f32 only (the caller keeps the composed path for other devices).
+pub fn causal_attention_packed(qkv: &Tensor, n_head: usize) -> Result<Tensor> {
+    let (_, _, c3) = qkv.dims3()?;
+    if qkv.dtype() != DType::F32 || !qkv.device().is_cpu() {
+        candle_core::bail!("fused attention runs on CPU f32 only");
+    }
+    if c3 % 3 != 0 || (c3 / 3) % n_head != 0 {
+        candle_core::bail!("fused attention: {c3} is not 3 × (n_head {n_head} × head size)");
+    }
+    qkv.contiguous()?.apply_op1(PackedAttention { n_head })
+}
+
+struct PackedAttention {
+    n_head: usize,
+}
+
+/// A raw pointer that tasks share to write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+struct Dims {
+    b: usize,
+    t: usize,
+    c: usize,
+    h: usize,
+    d: usize,
+    scale: f32,
+}
+
+impl PackedAttention {
+    fn dims(&self, l: &Layout) -> Result<Dims> {
+        let (b, t, c3) = l.shape().dims3()?;
+        let c = c3 / 3;
+        let h = self.n_head;
+        Ok(Dims { b, t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() })
+    }
+}
+
+/// Row-major view of head `hi`'s part `part` (0 = q, 1 = k, 2 = v) of sequence `bi`, from row `r0`.
+fn head(qkv: &[f32], dm: &Dims, bi: usize, hi: usize, part: usize, r0: usize) -> Mat {
+    let off = (bi * dm.t + r0) * 3 * dm.c + part * dm.c + hi * dm.d;
+    Mat { ptr: qkv[off..].as_ptr(), rs: 3 * dm.c as isize, cs: 1 }
+}
+
+/// Scores of queries [q0, q0 + rows) against keys 0..n = q0 + rows into `p` (rows × n,
+/// row-major), then causal softmax in place: entries above the diagonal are exact zeros.
+fn probabilities(qkv: &[f32], dm: &Dims, bi: usize, hi: usize, q0: usize, rows: usize, p: &mut [f32]) {
+    let n = q0 + rows;
+    let kt = {
+        let k = head(qkv, dm, bi, hi, 1, 0);
+        Mat { ptr: k.ptr, rs: k.cs, cs: k.rs } // Kᵀ (d, n)
+    };
+    unsafe { sgemm(rows, n, dm.d, head(qkv, dm, bi, hi, 0, q0), kt, p.as_mut_ptr(), n, false, Parallelism::None) };
+    for r in 0..rows {
+        let row = &mut p[r * n..(r + 1) * n];
+        let (seen, hidden) = row.split_at_mut(q0 + r + 1);
+        let max = seen.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * dm.scale;
+        let mut sum = 0f32;
+        for x in seen.iter_mut() {
+            *x = (*x * dm.scale - max).exp();
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        seen.iter_mut().for_each(|x| *x *= inv);
+        hidden.fill(0.0);
+    }
+}
+
+impl CustomOp1 for PackedAttention {
+    fn name(&self) -> &'static str {
+        "jielong-causal-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = contiguous_f32(s, l, "attention qkv")?;
+        let dm = self.dims(l)?;
+        let mut y = vec![0f32; dm.b * dm.t * dm.c];
+        let out = Out(y.as_mut_ptr());
+        (0..dm.b * dm.h).into_par_iter().for_each_init(
+            || vec![0f32; BLOCK * dm.t],
+            |p, task| {
+                let out = out;
+                let (bi, hi) = (task / dm.h, task % dm.h);
+                for q0 in (0..dm.t).step_by(BLOCK) {
+                    let rows = BLOCK.min(dm.t - q0);
+                    let n = q0 + rows;
+                    probabilities(qkv, &dm, bi, hi, q0, rows, p);
+                    // Y[q0..q1] = P · V[0..n], written into this head's columns of y.
+                    let dst = unsafe { out.0.add((bi * dm.t + q0) * dm.c + hi * dm.d) };
+                    unsafe { sgemm(rows, dm.d, n, Mat::rows(&p[..rows * n], n), head(qkv, &dm, bi, hi, 2, 0), dst, dm.c, false, Parallelism::None) };
+                }
+            },
+        );
+        Ok((CpuStorage::F32(y), Shape::from((dm.b, dm.t, dm.c))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        let (qs, ql) = qkv.storage_and_layout();
+        let (ys, yl) = res.storage_and_layout();
+        let (gs, gl) = dy.storage_and_layout();
+        let (Storage::Cpu(qs), Storage::Cpu(ys), Storage::Cpu(gs)) = (&*qs, &*ys, &*gs) else {
+            candle_core::bail!("fused attention: backward runs on the CPU only")
+        };
+        let (qkv_d, y, g) = (contiguous_f32(qs, ql, "attention qkv")?, contiguous_f32(ys, yl, "attention output")?, contiguous_f32(gs, gl, "attention gradient")?);
+        let dm = self.dims(ql)?;
+        let (t, c, d) = (dm.t, dm.c, dm.d);
+        let mut dqkv = vec![0f32; qkv_d.len()];
+        let out = Out(dqkv.as_mut_ptr());
+        (0..dm.b * dm.h).into_par_iter().for_each_init(
+            || (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t], vec![0f32; BLOCK]),
+            |(p, dp, delta), task| {
+                let out = out;
+                let (bi, hi) = (task / dm.h, task % dm.h);
+                // This task's slices of dQ, dK, dV inside dqkv: rows of stride 3c.
+                let dq0 = unsafe { out.0.add(bi * t * 3 * c + hi * d) };
+                let dk0 = unsafe { dq0.add(c) };
+                let dv0 = unsafe { dq0.add(2 * c) };
+                for q0 in (0..t).step_by(BLOCK) {
+                    let rows = BLOCK.min(t - q0);
+                    let n = q0 + rows;
+                    probabilities(qkv_d, &dm, bi, hi, q0, rows, p);
+                    let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
+                    // delta_r = dY_r · Y_r
+                    for r in 0..rows {
+                        let at = (bi * t + q0 + r) * c + hi * d;
+                        delta[r] = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
+                    }
+                    // dP = dY · Vᵀ  (rows × n)
+                    let v = head(qkv_d, &dm, bi, hi, 2, 0);
+                    let vt = Mat { ptr: v.ptr, rs: v.cs, cs: v.rs };
+                    unsafe { sgemm(rows, n, d, gy, vt, dp.as_mut_ptr(), n, false, Parallelism::None) };
+                    // dV[0..n] += Pᵀ · dY
+                    let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
+                    unsafe { sgemm(n, d, rows, pt, gy, dv0, 3 * c, true, Parallelism::None) };
+                    // dS = P ⊙ (dP − delta) · scale, in place in dp
+                    for r in 0..rows {
+                        let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
+                        for (ds, &pv) in dr.iter_mut().zip(pr) {
+                            *ds = pv * (*ds - delta[r]) * dm.scale;
+                        }
+                    }
+                    // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
+                    let ds = Mat::rows(&dp[..rows * n], n);
+                    unsafe { sgemm(rows, d, n, ds, head(qkv_d, &dm, bi, hi, 1, 0), dq0.add(q0 * 3 * c), 3 * c, false, Parallelism::None) };
+                    let dst = Mat { ptr: dp.as_ptr(), rs: 1, cs: n as isize };
+                    unsafe { sgemm(n, d, rows, dst, head(qkv_d, &dm, bi, hi, 0, q0), dk0, 3 * c, true, Parallelism::None) };
+                }
+            },
+        );
+        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::{causal_mask, causal_self_attention_reference};
+    use candle_core::{Device, Var, D};
+
+    fn reference(qkv: &Tensor, h: usize) -> Tensor {
+        let (b, t, c3) = qkv.dims3().unwrap();
+        let c = c3 / 3;
+        let split = |j: usize| qkv.narrow(D::Minus1, j * c, c).unwrap().reshape((b, t, h, c / h)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let mask = causal_mask(t, qkv.device()).unwrap();
+        let (ys, _) = causal_self_attention_reference(&split(0), &split(1), &split(2), Some(&mask)).unwrap();
+        ys.transpose(1, 2).unwrap().reshape((b, t, c)).unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_reference_values_and_gradients() {
+        let dev = Device::Cpu;
+        // One block, several blocks with a ragged last one, one head and many.
+        for (b, t, h, d) in [(2, 5, 2, 4), (3, 150, 3, 8), (1, 64, 1, 16), (2, 129, 4, 32)] {
+            let c = h * d;
+            let qkv = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, 3 * c), &dev).unwrap()).unwrap();
+            let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
+            let fused = causal_attention_packed(qkv.as_tensor(), h).unwrap();
+            let refr = reference(qkv.as_tensor(), h);
+            let dv: f32 = (&fused - &refr).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(dv < 1e-5, "values differ by {dv} at b{b} t{t} h{h} d{d}");
+            let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (a, e) = (ga.get(qkv.as_tensor()).unwrap(), gb.get(qkv.as_tensor()).unwrap());
+            let dg: f32 = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let scale: f32 = e.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(dg <= 1e-5 * scale.max(1.0), "gradients differ by {dg} (scale {scale}) at b{b} t{t} h{h} d{d}");
+        }
+    }
+
+    #[test]
+    fn fused_attention_is_causal() {
+        // Changing the last token must not change any earlier output.
+        let dev = Device::Cpu;
+        let (t, c) = (70, 16);
+        let qkv = Tensor::randn(0f32, 1.0, (1, t, 3 * c), &dev).unwrap();
+        let changed = qkv.slice_assign(&[0..1, t - 1..t, 0..3 * c], &Tensor::randn(0f32, 1.0, (1, 1, 3 * c), &dev).unwrap()).unwrap();
+        let (a, b) = (causal_attention_packed(&qkv, 2).unwrap(), causal_attention_packed(&changed, 2).unwrap());
+        let d: f32 = (a.narrow(1, 0, t - 1).unwrap() - b.narrow(1, 0, t - 1).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert_eq!(d, 0.0);
+    }
+}
