@@ -12,7 +12,7 @@
 //! Model-agnostic: every family's language-model loss goes through here.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use crate::kernel::contiguous_f32;
+use crate::kernel::{self, contiguous_f32};
 use rayon::prelude::*;
 
 fn logits_rows<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], usize, usize)> {
@@ -37,11 +37,10 @@ fn targets_of(s: &CpuStorage, l: &Layout, rows: usize, v: usize) -> Result<Vec<u
 }
 
 /// (max, Σ exp(x − max)) of one row.
-#[inline]
+#[inline(always)]
 fn normaliser(row: &[f32]) -> (f32, f32) {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let s: f32 = row.iter().map(|&x| (x - m).exp()).sum();
-    (m, s)
+    let m = kernel::max(row);
+    (m, kernel::exp_sum(row, m))
 }
 
 struct CrossEntropy;
@@ -58,7 +57,7 @@ impl CustomOp2 for CrossEntropy {
             .par_chunks(v)
             .zip(targets.par_iter())
             .map(|(row, &t)| {
-                let (m, s) = normaliser(row);
+                let (m, s) = kernel::vectorized(|| normaliser(row));
                 (s.ln() + m - row[t]) as f64
             })
             .sum();
@@ -86,11 +85,13 @@ impl CustomOp3 for CrossEntropyGrad {
         let scale = g / rows as f32;
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(v).zip(xs.par_chunks(v)).zip(targets.par_iter()).for_each(|((o, row), &t)| {
-            let (m, s) = normaliser(row);
-            let k = scale / s;
-            for (o, &x) in o.iter_mut().zip(row) {
-                *o = (x - m).exp() * k;
-            }
+            kernel::vectorized(|| {
+                let (m, s) = normaliser(row);
+                let k = scale / s;
+                for (o, &x) in o.iter_mut().zip(row) {
+                    *o = kernel::exp(x - m) * k;
+                }
+            });
             o[t] -= scale;
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))

@@ -16,7 +16,7 @@
 //! The reference path is `attention::causal_self_attention_reference` on the split heads
 //! (see the parity test).
 
-use crate::kernel::contiguous_f32;
+use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{sgemm, Mat};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor};
 use gemm::Parallelism;
@@ -81,19 +81,16 @@ fn probabilities(qkv: &[f32], dm: &Dims, bi: usize, hi: usize, q0: usize, rows: 
         Mat { ptr: k.ptr, rs: k.cs, cs: k.rs } // Kᵀ (d, n)
     };
     unsafe { sgemm(rows, n, dm.d, head(qkv, dm, bi, hi, 0, q0), kt, p.as_mut_ptr(), n, false, Parallelism::None) };
-    for r in 0..rows {
-        let row = &mut p[r * n..(r + 1) * n];
-        let (seen, hidden) = row.split_at_mut(q0 + r + 1);
-        let max = seen.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * dm.scale;
-        let mut sum = 0f32;
-        for x in seen.iter_mut() {
-            *x = (*x * dm.scale - max).exp();
-            sum += *x;
+    kernel::vectorized(|| {
+        for r in 0..rows {
+            let row = &mut p[r * n..(r + 1) * n];
+            let (seen, hidden) = row.split_at_mut(q0 + r + 1);
+            let max = kernel::max(seen) * dm.scale;
+            let inv = 1.0 / kernel::exp_sum_in_place(seen, dm.scale, max);
+            seen.iter_mut().for_each(|x| *x *= inv);
+            hidden.fill(0.0);
         }
-        let inv = 1.0 / sum;
-        seen.iter_mut().for_each(|x| *x *= inv);
-        hidden.fill(0.0);
-    }
+    })
 }
 
 impl CustomOp1 for PackedAttention {
@@ -164,12 +161,14 @@ impl CustomOp1 for PackedAttention {
                     let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
                     unsafe { sgemm(n, d, rows, pt, gy, dv0, 3 * c, true, Parallelism::None) };
                     // dS = P ⊙ (dP − delta) · scale, in place in dp
-                    for r in 0..rows {
-                        let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
-                        for (ds, &pv) in dr.iter_mut().zip(pr) {
-                            *ds = pv * (*ds - delta[r]) * dm.scale;
+                    kernel::vectorized(|| {
+                        for r in 0..rows {
+                            let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
+                            for (ds, &pv) in dr.iter_mut().zip(pr) {
+                                *ds = pv * (*ds - delta[r]) * dm.scale;
+                            }
                         }
-                    }
+                    });
                     // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
                     let ds = Mat::rows(&dp[..rows * n], n);
                     unsafe { sgemm(rows, d, n, ds, head(qkv_d, &dm, bi, hi, 1, 0), dq0.add(q0 * 3 * c), 3 * c, false, Parallelism::None) };
