@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Side-by-side training throughput: jielong vs PyTorch (eager and torch.compile) on the same
-# machine in one session, identical model and optimizer. Writes one JSON line per run to
-# stdout; needs scripts/install-bench-deps once. Usage: bench/compare.sh [steps]
+# machine in one session, identical model and optimizer. The three run in turn, `rounds`
+# times (interleaved, so a slow spell of a shared machine hits all of them), each printing one
+# JSON line; bench/summarize.py then reports medians, ratios and MFU against the best matmul
+# peak measured in the whole session. Needs scripts/install-bench-deps once.
+# Usage: bench/compare.sh [steps] [rounds] [presets...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 steps="${1:-10}"
+rounds="${2:-3}"
+shift $(( $# > 2 ? 2 : $# ))
+presets=("${@:-small medium}")
 py=.venv-bench/bin/python
 cargo build --release -q
-for preset in small medium; do
-  target/release/jielong bench train --preset "$preset" --steps "$steps" --json
-  "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --json 2>/dev/null
-  "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --compile --json 2>/dev/null
+out=$(mktemp)
+for preset in ${presets[@]}; do
+  for _ in $(seq "$rounds"); do
+    target/release/jielong bench train --preset "$preset" --steps "$steps" --json | tee -a "$out"
+    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --json 2>/dev/null | tee -a "$out"
+    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --compile --json 2>/dev/null | tee -a "$out"
+  done
 done
+"$py" bench/summarize.py < "$out"
+rm -f "$out"

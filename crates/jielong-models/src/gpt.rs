@@ -17,7 +17,7 @@
 //! (biases exist only with `bias = true`.)
 
 use crate::CausalLm;
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
 use jielong_nn::{causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
@@ -247,7 +247,7 @@ impl Gpt {
             let site = 1 + 3 * i as u64;
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)
-            let ys = if self.rope.is_none() && qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+            let ys = if self.rope.is_none() && jielong_nn::fused_for(&qkv) {
                 // One fused kernel straight from the packed projection (jielong_nn::flash).
                 causal_attention_packed(&qkv, h)?
             } else {

@@ -23,7 +23,7 @@ pub fn causal_mask_after(t: usize, offset: usize, dev: &Device) -> Result<Tensor
 /// (b, h, t, s). On the CPU the scale, mask and softmax are one fused kernel
 /// (`causal_softmax`); elsewhere, and as the reference, `causal_self_attention_reference`.
 pub fn causal_self_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-    if !q.device().is_cpu() || q.dtype() != candle_core::DType::F32 {
+    if !crate::fused_for(q) {
         let (t, s) = (q.dim(2)?, k.dim(2)?);
         let mask = if t > 1 { Some(causal_mask_after(t, s - t, q.device())?) } else { None };
         return causal_self_attention_reference(q, k, v, mask.as_ref());

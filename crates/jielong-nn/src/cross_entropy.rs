@@ -100,7 +100,7 @@ impl CustomOp3 for CrossEntropyGrad {
 
 /// Mean softmax cross-entropy of `logits` (rows, vocab) f32 against `targets` (rows) u32/i64.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    if !logits.device().is_cpu() || logits.dtype() != DType::F32 {
+    if !crate::fused_for(logits) {
         return candle_nn::loss::cross_entropy(logits, targets);
     }
     logits.contiguous()?.apply_op2(&targets.contiguous()?, CrossEntropy)

@@ -76,7 +76,7 @@ impl CustomOp2 for GeluGrad {
 
 /// Fused GELU (tanh approximation) with backward, for f32 tensors; other dtypes use candle's.
 pub fn gelu(xs: &Tensor) -> Result<Tensor> {
-    if xs.dtype() != candle_core::DType::F32 || !xs.device().is_cpu() {
+    if !crate::fused_for(xs) {
         return xs.gelu();
     }
     xs.contiguous()?.apply_op1(Gelu)

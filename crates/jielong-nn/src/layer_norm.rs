@@ -10,7 +10,7 @@
 //!
 //! The tests check values and all three gradients of one path against the other.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use crate::kernel::contiguous_f32;
 use rayon::prelude::*;
@@ -48,7 +48,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if !xs.device().is_cpu() || xs.dtype() != DType::F32 {
+        if !crate::fused_for(xs) {
             return self.forward_reference(xs);
         }
         let bias = self.bias.as_ref().unwrap_or(&self.zero_bias);
@@ -162,7 +162,7 @@ impl CustomOp3 for LayerNormGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     #[test]
     fn layer_norm_matches_fused_candle_kernel() {

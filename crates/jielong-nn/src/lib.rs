@@ -17,6 +17,20 @@ mod matmul;
 pub mod params;
 pub mod position;
 
+/// Whether the fused CPU kernels run for tensors like `t` (CPU, f32) or the composed candle
+/// reference paths do: elsewhere, and everywhere after `use_reference_kernels(true)`.
+pub fn fused_for(t: &candle_core::Tensor) -> bool {
+    !REFERENCE.load(std::sync::atomic::Ordering::Relaxed) && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
+/// Run every layer through its composed candle reference path instead of the fused kernels
+/// (`jielong train --reference-kernels`): slower, for checking the kernels on a real run.
+pub fn use_reference_kernels(on: bool) {
+    REFERENCE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+static REFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
 pub use flash::causal_attention_packed;

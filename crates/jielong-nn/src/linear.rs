@@ -38,7 +38,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, layout: WeightLayout) 
     if x.dim(candle_core::D::Minus1)? != n_in {
         candle_core::bail!("linear: input has {} features, the weight expects {n_in}", x.dim(candle_core::D::Minus1)?);
     }
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+    if !crate::fused_for(x) || w.dtype() != DType::F32 {
         return linear_reference(x, w, b, layout);
     }
     let op = LinearOp { layout, n_in, n_out };

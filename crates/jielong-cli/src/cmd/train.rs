@@ -21,9 +21,14 @@ pub struct Args {
     /// Continue the run in this folder from its latest checkpoint (its config.toml is used).
     #[arg(long, conflicts_with = "config")]
     pub resume: Option<PathBuf>,
+    /// Run every layer through candle's composed ops instead of jielong's fused CPU kernels
+    /// (several times slower): a check that the kernels train the same model.
+    #[arg(long)]
+    pub reference_kernels: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    jielong_nn::use_reference_kernels(a.reference_kernels);
     let (run_dir, cfg, resume) = match (&a.resume, &a.config) {
         (Some(dir), _) => {
             let path = dir.join("config.toml");
