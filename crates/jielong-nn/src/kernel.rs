@@ -97,6 +97,21 @@ pub(crate) fn exp_sum(xs: &[f32], shift: f32) -> f32 {
     tail.iter().map(|&x| exp(x - shift)).sum::<f32>() + acc.iter().sum::<f32>()
 }
 
+/// Σᵢ f(i) for i in 0..n, with eight running sums so the loop vectorises.
+#[inline(always)]
+pub(crate) fn lanes_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let full = n / 8 * 8;
+    let mut i = 0;
+    while i < full {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+        i += 8;
+    }
+    (full..n).map(&f).sum::<f32>() + acc.iter().sum::<f32>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::{Init, VarBuilder};
-use crate::kernel::contiguous_f32;
+use crate::kernel::{self, contiguous_f32};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -57,11 +57,11 @@ impl Module for LayerNorm {
 }
 
 /// Mean and 1/σ of a row.
-#[inline]
+#[inline(always)]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|&x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    let mean = kernel::lanes_sum(row.len(), |j| row[j]) / n;
+    let var = kernel::lanes_sum(row.len(), |j| (row[j] - mean) * (row[j] - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -84,12 +84,14 @@ impl CustomOp3 for LayerNormOp {
         }
         let mut ys = vec![0f32; xs.len()];
         ys.par_chunks_mut(c * ROWS_PER_TASK).zip(xs.par_chunks(c * ROWS_PER_TASK)).for_each(|(yb, xb)| {
-            for (y, x) in yb.chunks_mut(c).zip(xb.chunks(c)) {
-                let (mean, rstd) = moments(x, self.eps);
-                for j in 0..c {
-                    y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+            kernel::vectorized(|| {
+                for (y, x) in yb.chunks_mut(c).zip(xb.chunks(c)) {
+                    let (mean, rstd) = moments(x, self.eps);
+                    for j in 0..c {
+                        y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+                    }
                 }
-            }
+            })
         });
         Ok((CpuStorage::F32(ys), l1.shape().clone()))
     }
@@ -128,25 +130,19 @@ impl CustomOp3 for LayerNormGrad {
             .map(|(dxb, (xb, gb))| {
                 let mut acc = vec![0f32; 2 * c];
                 let (dw, db) = acc.split_at_mut(c);
-                for ((dxr, x), g) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)) {
-                    let (mean, rstd) = moments(x, self.eps);
-                    let mut mean_g = 0f32;
-                    let mut mean_gx = 0f32;
-                    for j in 0..c {
-                        let xh = (x[j] - mean) * rstd;
-                        let gw = g[j] * w[j];
-                        mean_g += gw;
-                        mean_gx += gw * xh;
-                        dw[j] += g[j] * xh;
-                        db[j] += g[j];
+                kernel::vectorized(|| {
+                    for ((dxr, x), g) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)) {
+                        let (mean, rstd) = moments(x, self.eps);
+                        let mean_g = kernel::lanes_sum(c, |j| g[j] * w[j]) / c as f32;
+                        let mean_gx = kernel::lanes_sum(c, |j| g[j] * w[j] * (x[j] - mean) * rstd) / c as f32;
+                        for j in 0..c {
+                            let xh = (x[j] - mean) * rstd;
+                            dw[j] += g[j] * xh;
+                            db[j] += g[j];
+                            dxr[j] = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
+                        }
                     }
-                    mean_g /= c as f32;
-                    mean_gx /= c as f32;
-                    for j in 0..c {
-                        let xh = (x[j] - mean) * rstd;
-                        dxr[j] = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
-                    }
-                }
+                });
                 acc
             })
             .collect();

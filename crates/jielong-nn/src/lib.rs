@@ -14,6 +14,7 @@ pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 mod matmul;
+pub mod optim;
 pub mod params;
 pub mod position;
 
