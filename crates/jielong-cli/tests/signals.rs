@@ -17,9 +17,14 @@ fn start_training(dir: &std::path::Path, out: &str) -> std::process::Child {
         .unwrap()
 }
 
+/// Wait until the run holds a complete checkpoint (any step: a fast machine may already have
+/// rotated the first ones away, as `keep_checkpoints` says).
 fn wait_for_checkpoint(run: &std::path::Path) {
+    let complete = || {
+        std::fs::read_dir(run).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with("ckpt-") && e.path().join("meta.json").exists())
+    };
     let t0 = Instant::now();
-    while !run.join("ckpt-000005/meta.json").exists() {
+    while !complete() {
         assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint after 60 s");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -28,7 +33,12 @@ fn wait_for_checkpoint(run: &std::path::Path) {
 fn latest_step(run: &std::path::Path) -> u64 {
     let mut steps: Vec<u64> = std::fs::read_dir(run)
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("ckpt-")?.parse().ok())
+        .filter_map(|e| {
+            let e = e.ok()?;
+            // Only complete checkpoints: meta.json is written last.
+            e.path().join("meta.json").exists().then_some(())?;
+            e.file_name().to_str()?.strip_prefix("ckpt-")?.parse().ok()
+        })
         .collect();
     steps.sort();
     *steps.last().unwrap()

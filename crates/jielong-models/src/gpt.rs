@@ -224,6 +224,26 @@ impl Gpt {
 
     /// `ids` (b, t) → logits (b, t, vocab_size).
     pub fn forward(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        // (b, t, c) · (v, c)ᵀ -> (b, t, v)
+        linear(&self.hidden(ids, opts)?, &self.head, None, WeightLayout::OutIn)
+    }
+
+    /// Training loss: mean next-token cross-entropy of `ids` (b, t) against `targets` (b, t),
+    /// with the LM head and the loss fused (`jielong_nn::head_loss`): the (b·t × vocab) logits
+    /// never become a tensor of the autograd graph.
+    pub fn forward_loss(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        let xs = self.hidden(ids, opts)?;
+        let (b, t, c) = xs.dims3()?;
+        jielong_nn::head_loss::linear_cross_entropy(&xs.reshape((b * t, c))?, &self.head, &targets.reshape(b * t)?)
+    }
+
+    /// The (vocab_size, n_embd) output matrix (the token embedding when tied).
+    pub fn head(&self) -> &Tensor {
+        &self.head
+    }
+
+    /// `ids` (b, t) → final hidden states after `ln_f` (b, t, n_embd).
+    pub fn hidden(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.cfg.max_seq_len {
             candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
@@ -269,9 +289,7 @@ impl Gpt {
             let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, rng(site + 1).as_mut())?;
             xs = (xs + ys)?;
         }
-        let xs = self.ln_f.forward(&xs)?;
-        // (b, t, c) · (v, c)ᵀ -> (b, t, v)
-        linear(&xs, &self.head, None, WeightLayout::OutIn)
+        self.ln_f.forward(&xs)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cross_entropy;
 pub mod dropout;
 pub mod flash;
 pub mod gelu;
+pub mod head_loss;
 mod kernel;
 pub mod kv_cache;
 pub mod layer_norm;

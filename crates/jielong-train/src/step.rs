@@ -56,8 +56,7 @@ impl StepRunner {
         let mut loss_sum = 0f64;
         for (batch, &seed) in batches.iter().zip(dropout_seeds) {
             let (ids, targets) = batch_tensors(batch, &self.device)?;
-            let logits = self.model.forward(&ids, ForwardOpts { dropout_seed: Some(seed) })?;
-            let loss = lm_loss(&logits, &targets)?;
+            let loss = self.model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(seed) })?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             let grads = loss.backward()?;
             total = Some(match total {

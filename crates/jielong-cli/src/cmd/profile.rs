@@ -15,7 +15,8 @@ use jielong_core::Rng;
 use jielong_nn::WeightLayout;
 use jielong_data::Batch;
 use jielong_models::gpt::ForwardOpts;
-use jielong_train::step::{batch_tensors, lm_loss};
+use jielong_nn::head_loss::linear_cross_entropy;
+use jielong_train::step::batch_tensors;
 use jielong_train::StepRunner;
 use std::time::Instant;
 
@@ -67,9 +68,10 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     for (i, batch) in batches.iter().enumerate() {
         let t0 = Instant::now();
         let (ids, targets) = batch_tensors(batch, dev)?;
-        let logits = runner.model.forward(&ids, ForwardOpts { dropout_seed: Some(i as u64) })?;
+        let hidden = runner.model.hidden(&ids, ForwardOpts { dropout_seed: Some(i as u64) })?;
         let t1 = Instant::now();
-        let loss = lm_loss(&logits, &targets)?;
+        let hidden = hidden.reshape((b * t, c))?;
+        let loss = linear_cross_entropy(&hidden, runner.model.head(), &targets.reshape(b * t)?)?;
         let _ = loss.to_scalar::<f32>()?;
         let t2 = Instant::now();
         let grads = loss.backward()?;
@@ -89,7 +91,7 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     };
     let step = med(&mut total);
     println!("\nphases of a real step (median of {}), ms:", batches.len());
-    for (name, xs) in [("forward", &mut fwd), ("loss (softmax cross-entropy)", &mut loss_ms), ("backward", &mut bwd), ("grad norm + AdamW", &mut opt)] {
+    for (name, xs) in [("forward to the last hidden states", &mut fwd), ("LM head + cross-entropy, fused", &mut loss_ms), ("backward", &mut bwd), ("grad norm + AdamW", &mut opt)] {
         let m = med(xs);
         println!("  {name:<30} {m:>9.1}  {:>5.1}%", 100.0 * m / step);
     }
@@ -109,24 +111,21 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     }
     rows.push(("matmul: linear layers (+bias)".into(), l, linear));
     let wte = var(&[v, c], 0.02, dev)?;
-    rows.push(("matmul: LM head".into(), 1, fwd_bwd(reps, &[&x, &wte], &[bt, v], dev, || {
-        jielong_nn::linear(x.as_tensor(), wte.as_tensor(), None, WeightLayout::OutIn)
-    })?));
+    let targets = Tensor::from_vec((0..bt as u32).map(|i| (i * 7919) % v as u32).collect::<Vec<_>>(), bt, dev)?;
+    rows.push((
+        "LM head matmuls + cross-entropy (fused)".into(),
+        1,
+        time_ms(reps, || {
+            let g = linear_cross_entropy(x.as_tensor(), wte.as_tensor(), &targets)?.backward()?;
+            let _ = (g.get(x.as_tensor()), g.get(wte.as_tensor()));
+            Ok(())
+        })?,
+    ));
     let qkv = var(&[b, t, 3 * c], 1.0, dev)?;
     rows.push((
         "attention (q·kᵀ, causal softmax, ·v)".into(),
         l,
         fwd_bwd(reps, &[&qkv], &[b, t, c], dev, || jielong_nn::causal_attention_packed(qkv.as_tensor(), h))?,
-    ));
-    let logits = var(&[bt, v], 1.0, dev)?;
-    let targets = Tensor::from_vec((0..bt as u32).map(|i| (i * 7919) % v as u32).collect::<Vec<_>>(), bt, dev)?;
-    rows.push((
-        "softmax cross-entropy".into(),
-        1,
-        time_ms(reps, || {
-            jielong_nn::cross_entropy(logits.as_tensor(), &targets)?.backward()?;
-            Ok(())
-        })?,
     ));
     let store = jielong_nn::ParamStore::new(1);
     let ln = jielong_nn::LayerNorm::new(c, true, 1e-5, store.var_builder(dev).pp("ln"))?;
