@@ -158,13 +158,13 @@ mod tests {
             AdamW::new(vars, hp).unwrap()
         };
         let (mut fused, mut composed) = (make(), make());
+        // Fixed random gradients per step (loss Σ p·r), so both see exactly the same ones.
+        let rs: Vec<Vec<Tensor>> = (0..3).map(|_| init.iter().map(|t| Tensor::randn(0f32, 1.0, t.shape(), &dev).unwrap()).collect()).collect();
         for step in 0..3 {
             let loss = |o: &AdamW| -> Tensor {
-                // A loss whose gradient differs per element and per step.
                 let mut total = Tensor::new(0f32, &dev).unwrap();
-                for s in &o.slots {
-                    let w = (s.var.as_tensor().sin().unwrap() * (step as f64 + 1.0)).unwrap();
-                    total = (total + (s.var.as_tensor() * w).unwrap().sum_all().unwrap()).unwrap();
+                for (s, r) in o.slots.iter().zip(&rs[step]) {
+                    total = (total + (s.var.as_tensor() * r).unwrap().sum_all().unwrap()).unwrap();
                 }
                 total
             };
@@ -181,13 +181,10 @@ mod tests {
             let d: f32 = (a.var.as_tensor() - b.var.as_tensor()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(d < 1e-5, "{}: parameters differ by {d}", a.name);
             for (x, y) in a.m.iter().zip(&b.m).chain(a.v.iter().zip(&b.v)) {
-                // Steps 2 and 3 see gradients of parameters that already differ in the last bits.
-                assert!((x - y).abs() <= 1e-4 * y.abs() + 1e-9, "{}: moments differ: {x} vs {y}", a.name);
+                // Gradients are O(1); m can cancel to near zero, so the floor is absolute.
+                assert!((x - y).abs() <= 1e-5 * y.abs() + 1e-6, "{}: moments differ: {x} vs {y}", a.name);
             }
         }
-        let norm_fused = fused.grad_norm(&loss_grads(&fused, &dev)).unwrap();
-        let expect: f64 = init.iter().map(|t| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64).sum::<f64>();
-        assert!(norm_fused > 0.0 && expect > 0.0);
     }
 
     fn loss_grads(o: &AdamW, dev: &Device) -> GradStore {
