@@ -7,14 +7,38 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn start_training(dir: &std::path::Path, out: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_jielong"))
+/// The training process, killed when the test ends however it ends (a failed assertion must
+/// not leave a 100,000-step run behind).
+struct Training(std::process::Child);
+
+impl Drop for Training {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Training {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Training {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+fn start_training(dir: &std::path::Path, out: &str) -> Training {
+    Training(Command::new(env!("CARGO_BIN_EXE_jielong"))
         .args(["train", "--config", "tiny.toml", "--out", out, "--set", "train.max_steps=100000", "--set", "train.checkpoint_interval=5"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap())
 }
 
 /// Wait until the run holds a complete checkpoint (any step: a fast machine may already have
