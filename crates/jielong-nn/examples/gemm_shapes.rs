@@ -1,4 +1,11 @@
-//! Scratch: GFLOP/s of candle matmul on the linear-layer shapes, fwd / dX / dW forms.
+//! GFLOP/s of f32 matrix products at a training step's linear-layer shapes, in the three
+//! forms a linear layer runs (forward x·W, backward dY·Wᵀ and Xᵀ·dY), through candle's matmul
+//! (the `gemm` crate) and, with `--split`, gemm's own two-thread split against one band of
+//! rows per thread. The PyTorch/MKL and NumPy/OpenBLAS twin is bench/gemm_shapes.py.
+//!
+//! cargo run --release -p jielong-nn --example gemm_shapes -- ROWS N_EMBD VOCAB [--split]
+//! (small preset: 4096 256 4096; medium: 2048 384 8192)
+
 use candle_core::{Device, Tensor};
 use std::time::Instant;
 
@@ -10,37 +17,51 @@ fn bench(name: &str, flops: f64, mut f: impl FnMut()) {
         f();
         best = best.min(t.elapsed().as_secs_f64());
     }
-    println!("{name:40} {:8.2} ms {:7.1} GFLOP/s", best * 1e3, flops / best / 1e9);
+    println!("{name:44} {:8.2} ms {:7.1} GFLOP/s", best * 1e3, flops / best / 1e9);
+}
+
+/// gemm's Rayon(2) split against two single-threaded products on halves of the rows.
+fn split(m: usize, k: usize, n: usize) {
+    let a = vec![1f32; m * k];
+    let b = vec![1f32; k * n];
+    let mut c = vec![0f32; m * n];
+    let fl = 2.0 * (m * n * k) as f64;
+    let run = |m: usize, a: &[f32], c: &mut [f32], par| unsafe {
+        gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, par)
+    };
+    bench(&format!("gemm Rayon(2)        {m}x{k}x{n}"), fl, || run(m, &a, &mut c, gemm::Parallelism::Rayon(2)));
+    let half = m / 2;
+    bench(&format!("two bands of rows    {m}x{k}x{n}"), fl, || {
+        let (c0, c1) = c.split_at_mut(half * n);
+        let (a0, a1) = a.split_at(half * k);
+        rayon::join(|| run(half, a0, c0, gemm::Parallelism::None), || run(m - half, a1, c1, gemm::Parallelism::None));
+    });
 }
 
 fn main() -> candle_core::Result<()> {
-    let dev = Device::Cpu;
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
-    let (m, c) = (args[0], args[1]);
-    if args.len() > 3 {
-        for thr in [1, 2] { direct(m, c, 3 * c, thr); direct(m, c, 4 * c, thr); direct(m, 4 * c, c, thr); direct(1024, 1024, 1024, thr); }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let [m, c, v] = nums[..] else {
+        eprintln!("usage: gemm_shapes ROWS N_EMBD VOCAB [--split]");
+        std::process::exit(2);
+    };
+    let shapes = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c), (c, v)];
+    if args.iter().any(|a| a == "--split") {
+        for (i, o) in shapes {
+            split(m, i, o);
+        }
         return Ok(());
     }
-    for (i, o) in [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c), (c, args[2])] {
+    let dev = Device::Cpu;
+    for (i, o) in shapes {
         let x = Tensor::randn(0f32, 1.0, (m, i), &dev)?;
         let w = Tensor::randn(0f32, 1.0, (i, o), &dev)?;
         let dy = Tensor::randn(0f32, 1.0, (m, o), &dev)?;
         let fl = 2.0 * (m * i * o) as f64;
-        bench(&format!("fwd x·W    {m}x{i} · {i}x{o}"), fl, || { x.matmul(&w).unwrap(); });
-        bench(&format!("dX  dY·Wᵀ  {m}x{o} · {o}x{i}"), fl, || { dy.matmul(&w.t().unwrap()).unwrap(); });
-        bench(&format!("dW  Xᵀ·dY  {i}x{m} · {m}x{o}"), fl, || { x.t().unwrap().matmul(&dy).unwrap(); });
-        bench(&format!("db  sum0   {m}x{o}"), (m * o) as f64, || { dy.sum_keepdim(0).unwrap(); });
+        bench(&format!("fwd x·W    {m}x{i} · {i}x{o}"), fl, || drop(x.matmul(&w).unwrap()));
+        bench(&format!("dX  dY·Wᵀ  {m}x{o} · {o}x{i}"), fl, || drop(dy.matmul(&w.t().unwrap()).unwrap()));
+        bench(&format!("dW  Xᵀ·dY  {i}x{m} · {m}x{o}"), fl, || drop(x.t().unwrap().matmul(&dy).unwrap()));
+        bench(&format!("db  candle sum over rows {m}x{o}"), (m * o) as f64, || drop(dy.sum_keepdim(0).unwrap()));
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-pub fn direct(m: usize, k: usize, n: usize, threads: usize) {
-    let a = vec![1f32; m * k];
-    let b = vec![1f32; k * n];
-    let mut c = vec![0f32; m * n];
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    bench(&format!("gemm direct {m}x{k}x{n} thr{threads}"), 2.0 * (m * n * k) as f64, || unsafe {
-        gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, par);
-    });
 }
