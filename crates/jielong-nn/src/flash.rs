@@ -18,7 +18,7 @@
 
 use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{sgemm, Mat};
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -123,14 +123,14 @@ impl CustomOp1 for PackedAttention {
 
     fn bwd(&self, qkv: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dy = dy.contiguous()?;
-        let (qs, ql) = qkv.storage_and_layout();
-        let (ys, yl) = res.storage_and_layout();
-        let (gs, gl) = dy.storage_and_layout();
-        let (Storage::Cpu(qs), Storage::Cpu(ys), Storage::Cpu(gs)) = (&*qs, &*ys, &*gs) else {
-            candle_core::bail!("fused attention: backward runs on the CPU only")
-        };
-        let (qkv_d, y, g) = (contiguous_f32(qs, ql, "attention qkv")?, contiguous_f32(ys, yl, "attention output")?, contiguous_f32(gs, gl, "attention gradient")?);
-        let dm = self.dims(ql)?;
+        let dqkv = kernel::with_f32([(qkv, "attention qkv"), (res, "attention output"), (&dy, "attention gradient")], |[qkv_d, y, g]| self.backward(qkv.layout(), qkv_d, y, g))?;
+        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+    }
+}
+
+impl PackedAttention {
+    fn backward(&self, l: &Layout, qkv_d: &[f32], y: &[f32], g: &[f32]) -> Result<Vec<f32>> {
+        let dm = self.dims(l)?;
         let (t, c, d) = (dm.t, dm.c, dm.d);
         let mut dqkv = vec![0f32; qkv_d.len()];
         let out = Out(dqkv.as_mut_ptr());
@@ -177,7 +177,7 @@ impl CustomOp1 for PackedAttention {
                 }
             },
         );
-        Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
+        Ok(dqkv)
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::kernel::{self, contiguous_f32};
 use crate::linear::{linear, WeightLayout};
 use crate::matmul::{parallelism, sgemm, Mat};
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -87,17 +87,16 @@ impl CustomOp2 for HeadLoss {
             kernel::vectorized(|| row.iter_mut().for_each(|p| *p *= scale));
             row[t as usize] -= scale;
         });
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ws)) = (&*xs, &*ws) else { candle_core::bail!("linear_cross_entropy: CPU only") };
-        let (xd, wd) = (contiguous_f32(xs, xl, "head input")?, contiguous_f32(ws, wl, "head weight")?);
         let mut dx = vec![0f32; rows * c];
         let mut dw = vec![0f32; v * c];
-        unsafe {
-            // dX (rows, c) = dL (rows, v) · W (v, c);  dW (v, c) = dLᵀ (v, rows) · X (rows, c)
-            sgemm(rows, c, v, Mat::rows(&d, v), Mat::rows(wd, c), dx.as_mut_ptr(), c, false, parallelism(rows, c, v));
-            sgemm(v, c, rows, Mat::rows_t(&d, v), Mat::rows(xd, c), dw.as_mut_ptr(), c, false, parallelism(v, c, rows));
-        }
+        kernel::with_f32([(x, "head input"), (w, "head weight")], |[xd, wd]| {
+            unsafe {
+                // dX (rows, c) = dL (rows, v) · W (v, c);  dW (v, c) = dLᵀ (v, rows) · X (rows, c)
+                sgemm(rows, c, v, Mat::rows(&d, v), Mat::rows(wd, c), dx.as_mut_ptr(), c, false, parallelism(rows, c, v));
+                sgemm(v, c, rows, Mat::rows_t(&d, v), Mat::rows(xd, c), dw.as_mut_ptr(), c, false, parallelism(v, c, rows));
+            }
+            Ok(())
+        })?;
         Ok((Some(Tensor::from_vec(dx, (rows, c), x.device())?), Some(Tensor::from_vec(dw, (v, c), w.device())?)))
     }
 }

@@ -1,6 +1,6 @@
 //! What the fused CPU kernels share: reading a candle CPU storage as one contiguous f32 slice.
 
-use candle_core::{CpuStorage, Layout, Result};
+use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
 
 /// The f32 data of a contiguous tensor, or an error naming the kernel and operand.
 pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -9,6 +9,19 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> R
         Some((a, b)) => Ok(&data[a..b]),
         None => candle_core::bail!("{what} must be contiguous"),
     }
+}
+
+/// Runs `f` on the f32 data of CPU tensors (each made contiguous by the caller), named by
+/// `what` in errors: how a fused kernel's backward, which receives tensors rather than
+/// storages, reads its operands without copying them.
+pub(crate) fn with_f32<const N: usize, R>(ts: [(&Tensor, &str); N], f: impl FnOnce([&[f32]; N]) -> Result<R>) -> Result<R> {
+    let guards: Vec<_> = ts.iter().map(|(t, _)| t.storage_and_layout()).collect();
+    let mut slices: [&[f32]; N] = [&[]; N];
+    for (i, ((s, l), (_, what))) in guards.iter().zip(&ts).enumerate() {
+        let Storage::Cpu(s) = &**s else { candle_core::bail!("{what}: the fused kernels run on the CPU only") };
+        slices[i] = contiguous_f32(s, l, what)?;
+    }
+    f(slices)
 }
 
 /// Runs `f` compiled for AVX2 + FMA when the CPU has them (checked once, then cached), so the

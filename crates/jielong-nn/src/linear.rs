@@ -11,9 +11,9 @@
 //! Weights come in two layouts: GPT-2's "Conv1D" (in, out), where y = x·W, and the usual
 //! (out, in) of `nn.Linear` and of a tied embedding used as the LM head, where y = x·Wᵀ.
 
-use crate::kernel::contiguous_f32;
+use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{parallelism, sgemm, Mat};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
@@ -99,15 +99,12 @@ impl LinearOp {
 
     /// (dx, dw, db) for upstream gradient `dy`.
     fn backward(&self, x: &Tensor, w: &Tensor, with_bias: bool, dy: &Tensor) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        let (n_in, n_out) = (self.n_in, self.n_out);
         let dy = dy.contiguous()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (gs, gl) = dy.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(gs)) = (&*xs, &*ws, &*gs) else {
-            candle_core::bail!("linear: fused backward runs on the CPU only")
-        };
-        let (xd, wd, g) = (contiguous_f32(xs, xl, "linear input")?, contiguous_f32(ws, wl, "linear weight")?, contiguous_f32(gs, gl, "linear gradient")?);
+        kernel::with_f32([(x, "linear input"), (w, "linear weight"), (&dy, "linear gradient")], |[xd, wd, g]| self.backward_f32(x, w, with_bias, xd, wd, g))
+    }
+
+    fn backward_f32(&self, x: &Tensor, w: &Tensor, with_bias: bool, xd: &[f32], wd: &[f32], g: &[f32]) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let (n_in, n_out) = (self.n_in, self.n_out);
         let rows = xd.len() / n_in.max(1);
         // dX (rows, in) = dY (rows, out) · Wᵀ
         let mut dx = vec![0f32; rows * n_in];

@@ -7,7 +7,7 @@
 //! The composed path stays in `jielong_train::AdamW` as the reference (see its parity test).
 
 use crate::kernel::contiguous_f32;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, Tensor};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -78,10 +78,11 @@ pub fn sum_squares(t: &Tensor) -> Result<f64> {
         return Ok(t.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?);
     }
     let t = t.contiguous()?;
-    let (s, l) = t.storage_and_layout();
-    let Storage::Cpu(s) = &*s else { candle_core::bail!("sum_squares: CPU only") };
-    let xs = contiguous_f32(s, l, "gradient")?;
-    Ok(xs
+    crate::kernel::with_f32([(&t, "gradient")], |[xs]| Ok(sum_squares_f32(xs)))
+}
+
+fn sum_squares_f32(xs: &[f32]) -> f64 {
+    xs
         .par_chunks(CHUNK)
         .map(|c| {
             crate::kernel::vectorized(|| {
@@ -96,5 +97,5 @@ pub fn sum_squares(t: &Tensor) -> Result<f64> {
                 (tail + acc.iter().sum::<f32>()) as f64
             })
         })
-        .sum())
+        .sum()
 }
