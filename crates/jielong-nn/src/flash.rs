@@ -101,7 +101,9 @@ impl CustomOp1 for PackedAttention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = contiguous_f32(s, l, "attention qkv")?;
         let dm = self.dims(l)?;
-        let mut y = vec![0f32; dm.b * dm.t * dm.c];
+        // Every (sequence, head, query block) writes its rows × head columns with
+        // accumulate = false, and the heads tile the c columns.
+        let mut y = kernel::uninit_f32(dm.b * dm.t * dm.c);
         let out = Out(y.as_mut_ptr());
         (0..dm.b * dm.h).into_par_iter().for_each_init(
             || vec![0f32; BLOCK * dm.t],

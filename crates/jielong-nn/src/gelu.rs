@@ -31,7 +31,8 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = contiguous_f32(s, l, "gelu")?;
-        let mut ys = vec![0f32; xs.len()];
+        // Element-wise: every output written.
+        let mut ys = kernel::uninit_f32(xs.len());
         ys.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(y, x)| {
             kernel::vectorized(|| {
                 for (y, &x) in y.iter_mut().zip(x) {
@@ -59,7 +60,8 @@ impl CustomOp2 for GeluGrad {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = contiguous_f32(s1, l1, "gelu backward")?;
         let gs = contiguous_f32(s2, l2, "gelu backward")?;
-        let mut out = vec![0f32; xs.len()];
+        // Element-wise: every output written.
+        let mut out = kernel::uninit_f32(xs.len());
         out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
             kernel::vectorized(|| {
                 for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {

@@ -53,7 +53,8 @@ impl CustomOp2 for HeadLoss {
         let (x, w) = (contiguous_f32(s1, l1, "head input")?, contiguous_f32(s2, l2, "head weight")?);
         let (rows, c) = l1.shape().dims2()?;
         let v = l2.shape().dims2()?.0;
-        let mut p = vec![0f32; rows * v];
+        // Written whole by the product (accumulate = false).
+        let mut p = kernel::uninit_f32(rows * v);
         unsafe { sgemm(rows, v, c, Mat::rows(x, c), Mat::rows_t(w, c), p.as_mut_ptr(), v, false, parallelism(rows, v, c)) };
         let total: f64 = p
             .par_chunks_mut(v)
@@ -87,8 +88,9 @@ impl CustomOp2 for HeadLoss {
             kernel::vectorized(|| row.iter_mut().for_each(|p| *p *= scale));
             row[t as usize] -= scale;
         });
-        let mut dx = vec![0f32; rows * c];
-        let mut dw = vec![0f32; v * c];
+        // Both written whole by their products (accumulate = false).
+        let mut dx = kernel::uninit_f32(rows * c);
+        let mut dw = kernel::uninit_f32(v * c);
         kernel::with_f32([(x, "head input"), (w, "head weight")], |[xd, wd]| {
             unsafe {
                 // dX (rows, c) = dL (rows, v) · W (v, c);  dW (v, c) = dLᵀ (v, rows) · X (rows, c)

@@ -24,13 +24,34 @@ pub(crate) fn with_f32<const N: usize, R>(ts: [(&Tensor, &str); N], f: impl FnOn
     f(slices)
 }
 
-/// Runs `f` compiled for AVX2 + FMA when the CPU has them (checked once, then cached), so the
-/// element-wise loops inside vectorise eight lanes wide on a binary built for plain x86-64;
-/// elsewhere `f` runs as it is.
+/// An output buffer of `n` f32 values that is not zero-filled, for a kernel that writes every
+/// element before anything reads it (a product with `accumulate = false`, an element-wise map,
+/// a row-wise pass that writes whole rows). `vec![0.0; n]` on reused memory is a serial
+/// `memset` on the calling thread while the other threads wait: about 7% of a medium training
+/// step before this helper (BENCHMARKS.md, 2026-12-02). Each call site says why it writes all.
+pub(crate) fn uninit_f32(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 is plain data (no drop, every bit pattern a value); callers write all `n`
+    // elements before reading any, as candle's own CPU kernels do with their outputs.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Runs `f` compiled for AVX-512 (16 lanes) or AVX2 + FMA (8 lanes), whichever the CPU has
+/// (checked once, then cached), so the element-wise loops inside vectorise on a binary built
+/// for plain x86-64; elsewhere `f` runs as it is.
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU supports the features `avx512` is compiled for.
+            return unsafe { avx512(f) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {

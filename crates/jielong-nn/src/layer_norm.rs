@@ -82,7 +82,8 @@ impl CustomOp3 for LayerNormOp {
         if c == 0 || xs.len() % c != 0 || b.len() != c {
             candle_core::bail!("layer norm: last dimension must equal the weight size {c}");
         }
-        let mut ys = vec![0f32; xs.len()];
+        // Row-wise: every row written whole.
+        let mut ys = kernel::uninit_f32(xs.len());
         ys.par_chunks_mut(c * ROWS_PER_TASK).zip(xs.par_chunks(c * ROWS_PER_TASK)).for_each(|(yb, xb)| {
             kernel::vectorized(|| {
                 for (y, x) in yb.chunks_mut(c).zip(xb.chunks(c)) {
@@ -121,8 +122,10 @@ impl CustomOp3 for LayerNormGrad {
         let (xs, w, dy) = (contiguous_f32(s1, l1, "layer norm input")?, contiguous_f32(s2, l2, "layer norm weight")?, contiguous_f32(s3, l3, "layer norm gradient")?);
         let c = w.len();
         let n = xs.len();
-        let mut out = vec![0f32; n + 2 * c];
+        // dx is written row by row in full; dw and db (the last 2c) are sums, so zeroed.
+        let mut out = kernel::uninit_f32(n + 2 * c);
         let (dx, rest) = out.split_at_mut(n);
+        rest.fill(0.0);
         // Rows in parallel; each task also sums its rows' dw, db, then the partial sums are added.
         let partials: Vec<Vec<f32>> = dx
             .par_chunks_mut(c * ROWS_PER_TASK)

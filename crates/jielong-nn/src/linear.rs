@@ -87,7 +87,9 @@ impl LinearOp {
         if w.len() != n_in * n_out || b.is_some_and(|b| b.len() != n_out) {
             candle_core::bail!("linear: weight or bias does not match ({n_in} → {n_out})");
         }
-        let mut y = vec![0f32; rows * n_out];
+        // Every row is either filled with the bias and then accumulated into, or written whole
+        // by the product (accumulate = false).
+        let mut y = kernel::uninit_f32(rows * n_out);
         if let Some(b) = b {
             y.par_chunks_mut(n_out * 256).for_each(|ys| ys.chunks_mut(n_out).for_each(|r| r.copy_from_slice(b)));
         }
@@ -107,14 +109,15 @@ impl LinearOp {
         let (n_in, n_out) = (self.n_in, self.n_out);
         let rows = xd.len() / n_in.max(1);
         // dX (rows, in) = dY (rows, out) · Wᵀ
-        let mut dx = vec![0f32; rows * n_in];
+        // dx and dw are written whole by their products (accumulate = false).
+        let mut dx = kernel::uninit_f32(rows * n_in);
         let wt = match self.layout {
             WeightLayout::InOut => Mat::rows_t(wd, n_out),
             WeightLayout::OutIn => Mat::rows(wd, n_in),
         };
         unsafe { sgemm(rows, n_in, n_out, Mat::rows(g, n_out), wt, dx.as_mut_ptr(), n_in, false, parallelism(rows, n_in, n_out)) };
         // dW: Xᵀ·dY (in, out) or dYᵀ·X (out, in)
-        let mut dw = vec![0f32; n_in * n_out];
+        let mut dw = kernel::uninit_f32(n_in * n_out);
         unsafe {
             match self.layout {
                 WeightLayout::InOut => sgemm(n_in, n_out, rows, Mat::rows_t(xd, n_in), Mat::rows(g, n_out), dw.as_mut_ptr(), n_out, false, parallelism(n_in, n_out, rows)),
