@@ -20,7 +20,7 @@ use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{transformer_block, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +155,24 @@ struct Block {
     mlp: Mlp,
 }
 
+impl Block {
+    /// The parameters as the fused block op takes them (models with biases only).
+    fn weights(&self) -> Result<BlockWeights<'_>> {
+        fn pair<'a>(w: &'a Tensor, b: Option<&'a Tensor>) -> Result<(&'a Tensor, &'a Tensor)> {
+            let b = b.ok_or_else(|| candle_core::Error::Msg("the fused block needs biases".into()))?;
+            Ok((w, b))
+        }
+        Ok(BlockWeights {
+            ln_1: pair(self.ln_1.weight(), self.ln_1.bias())?,
+            c_attn: pair(self.c_attn.weight(), self.c_attn.bias())?,
+            attn_proj: pair(self.c_proj.weight(), self.c_proj.bias())?,
+            ln_2: pair(self.ln_2.weight(), self.ln_2.bias())?,
+            c_fc: pair(self.mlp.c_fc.weight(), self.mlp.c_fc.bias())?,
+            mlp_proj: pair(self.mlp.c_proj.weight(), self.mlp.c_proj.bias())?,
+        })
+    }
+}
+
 pub struct Gpt {
     cfg: GptConfig,
     wte: Embedding,
@@ -263,7 +281,15 @@ impl Gpt {
         }
         xs = self.dropout.forward(&xs, rng(0).as_mut())?;
 
+        // The whole block as one fused op (jielong_nn::block) where it applies: CPU f32,
+        // learned or sinusoidal positions, biases, and no dropout in this call.
+        let dropout_active = self.dropout.p > 0.0 && opts.dropout_seed.is_some();
+        let fused_blocks = self.rope.is_none() && self.cfg.bias && !dropout_active && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
+            if fused_blocks {
+                xs = transformer_block(&xs, &block.weights()?, h, self.cfg.layer_norm_eps)?;
+                continue;
+            }
             let site = 1 + 3 * i as u64;
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)

@@ -57,12 +57,16 @@ struct Dims {
     scale: f32,
 }
 
+impl Dims {
+    fn new(b: usize, t: usize, c: usize, h: usize) -> Self {
+        Dims { b, t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() }
+    }
+}
+
 impl PackedAttention {
     fn dims(&self, l: &Layout) -> Result<Dims> {
         let (b, t, c3) = l.shape().dims3()?;
-        let c = c3 / 3;
-        let h = self.n_head;
-        Ok(Dims { b, t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() })
+        Ok(Dims::new(b, t, c3 / 3, self.n_head))
     }
 }
 
@@ -104,83 +108,96 @@ impl CustomOp1 for PackedAttention {
         // Every (sequence, head, query block) writes its rows × head columns with
         // accumulate = false, and the heads tile the c columns.
         let mut y = kernel::uninit_f32(dm.b * dm.t * dm.c);
-        let out = Out(y.as_mut_ptr());
-        (0..dm.b * dm.h).into_par_iter().for_each_init(
-            || vec![0f32; BLOCK * dm.t],
-            |p, task| {
-                let out = out;
-                let (bi, hi) = (task / dm.h, task % dm.h);
-                for q0 in (0..dm.t).step_by(BLOCK) {
-                    let rows = BLOCK.min(dm.t - q0);
-                    let n = q0 + rows;
-                    probabilities(qkv, &dm, bi, hi, q0, rows, p);
-                    // Y[q0..q1] = P · V[0..n], written into this head's columns of y.
-                    let dst = unsafe { out.0.add((bi * dm.t + q0) * dm.c + hi * dm.d) };
-                    unsafe { sgemm(rows, dm.d, n, Mat::rows(&p[..rows * n], n), head(qkv, &dm, bi, hi, 2, 0), dst, dm.c, false, Parallelism::None) };
-                }
-            },
-        );
+        forward(qkv, &dm, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((dm.b, dm.t, dm.c))))
     }
 
     fn bwd(&self, qkv: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dy = dy.contiguous()?;
-        let dqkv = kernel::with_f32([(qkv, "attention qkv"), (res, "attention output"), (&dy, "attention gradient")], |[qkv_d, y, g]| self.backward(qkv.layout(), qkv_d, y, g))?;
+        let dm = self.dims(qkv.layout())?;
+        let dqkv = kernel::with_f32([(qkv, "attention qkv"), (res, "attention output"), (&dy, "attention gradient")], |[qkv_d, y, g]| Ok(backward(qkv_d, y, g, &dm)))?;
         Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
     }
 }
 
-impl PackedAttention {
-    fn backward(&self, l: &Layout, qkv_d: &[f32], y: &[f32], g: &[f32]) -> Result<Vec<f32>> {
-        let dm = self.dims(l)?;
-        let (t, c, d) = (dm.t, dm.c, dm.d);
-        let mut dqkv = vec![0f32; qkv_d.len()];
-        let out = Out(dqkv.as_mut_ptr());
-        (0..dm.b * dm.h).into_par_iter().for_each_init(
-            || (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t], vec![0f32; BLOCK]),
-            |(p, dp, delta), task| {
-                let out = out;
-                let (bi, hi) = (task / dm.h, task % dm.h);
-                // This task's slices of dQ, dK, dV inside dqkv: rows of stride 3c.
-                let dq0 = unsafe { out.0.add(bi * t * 3 * c + hi * d) };
-                let dk0 = unsafe { dq0.add(c) };
-                let dv0 = unsafe { dq0.add(2 * c) };
-                for q0 in (0..t).step_by(BLOCK) {
-                    let rows = BLOCK.min(t - q0);
-                    let n = q0 + rows;
-                    probabilities(qkv_d, &dm, bi, hi, q0, rows, p);
-                    let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
-                    // delta_r = dY_r · Y_r
-                    for r in 0..rows {
-                        let at = (bi * t + q0 + r) * c + hi * d;
-                        delta[r] = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
-                    }
-                    // dP = dY · Vᵀ  (rows × n)
-                    let v = head(qkv_d, &dm, bi, hi, 2, 0);
-                    let vt = Mat { ptr: v.ptr, rs: v.cs, cs: v.rs };
-                    unsafe { sgemm(rows, n, d, gy, vt, dp.as_mut_ptr(), n, false, Parallelism::None) };
-                    // dV[0..n] += Pᵀ · dY
-                    let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
-                    unsafe { sgemm(n, d, rows, pt, gy, dv0, 3 * c, true, Parallelism::None) };
-                    // dS = P ⊙ (dP − delta) · scale, in place in dp
-                    kernel::vectorized(|| {
-                        for r in 0..rows {
-                            let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
-                            for (ds, &pv) in dr.iter_mut().zip(pr) {
-                                *ds = pv * (*ds - delta[r]) * dm.scale;
-                            }
-                        }
-                    });
-                    // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
-                    let ds = Mat::rows(&dp[..rows * n], n);
-                    unsafe { sgemm(rows, d, n, ds, head(qkv_d, &dm, bi, hi, 1, 0), dq0.add(q0 * 3 * c), 3 * c, false, Parallelism::None) };
-                    let dst = Mat { ptr: dp.as_ptr(), rs: 1, cs: n as isize };
-                    unsafe { sgemm(n, d, rows, dst, head(qkv_d, &dm, bi, hi, 0, q0), dk0, 3 * c, true, Parallelism::None) };
+/// y (b·t, c) = causal attention of the packed `qkv` (b·t, 3c) with `h` heads, slice level
+/// (for callers that own their buffers, as the fused transformer block); `y` is written whole.
+pub(crate) fn attention_into(qkv: &[f32], b: usize, t: usize, c: usize, h: usize, y: &mut [f32]) {
+    forward(qkv, &Dims::new(b, t, c, h), y)
+}
+
+/// dqkv (b·t, 3c) for the upstream gradient `g` (b·t, c), given the forward's `qkv` and output `y`.
+pub(crate) fn attention_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t: usize, c: usize, h: usize) -> Vec<f32> {
+    backward(qkv, y, g, &Dims::new(b, t, c, h))
+}
+
+fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32]) {
+    let out = Out(y.as_mut_ptr());
+    (0..dm.b * dm.h).into_par_iter().for_each_init(
+        || vec![0f32; BLOCK * dm.t],
+        |p, task| {
+            let out = out;
+            let (bi, hi) = (task / dm.h, task % dm.h);
+            for q0 in (0..dm.t).step_by(BLOCK) {
+                let rows = BLOCK.min(dm.t - q0);
+                let n = q0 + rows;
+                probabilities(qkv, dm, bi, hi, q0, rows, p);
+                // Y[q0..q1] = P · V[0..n], written into this head's columns of y.
+                let dst = unsafe { out.0.add((bi * dm.t + q0) * dm.c + hi * dm.d) };
+                unsafe { sgemm(rows, dm.d, n, Mat::rows(&p[..rows * n], n), head(qkv, dm, bi, hi, 2, 0), dst, dm.c, false, Parallelism::None) };
+            }
+        },
+    );
+}
+
+fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims) -> Vec<f32> {
+    let (t, c, d) = (dm.t, dm.c, dm.d);
+    let mut dqkv = vec![0f32; qkv_d.len()];
+    let out = Out(dqkv.as_mut_ptr());
+    (0..dm.b * dm.h).into_par_iter().for_each_init(
+        || (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t], vec![0f32; BLOCK]),
+        |(p, dp, delta), task| {
+            let out = out;
+            let (bi, hi) = (task / dm.h, task % dm.h);
+            // This task's slices of dQ, dK, dV inside dqkv: rows of stride 3c.
+            let dq0 = unsafe { out.0.add(bi * t * 3 * c + hi * d) };
+            let dk0 = unsafe { dq0.add(c) };
+            let dv0 = unsafe { dq0.add(2 * c) };
+            for q0 in (0..t).step_by(BLOCK) {
+                let rows = BLOCK.min(t - q0);
+                let n = q0 + rows;
+                probabilities(qkv_d, dm, bi, hi, q0, rows, p);
+                let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
+                // delta_r = dY_r · Y_r
+                for r in 0..rows {
+                    let at = (bi * t + q0 + r) * c + hi * d;
+                    delta[r] = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
                 }
-            },
-        );
-        Ok(dqkv)
-    }
+                // dP = dY · Vᵀ  (rows × n)
+                let v = head(qkv_d, dm, bi, hi, 2, 0);
+                let vt = Mat { ptr: v.ptr, rs: v.cs, cs: v.rs };
+                unsafe { sgemm(rows, n, d, gy, vt, dp.as_mut_ptr(), n, false, Parallelism::None) };
+                // dV[0..n] += Pᵀ · dY
+                let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
+                unsafe { sgemm(n, d, rows, pt, gy, dv0, 3 * c, true, Parallelism::None) };
+                // dS = P ⊙ (dP − delta) · scale, in place in dp
+                kernel::vectorized(|| {
+                    for r in 0..rows {
+                        let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
+                        for (ds, &pv) in dr.iter_mut().zip(pr) {
+                            *ds = pv * (*ds - delta[r]) * dm.scale;
+                        }
+                    }
+                });
+                // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
+                let ds = Mat::rows(&dp[..rows * n], n);
+                unsafe { sgemm(rows, d, n, ds, head(qkv_d, dm, bi, hi, 1, 0), dq0.add(q0 * 3 * c), 3 * c, false, Parallelism::None) };
+                let dst = Mat { ptr: dp.as_ptr(), rs: 1, cs: n as isize };
+                unsafe { sgemm(n, d, rows, dst, head(qkv_d, dm, bi, hi, 0, q0), dk0, 3 * c, true, Parallelism::None) };
+            }
+        },
+    );
+    dqkv
 }
 
 #[cfg(test)]

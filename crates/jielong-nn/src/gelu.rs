@@ -22,6 +22,32 @@ fn tanh_fast(u: f32) -> f32 {
     1.0 - 2.0 / (kernel::exp(2.0 * u) + 1.0)
 }
 
+#[inline(always)]
+fn gelu_value(x: f32) -> f32 {
+    0.5 * x * (1.0 + tanh_fast(SQRT_2_OVER_PI * (x + COEF * x * x * x)))
+}
+
+#[inline(always)]
+fn gelu_slope(x: f32) -> f32 {
+    let x2 = x * x;
+    let t = tanh_fast(SQRT_2_OVER_PI * (x + COEF * x2 * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * COEF * x2)
+}
+
+/// ys = gelu(xs), one parallel pass; every element of `ys` is written.
+pub(crate) fn gelu_into(xs: &[f32], ys: &mut [f32]) {
+    ys.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(y, x)| {
+        kernel::vectorized(|| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu_value(x)))
+    });
+}
+
+/// g ← g · gelu'(xs), in place: the gradient through GELU.
+pub(crate) fn gelu_backward_in_place(xs: &[f32], g: &mut [f32]) {
+    g.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(g, x)| {
+        kernel::vectorized(|| g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_slope(x)))
+    });
+}
+
 struct Gelu;
 
 impl CustomOp1 for Gelu {
@@ -33,14 +59,7 @@ impl CustomOp1 for Gelu {
         let xs = contiguous_f32(s, l, "gelu")?;
         // Element-wise: every output written.
         let mut ys = kernel::uninit_f32(xs.len());
-        ys.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(y, x)| {
-            kernel::vectorized(|| {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    let u = SQRT_2_OVER_PI * (x + COEF * x * x * x);
-                    *y = 0.5 * x * (1.0 + tanh_fast(u));
-                }
-            })
-        });
+        gelu_into(xs, &mut ys);
         Ok((CpuStorage::F32(ys), l.shape().clone()))
     }
 
@@ -59,19 +78,8 @@ impl CustomOp2 for GeluGrad {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = contiguous_f32(s1, l1, "gelu backward")?;
-        let gs = contiguous_f32(s2, l2, "gelu backward")?;
-        // Element-wise: every output written.
-        let mut out = kernel::uninit_f32(xs.len());
-        out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
-            kernel::vectorized(|| {
-                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                    let x2 = x * x;
-                    let t = tanh_fast(SQRT_2_OVER_PI * (x + COEF * x2 * x));
-                    let d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * COEF * x2);
-                    *o = g * d;
-                }
-            })
-        });
+        let mut out = contiguous_f32(s2, l2, "gelu backward")?.to_vec();
+        gelu_backward_in_place(xs, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -32,6 +32,21 @@ impl LayerNorm {
         Ok(Self { weight, bias, zero_bias, eps })
     }
 
+    /// The (size) scale.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The (size) shift, if the norm has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// The ε added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
     /// The composed, readable path.
     pub fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let mean = xs.mean_keepdim(D::Minus1)?;
@@ -67,6 +82,57 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
 
 const ROWS_PER_TASK: usize = 64;
 
+/// ys = layer_norm(xs) row by row (rows of `w.len()` values); every row of `ys` is written.
+pub(crate) fn layer_norm_into(xs: &[f32], w: &[f32], b: &[f32], eps: f32, ys: &mut [f32]) {
+    let c = w.len();
+    ys.par_chunks_mut(c * ROWS_PER_TASK).zip(xs.par_chunks(c * ROWS_PER_TASK)).for_each(|(yb, xb)| {
+        kernel::vectorized(|| {
+            for (y, x) in yb.chunks_mut(c).zip(xb.chunks(c)) {
+                let (mean, rstd) = moments(x, eps);
+                for j in 0..c {
+                    y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+                }
+            }
+        })
+    });
+}
+
+/// Layer norm's backward for upstream `dy`: dx written (or, with `accumulate`, added) row by
+/// row; `dwdb` (2c: dw then db) overwritten with the sums over rows.
+pub(crate) fn layer_norm_backward_into(xs: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], accumulate: bool, dwdb: &mut [f32]) {
+    let c = w.len();
+    // Rows in parallel; each task also sums its rows' dw, db, then the partial sums are added.
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(c * ROWS_PER_TASK)
+        .zip(xs.par_chunks(c * ROWS_PER_TASK).zip(dy.par_chunks(c * ROWS_PER_TASK)))
+        .map(|(dxb, (xb, gb))| {
+            let mut acc = vec![0f32; 2 * c];
+            let (dw, db) = acc.split_at_mut(c);
+            kernel::vectorized(|| {
+                for ((dxr, x), g) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)) {
+                    let (mean, rstd) = moments(x, eps);
+                    let mean_g = kernel::lanes_sum(c, |j| g[j] * w[j]) / c as f32;
+                    let mean_gx = kernel::lanes_sum(c, |j| g[j] * w[j] * (x[j] - mean) * rstd) / c as f32;
+                    for j in 0..c {
+                        let xh = (x[j] - mean) * rstd;
+                        dw[j] += g[j] * xh;
+                        db[j] += g[j];
+                        let d = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
+                        dxr[j] = if accumulate { dxr[j] + d } else { d };
+                    }
+                }
+            });
+            acc
+        })
+        .collect();
+    dwdb.fill(0.0);
+    for p in partials {
+        for (r, v) in dwdb.iter_mut().zip(p) {
+            *r += v;
+        }
+    }
+}
+
 struct LayerNormOp {
     eps: f32,
 }
@@ -84,16 +150,7 @@ impl CustomOp3 for LayerNormOp {
         }
         // Row-wise: every row written whole.
         let mut ys = kernel::uninit_f32(xs.len());
-        ys.par_chunks_mut(c * ROWS_PER_TASK).zip(xs.par_chunks(c * ROWS_PER_TASK)).for_each(|(yb, xb)| {
-            kernel::vectorized(|| {
-                for (y, x) in yb.chunks_mut(c).zip(xb.chunks(c)) {
-                    let (mean, rstd) = moments(x, self.eps);
-                    for j in 0..c {
-                        y[j] = (x[j] - mean) * rstd * w[j] + b[j];
-                    }
-                }
-            })
-        });
+        layer_norm_into(xs, w, b, self.eps, &mut ys);
         Ok((CpuStorage::F32(ys), l1.shape().clone()))
     }
 
@@ -122,38 +179,10 @@ impl CustomOp3 for LayerNormGrad {
         let (xs, w, dy) = (contiguous_f32(s1, l1, "layer norm input")?, contiguous_f32(s2, l2, "layer norm weight")?, contiguous_f32(s3, l3, "layer norm gradient")?);
         let c = w.len();
         let n = xs.len();
-        // dx is written row by row in full; dw and db (the last 2c) are sums, so zeroed.
+        // dx is written row by row in full, and dw, db overwritten.
         let mut out = kernel::uninit_f32(n + 2 * c);
         let (dx, rest) = out.split_at_mut(n);
-        rest.fill(0.0);
-        // Rows in parallel; each task also sums its rows' dw, db, then the partial sums are added.
-        let partials: Vec<Vec<f32>> = dx
-            .par_chunks_mut(c * ROWS_PER_TASK)
-            .zip(xs.par_chunks(c * ROWS_PER_TASK).zip(dy.par_chunks(c * ROWS_PER_TASK)))
-            .map(|(dxb, (xb, gb))| {
-                let mut acc = vec![0f32; 2 * c];
-                let (dw, db) = acc.split_at_mut(c);
-                kernel::vectorized(|| {
-                    for ((dxr, x), g) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)) {
-                        let (mean, rstd) = moments(x, self.eps);
-                        let mean_g = kernel::lanes_sum(c, |j| g[j] * w[j]) / c as f32;
-                        let mean_gx = kernel::lanes_sum(c, |j| g[j] * w[j] * (x[j] - mean) * rstd) / c as f32;
-                        for j in 0..c {
-                            let xh = (x[j] - mean) * rstd;
-                            dw[j] += g[j] * xh;
-                            db[j] += g[j];
-                            dxr[j] = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
-                        }
-                    }
-                });
-                acc
-            })
-            .collect();
-        for p in partials {
-            for (r, v) in rest.iter_mut().zip(p) {
-                *r += v;
-            }
-        }
+        layer_norm_backward_into(xs, w, dy, self.eps, dx, false, rest);
         Ok((CpuStorage::F32(out), Shape::from(n + 2 * c)))
     }
 }

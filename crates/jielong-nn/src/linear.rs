@@ -74,26 +74,14 @@ struct LinearOp {
 }
 
 impl LinearOp {
-    fn weight(&self, w: &[f32]) -> Mat {
-        match self.layout {
-            WeightLayout::InOut => Mat::rows(w, self.n_out),
-            WeightLayout::OutIn => Mat::rows_t(w, self.n_in),
-        }
-    }
-
     fn forward(&self, x: &[f32], w: &[f32], b: Option<&[f32]>, shape: &Shape) -> Result<(CpuStorage, Shape)> {
         let (n_in, n_out) = (self.n_in, self.n_out);
         let rows = x.len() / n_in.max(1);
         if w.len() != n_in * n_out || b.is_some_and(|b| b.len() != n_out) {
             candle_core::bail!("linear: weight or bias does not match ({n_in} → {n_out})");
         }
-        // Every row is either filled with the bias and then accumulated into, or written whole
-        // by the product (accumulate = false).
         let mut y = kernel::uninit_f32(rows * n_out);
-        if let Some(b) = b {
-            y.par_chunks_mut(n_out * 256).for_each(|ys| ys.chunks_mut(n_out).for_each(|r| r.copy_from_slice(b)));
-        }
-        unsafe { sgemm(rows, n_out, n_in, Mat::rows(x, n_in), self.weight(w), y.as_mut_ptr(), n_out, b.is_some(), parallelism(rows, n_out, n_in)) };
+        linear_into(x, w, b, n_in, n_out, self.layout, &mut y);
         let mut dims = shape.dims().to_vec();
         *dims.last_mut().expect("rank ≥ 1") = n_out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -102,34 +90,68 @@ impl LinearOp {
     /// (dx, dw, db) for upstream gradient `dy`.
     fn backward(&self, x: &Tensor, w: &Tensor, with_bias: bool, dy: &Tensor) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        kernel::with_f32([(x, "linear input"), (w, "linear weight"), (&dy, "linear gradient")], |[xd, wd, g]| self.backward_f32(x, w, with_bias, xd, wd, g))
+        kernel::with_f32([(x, "linear input"), (w, "linear weight"), (&dy, "linear gradient")], |[xd, wd, g]| {
+            let (n_in, n_out) = (self.n_in, self.n_out);
+            let rows = xd.len() / n_in.max(1);
+            // All three are written whole (products with accumulate = false, column sums).
+            let mut dx = kernel::uninit_f32(rows * n_in);
+            let mut dw = kernel::uninit_f32(n_in * n_out);
+            let mut db = with_bias.then(|| kernel::uninit_f32(n_out));
+            linear_backward_into(xd, wd, g, n_in, n_out, self.layout, &mut dx, false, &mut dw, db.as_deref_mut());
+            let dev = x.device();
+            let dx = Tensor::from_vec(dx, x.shape(), dev)?;
+            let dw = Tensor::from_vec(dw, w.shape(), dev)?;
+            let db = db.map(|db| Tensor::from_vec(db, n_out, dev)).transpose()?;
+            Ok((dx, dw, db))
+        })
     }
+}
 
-    fn backward_f32(&self, x: &Tensor, w: &Tensor, with_bias: bool, xd: &[f32], wd: &[f32], g: &[f32]) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        let (n_in, n_out) = (self.n_in, self.n_out);
-        let rows = xd.len() / n_in.max(1);
-        // dX (rows, in) = dY (rows, out) · Wᵀ
-        // dx and dw are written whole by their products (accumulate = false).
-        let mut dx = kernel::uninit_f32(rows * n_in);
-        let wt = match self.layout {
-            WeightLayout::InOut => Mat::rows_t(wd, n_out),
-            WeightLayout::OutIn => Mat::rows(wd, n_in),
-        };
-        unsafe { sgemm(rows, n_in, n_out, Mat::rows(g, n_out), wt, dx.as_mut_ptr(), n_in, false, parallelism(rows, n_in, n_out)) };
-        // dW: Xᵀ·dY (in, out) or dYᵀ·X (out, in)
-        let mut dw = kernel::uninit_f32(n_in * n_out);
-        unsafe {
-            match self.layout {
-                WeightLayout::InOut => sgemm(n_in, n_out, rows, Mat::rows_t(xd, n_in), Mat::rows(g, n_out), dw.as_mut_ptr(), n_out, false, parallelism(n_in, n_out, rows)),
-                WeightLayout::OutIn => sgemm(n_out, n_in, rows, Mat::rows_t(g, n_out), Mat::rows(xd, n_in), dw.as_mut_ptr(), n_in, false, parallelism(n_in, n_out, rows)),
-            }
+fn weight_mat(w: &[f32], n_in: usize, n_out: usize, layout: WeightLayout) -> Mat {
+    match layout {
+        WeightLayout::InOut => Mat::rows(w, n_out),
+        WeightLayout::OutIn => Mat::rows_t(w, n_in),
+    }
+}
+
+/// y (rows, n_out) = x (rows, n_in) · W + b, written whole: rows are pre-filled with the bias
+/// and the product accumulates onto them, or the product writes them (no bias).
+pub(crate) fn linear_into(x: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, y: &mut [f32]) {
+    if let Some(b) = b {
+        y.par_chunks_mut(n_out * 256).for_each(|ys| ys.chunks_mut(n_out).for_each(|r| r.copy_from_slice(b)));
+    }
+    linear_add_into(x, w, n_in, n_out, layout, y, b.is_some());
+}
+
+/// y (rows, n_out) = x·W, or y += x·W with `accumulate` (a residual connection written into
+/// the stream directly).
+pub(crate) fn linear_add_into(x: &[f32], w: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, y: &mut [f32], accumulate: bool) {
+    let rows = y.len() / n_out.max(1);
+    assert!(x.len() == rows * n_in && w.len() == n_in * n_out, "linear: buffer sizes");
+    unsafe { sgemm(rows, n_out, n_in, Mat::rows(x, n_in), weight_mat(w, n_in, n_out, layout), y.as_mut_ptr(), n_out, accumulate, parallelism(rows, n_out, n_in)) };
+}
+
+/// The linear layer's backward for upstream `g` (rows, n_out): dX = g·Wᵀ written into `dx`
+/// (added to it with `dx_accumulate`), dW = Xᵀ·g (or gᵀ·X) and db = Σ_rows g overwritten.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_backward_into(x: &[f32], w: &[f32], g: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, dx: &mut [f32], dx_accumulate: bool, dw: &mut [f32], db: Option<&mut [f32]>) {
+    let rows = x.len() / n_in.max(1);
+    assert!(dx.len() == rows * n_in && dw.len() == n_in * n_out && g.len() == rows * n_out, "linear backward: buffer sizes");
+    // dX (rows, in) = dY (rows, out) · Wᵀ
+    let wt = match layout {
+        WeightLayout::InOut => Mat::rows_t(w, n_out),
+        WeightLayout::OutIn => Mat::rows(w, n_in),
+    };
+    unsafe { sgemm(rows, n_in, n_out, Mat::rows(g, n_out), wt, dx.as_mut_ptr(), n_in, dx_accumulate, parallelism(rows, n_in, n_out)) };
+    // dW: Xᵀ·dY (in, out) or dYᵀ·X (out, in)
+    unsafe {
+        match layout {
+            WeightLayout::InOut => sgemm(n_in, n_out, rows, Mat::rows_t(x, n_in), Mat::rows(g, n_out), dw.as_mut_ptr(), n_out, false, parallelism(n_in, n_out, rows)),
+            WeightLayout::OutIn => sgemm(n_out, n_in, rows, Mat::rows_t(g, n_out), Mat::rows(x, n_in), dw.as_mut_ptr(), n_in, false, parallelism(n_in, n_out, rows)),
         }
-        let db = with_bias.then(|| column_sums(g, n_out));
-        let dev = x.device();
-        let dx = Tensor::from_vec(dx, x.shape(), dev)?;
-        let dw = Tensor::from_vec(dw, w.shape(), dev)?;
-        let db = db.map(|db| Tensor::from_vec(db, n_out, dev)).transpose()?;
-        Ok((dx, dw, db))
+    }
+    if let Some(db) = db {
+        db.copy_from_slice(&column_sums(g, n_out));
     }
 }
 
@@ -201,6 +223,16 @@ impl Conv1dLinear {
     /// The composed candle path, for parity tests.
     pub fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         linear_reference(xs, &self.weight, self.bias.as_ref(), WeightLayout::InOut)
+    }
+
+    /// The (in, out) weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The (out) bias, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
     }
 }
 

@@ -1,0 +1,291 @@
+//! One pre-norm transformer block (GPT-2 layout) as a single fused CPU op, forward and
+//! backward:
+//!
+//! ```text
+//! x1  = x  + c_proj(attention(c_attn(ln_1(x))))
+//! out = x1 + mlp.c_proj(gelu(mlp.c_fc(ln_2(x1))))
+//! ```
+//!
+//! Composed from the per-layer ops (linear, attention, GELU, layer norm, two residual adds),
+//! a block is about ten nodes of candle's autograd graph, and candle's backward gives every
+//! input of every node a freshly zero-filled gradient buffer and then adds the incoming
+//! gradient into it: ≈ 15 M values (60 MB) of zero-fill and add per block at the medium
+//! preset, ≈ 10% of a training step (BENCHMARKS.md, 2026-12-02). Here the whole block is one
+//! node. Its backward runs the same slice-level kernels (`linear`, `flash`, `gelu`,
+//! `layer_norm`) in reverse, adds the residual gradients in place (the layer-norm backward
+//! accumulates into the gradient of the stream), and writes every parameter gradient straight
+//! into one packed buffer.
+//!
+//! The twelve parameters travel into the op as one packed vector (`Tensor::cat` of the
+//! flattened tensors, so the model keeps its named parameters and checkpoints; the cat's
+//! backward hands each parameter its slice). Activations the backward needs are kept inside
+//! the op, as the graph would keep them. The reference is the composed path (see the test).
+
+use crate::flash::{attention_backward, attention_into};
+use crate::gelu::{gelu_backward_in_place, gelu_into};
+use crate::kernel::{self, contiguous_f32};
+use crate::layer_norm::{layer_norm_backward_into, layer_norm_into};
+use crate::linear::{linear_add_into, linear_backward_into, linear_into, WeightLayout};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// The parameters of one block, each (weight, bias); linear weights in (in, out) layout.
+pub struct BlockWeights<'a> {
+    pub ln_1: (&'a Tensor, &'a Tensor),
+    pub c_attn: (&'a Tensor, &'a Tensor),
+    pub attn_proj: (&'a Tensor, &'a Tensor),
+    pub ln_2: (&'a Tensor, &'a Tensor),
+    pub c_fc: (&'a Tensor, &'a Tensor),
+    pub mlp_proj: (&'a Tensor, &'a Tensor),
+}
+
+impl BlockWeights<'_> {
+    fn in_order(&self) -> [&Tensor; 12] {
+        let s = self;
+        [s.ln_1.0, s.ln_1.1, s.c_attn.0, s.c_attn.1, s.attn_proj.0, s.attn_proj.1, s.ln_2.0, s.ln_2.1, s.c_fc.0, s.c_fc.1, s.mlp_proj.0, s.mlp_proj.1]
+    }
+}
+
+/// Sizes of the twelve packed parameters for width `c`, in `BlockWeights::in_order` order.
+fn sizes(c: usize) -> [usize; 12] {
+    [c, c, c * 3 * c, 3 * c, c * c, c, c, c, c * 4 * c, 4 * c, 4 * c * c, c]
+}
+
+fn split<T>(mut rest: &[T], c: usize) -> [&[T]; 12] {
+    sizes(c).map(|n| {
+        let (a, b) = rest.split_at(n);
+        rest = b;
+        a
+    })
+}
+
+fn split_mut<T>(mut rest: &mut [T], c: usize) -> [&mut [T]; 12] {
+    sizes(c).map(|n| {
+        let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = b;
+        a
+    })
+}
+
+/// `x` (b, t, c) → the block's output (b, t, c), fused on CPU f32. The caller keeps the
+/// composed path for other devices, RoPE, dropout and bias-free models.
+pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64) -> Result<Tensor> {
+    let (_, _, c) = x.dims3()?;
+    if x.dtype() != DType::F32 || !x.device().is_cpu() {
+        candle_core::bail!("the fused transformer block runs on CPU f32 only");
+    }
+    if n_head == 0 || c % n_head != 0 {
+        candle_core::bail!("transformer block: n_embd {c} is not a multiple of n_head {n_head}");
+    }
+    let params = w.in_order();
+    for (p, n) in params.iter().zip(sizes(c)) {
+        if p.elem_count() != n {
+            candle_core::bail!("transformer block: a parameter has {} values, expected {n} for n_embd {c}", p.elem_count());
+        }
+    }
+    let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
+    let packed = Tensor::cat(&flat, 0)?;
+    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, saved: Mutex::new(None) })
+}
+
+/// What the forward keeps for the backward, each (rows, width) row-major.
+struct Saved {
+    ln1: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    x1: Vec<f32>,
+    ln2: Vec<f32>,
+    pre: Vec<f32>,
+    act: Vec<f32>,
+}
+
+struct BlockOp {
+    n_head: usize,
+    eps: f32,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// out = x + b, row by row; every element written.
+fn residual_plus_bias(x: &[f32], b: &[f32], out: &mut [f32]) {
+    let c = b.len();
+    out.par_chunks_mut(c * 256).zip(x.par_chunks(c * 256)).for_each(|(o, x)| {
+        kernel::vectorized(|| {
+            for (o, x) in o.chunks_mut(c).zip(x.chunks(c)) {
+                for j in 0..c {
+                    o[j] = x[j] + b[j];
+                }
+            }
+        })
+    });
+}
+
+impl CustomOp2 for BlockOp {
+    fn name(&self) -> &'static str {
+        "jielong-transformer-block"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "block input")?;
+        let p = contiguous_f32(s2, l2, "block parameters")?;
+        let (b, t, c) = l1.shape().dims3()?;
+        let rows = b * t;
+        let [ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mproj_w, mproj_b] = split(p, c);
+        // Every buffer below is written whole before it is read (see each kernel).
+        let mut ln1 = kernel::uninit_f32(rows * c);
+        layer_norm_into(x, ln1_w, ln1_b, self.eps, &mut ln1);
+        let mut qkv = kernel::uninit_f32(rows * 3 * c);
+        linear_into(&ln1, attn_w, Some(attn_b), c, 3 * c, WeightLayout::InOut, &mut qkv);
+        let mut attn = kernel::uninit_f32(rows * c);
+        attention_into(&qkv, b, t, c, self.n_head, &mut attn);
+        let mut x1 = kernel::uninit_f32(rows * c);
+        residual_plus_bias(x, proj_b, &mut x1);
+        linear_add_into(&attn, proj_w, c, c, WeightLayout::InOut, &mut x1, true);
+        let mut ln2 = kernel::uninit_f32(rows * c);
+        layer_norm_into(&x1, ln2_w, ln2_b, self.eps, &mut ln2);
+        let mut pre = kernel::uninit_f32(rows * 4 * c);
+        linear_into(&ln2, fc_w, Some(fc_b), c, 4 * c, WeightLayout::InOut, &mut pre);
+        let mut act = kernel::uninit_f32(rows * 4 * c);
+        gelu_into(&pre, &mut act);
+        let mut out = kernel::uninit_f32(rows * c);
+        residual_plus_bias(&x1, mproj_b, &mut out);
+        linear_add_into(&act, mproj_w, 4 * c, c, WeightLayout::InOut, &mut out, true);
+        *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, x1, ln2, pre, act });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, p: &Tensor, _res: &Tensor, dout: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dout = dout.contiguous()?;
+        let (b, t, c) = x.dims3()?;
+        let rows = b * t;
+        let guard = self.saved.lock().expect("block state lock");
+        let Some(s) = guard.as_ref() else { candle_core::bail!("transformer block: backward without a forward") };
+        let (dx, dp) = kernel::with_f32([(x, "block input"), (p, "block parameters"), (&dout, "block gradient")], |[xd, pd, g]| {
+            let [ln1_w, _, attn_w, _, proj_w, _, ln2_w, _, fc_w, _, mproj_w, _] = split(pd, c);
+            // Every parameter gradient is overwritten below (products with accumulate = false,
+            // column sums, the norms' sums).
+            let mut dp = kernel::uninit_f32(pd.len());
+            let [d_ln1_w, d_ln1_b, d_attn_w, d_attn_b, d_proj_w, d_proj_b, d_ln2_w, d_ln2_b, d_fc_w, d_fc_b, d_mproj_w, d_mproj_b] = split_mut(&mut dp, c);
+            // The norms' (dw, db) pairs sit next to each other in the packing.
+            let d_ln1 = join(d_ln1_w, d_ln1_b);
+            let d_ln2 = join(d_ln2_w, d_ln2_b);
+
+            // MLP: out = x1 + act·W + b.
+            let mut dh = kernel::uninit_f32(rows * 4 * c);
+            linear_backward_into(&s.act, mproj_w, g, 4 * c, c, WeightLayout::InOut, &mut dh, false, d_mproj_w, Some(d_mproj_b));
+            gelu_backward_in_place(&s.pre, &mut dh);
+            let mut dln = kernel::uninit_f32(rows * c);
+            linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, d_fc_w, Some(d_fc_b));
+            drop(dh);
+            // dx1 = dout (the residual) + ln_2's backward, added in place.
+            let mut dx = g.to_vec();
+            layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, true, d_ln2);
+            // Attention: x1 = x + attn·W + b.
+            linear_backward_into(&s.attn, proj_w, &dx, c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
+            let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head);
+            linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, d_attn_w, Some(d_attn_b));
+            // dx = dx1 + ln_1's backward.
+            layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, true, d_ln1);
+            Ok((dx, dp))
+        })?;
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dp, p.shape(), dev)?)))
+    }
+}
+
+/// Two slices that are adjacent in memory (`a` immediately followed by `b`), as one.
+fn join<'a>(a: &'a mut [f32], b: &'a mut [f32]) -> &'a mut [f32] {
+    let (pa, la) = (a.as_mut_ptr(), a.len());
+    assert!(std::ptr::eq(pa.wrapping_add(la), b.as_ptr()), "join: slices are not adjacent");
+    // SAFETY: both borrows are exclusive, come from one allocation, and `b` starts where `a`
+    // ends (checked above), so the union is one valid exclusive slice for the same lifetime.
+    unsafe { std::slice::from_raw_parts_mut(pa, la + b.len()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{causal_attention_packed, gelu::gelu, linear, WeightLayout};
+    use candle_core::{Device, Var, D};
+
+    fn layer_norm_ref(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Tensor {
+        let mean = x.mean_keepdim(D::Minus1).unwrap();
+        let xc = x.broadcast_sub(&mean).unwrap();
+        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+        xc.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
+    }
+
+    /// The block composed from the per-layer ops, each with candle's autograd between them.
+    fn composed(x: &Tensor, w: &BlockWeights, h: usize, eps: f64) -> Tensor {
+        let lin = |x: &Tensor, (w, b): (&Tensor, &Tensor)| linear(x, w, Some(b), WeightLayout::InOut).unwrap();
+        let qkv = lin(&layer_norm_ref(x, w.ln_1.0, w.ln_1.1, eps), w.c_attn);
+        let x1 = (x + lin(&causal_attention_packed(&qkv, h).unwrap(), w.attn_proj)).unwrap();
+        let hid = gelu(&lin(&layer_norm_ref(&x1, w.ln_2.0, w.ln_2.1, eps), w.c_fc)).unwrap();
+        (&x1 + lin(&hid, w.mlp_proj)).unwrap()
+    }
+
+    #[test]
+    fn fused_block_matches_composed_block_values_and_gradients() {
+        let dev = Device::Cpu;
+        for (b, t, h, d) in [(2, 5, 2, 4), (3, 70, 3, 8), (1, 130, 4, 16)] {
+            let c = h * d;
+            let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
+            let x = rnd(&[b, t, c], 1.0);
+            let ps: Vec<Var> = [
+                (vec![c], 0.3),
+                (vec![c], 0.3),
+                (vec![c, 3 * c], 0.2),
+                (vec![3 * c], 0.1),
+                (vec![c, c], 0.2),
+                (vec![c], 0.1),
+                (vec![c], 0.3),
+                (vec![c], 0.3),
+                (vec![c, 4 * c], 0.2),
+                (vec![4 * c], 0.1),
+                (vec![4 * c, c], 0.2),
+                (vec![c], 0.1),
+            ]
+            .into_iter()
+            .map(|(s, std)| rnd(&s, std))
+            .collect();
+            // Norm scales around 1.
+            let ln1_w = (ps[0].as_tensor() + 1.0).unwrap();
+            let ln2_w = (ps[6].as_tensor() + 1.0).unwrap();
+            let t_ = |i: usize| ps[i].as_tensor();
+            let w = BlockWeights {
+                ln_1: (&ln1_w, t_(1)),
+                c_attn: (t_(2), t_(3)),
+                attn_proj: (t_(4), t_(5)),
+                ln_2: (&ln2_w, t_(7)),
+                c_fc: (t_(8), t_(9)),
+                mlp_proj: (t_(10), t_(11)),
+            };
+            let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
+            let fused = transformer_block(x.as_tensor(), &w, h, 1e-5).unwrap();
+            let refr = composed(x.as_tensor(), &w, h, 1e-5);
+            let dv: f32 = (&fused - &refr).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(dv < 1e-4, "values differ by {dv} at b{b} t{t} h{h} d{d}");
+            let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, v) in std::iter::once(("x", &x)).chain(ps.iter().enumerate().map(|(i, v)| (["ln_1.w", "ln_1.b", "c_attn.w", "c_attn.b", "attn.c_proj.w", "attn.c_proj.b", "ln_2.w", "ln_2.b", "c_fc.w", "c_fc.b", "mlp.c_proj.w", "mlp.c_proj.b"][i], v))) {
+                let (a, e) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+                assert_eq!(a.dims(), e.dims(), "{name}");
+                let dg: f32 = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                let scale: f32 = e.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                assert!(dg <= 2e-5 * scale.max(1.0), "d{name} differs by {dg} (scale {scale}) at b{b} t{t} h{h} d{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_block_names_a_parameter_of_the_wrong_size() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 3, 8), DType::F32, &dev).unwrap();
+        let v = |n: usize| Tensor::zeros(n, DType::F32, &dev).unwrap();
+        let (small, m3, m1, m4, m4t) = (v(8), v(8 * 24), v(64), v(8 * 32), v(31));
+        let (b3, b4) = (v(24), v(32));
+        let w = BlockWeights { ln_1: (&small, &small), c_attn: (&m3, &b3), attn_proj: (&m1, &small), ln_2: (&small, &small), c_fc: (&m4, &b4), mlp_proj: (&m4t, &small) };
+        let err = transformer_block(&x, &w, 2, 1e-5).unwrap_err().to_string();
+        assert!(err.contains("31 values") && err.contains("expected 256"), "{err}");
+    }
+}
