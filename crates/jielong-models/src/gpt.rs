@@ -20,7 +20,7 @@ use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::{Error, Rng};
-use jielong_nn::{transformer_block, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,15 +282,18 @@ impl Gpt {
         xs = self.dropout.forward(&xs, rng(0).as_mut())?;
 
         // The whole block as one fused op (jielong_nn::block) where it applies: CPU f32,
-        // learned or sinusoidal positions, biases, and no dropout in this call.
-        let dropout_active = self.dropout.p > 0.0 && opts.dropout_seed.is_some();
-        let fused_blocks = self.rope.is_none() && self.cfg.bias && !dropout_active && jielong_nn::fused_for(&xs);
+        // learned or sinusoidal positions, biases. Its dropout masks are the ones the composed
+        // path below would draw (same generator, sites and element order).
+        let fused_blocks = self.rope.is_none() && self.cfg.bias && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
+            let site = 1 + 3 * i as u64;
             if fused_blocks {
-                xs = transformer_block(&xs, &block.weights()?, h, self.cfg.layer_norm_eps)?;
+                let n = xs.elem_count();
+                let masks = self.dropout.mask(n, rng(site).as_mut()).zip(self.dropout.mask(n, rng(site + 1).as_mut()));
+                let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
+                xs = transformer_block(&xs, &block.weights()?, h, self.cfg.layer_norm_eps, dropout)?;
                 continue;
             }
-            let site = 1 + 3 * i as u64;
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)
             let ys = if self.rope.is_none() && jielong_nn::fused_for(&qkv) {

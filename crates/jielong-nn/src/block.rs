@@ -68,9 +68,17 @@ fn split_mut<T>(mut rest: &mut [T], c: usize) -> [&mut [T]; 12] {
     })
 }
 
-/// `x` (b, t, c) → the block's output (b, t, c), fused on CPU f32. The caller keeps the
-/// composed path for other devices, RoPE, dropout and bias-free models.
-pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64) -> Result<Tensor> {
+/// Dropout multipliers (0 or 1/(1−p), one per element of the (b, t, c) stream) applied to the
+/// attention projection's and the MLP projection's outputs before each residual add, as
+/// `Dropout::mask` draws them.
+pub struct BlockDropout {
+    pub attn: Vec<f32>,
+    pub mlp: Vec<f32>,
+}
+
+/// `x` (b, t, c) → the block's output (b, t, c), fused on CPU f32, with optional dropout
+/// masks. The caller keeps the composed path for other devices, RoPE and bias-free models.
+pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64, dropout: Option<BlockDropout>) -> Result<Tensor> {
     let (_, _, c) = x.dims3()?;
     if x.dtype() != DType::F32 || !x.device().is_cpu() {
         candle_core::bail!("the fused transformer block runs on CPU f32 only");
@@ -84,9 +92,14 @@ pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64) 
             candle_core::bail!("transformer block: a parameter has {} values, expected {n} for n_embd {c}", p.elem_count());
         }
     }
+    if let Some(d) = &dropout {
+        if d.attn.len() != x.elem_count() || d.mlp.len() != x.elem_count() {
+            candle_core::bail!("transformer block: dropout masks must have one value per input element ({})", x.elem_count());
+        }
+    }
     let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, saved: Mutex::new(None) })
+    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, dropout, saved: Mutex::new(None) })
 }
 
 /// What the forward keeps for the backward, each (rows, width) row-major.
@@ -103,7 +116,45 @@ struct Saved {
 struct BlockOp {
     n_head: usize,
     eps: f32,
+    dropout: Option<BlockDropout>,
     saved: Mutex<Option<Saved>>,
+}
+
+/// out = x + m ⊙ y, element-wise; every element written.
+fn residual_plus_masked(x: &[f32], y: &[f32], m: &[f32], out: &mut [f32]) {
+    const CHUNK: usize = 16 * 1024;
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK).zip(m.par_chunks(CHUNK)))).for_each(|(o, (x, (y, m)))| {
+        kernel::vectorized(|| {
+            for i in 0..o.len() {
+                o[i] = x[i] + m[i] * y[i];
+            }
+        })
+    });
+}
+
+/// g ⊙ m, element-wise: the gradient through a dropout multiplier.
+fn masked(g: &[f32], m: &[f32]) -> Vec<f32> {
+    let mut out = kernel::uninit_f32(g.len());
+    out.par_chunks_mut(16 * 1024).zip(g.par_chunks(16 * 1024).zip(m.par_chunks(16 * 1024))).for_each(|(o, (g, m))| {
+        kernel::vectorized(|| o.iter_mut().zip(g.iter().zip(m)).for_each(|(o, (g, m))| *o = g * m))
+    });
+    out
+}
+
+/// x + (a·W + b), or x + m ⊙ (a·W + b) under dropout, into `out` (written whole).
+#[allow(clippy::too_many_arguments)]
+fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: &[f32], n_in: usize, n_out: usize, mask: Option<&[f32]>, out: &mut [f32]) {
+    match mask {
+        None => {
+            residual_plus_bias(x, b, out);
+            linear_add_into(a, w, n_in, n_out, WeightLayout::InOut, out, true);
+        }
+        Some(m) => {
+            let mut y = kernel::uninit_f32(out.len());
+            linear_into(a, w, Some(b), n_in, n_out, WeightLayout::InOut, &mut y);
+            residual_plus_masked(x, &y, m, out);
+        }
+    }
 }
 
 /// out = x + b, row by row; every element written.
@@ -138,9 +189,12 @@ impl CustomOp2 for BlockOp {
         linear_into(&ln1, attn_w, Some(attn_b), c, 3 * c, WeightLayout::InOut, &mut qkv);
         let mut attn = kernel::uninit_f32(rows * c);
         attention_into(&qkv, b, t, c, self.n_head, &mut attn);
+        let (m_attn, m_mlp) = match &self.dropout {
+            Some(d) => (Some(&d.attn[..]), Some(&d.mlp[..])),
+            None => (None, None),
+        };
         let mut x1 = kernel::uninit_f32(rows * c);
-        residual_plus_bias(x, proj_b, &mut x1);
-        linear_add_into(&attn, proj_w, c, c, WeightLayout::InOut, &mut x1, true);
+        residual_linear(x, &attn, proj_w, proj_b, c, c, m_attn, &mut x1);
         let mut ln2 = kernel::uninit_f32(rows * c);
         layer_norm_into(&x1, ln2_w, ln2_b, self.eps, &mut ln2);
         let mut pre = kernel::uninit_f32(rows * 4 * c);
@@ -148,8 +202,7 @@ impl CustomOp2 for BlockOp {
         let mut act = kernel::uninit_f32(rows * 4 * c);
         gelu_into(&pre, &mut act);
         let mut out = kernel::uninit_f32(rows * c);
-        residual_plus_bias(&x1, mproj_b, &mut out);
-        linear_add_into(&act, mproj_w, 4 * c, c, WeightLayout::InOut, &mut out, true);
+        residual_linear(&x1, &act, mproj_w, mproj_b, 4 * c, c, m_mlp, &mut out);
         *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, x1, ln2, pre, act });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -170,9 +223,10 @@ impl CustomOp2 for BlockOp {
             let d_ln1 = join(d_ln1_w, d_ln1_b);
             let d_ln2 = join(d_ln2_w, d_ln2_b);
 
-            // MLP: out = x1 + act·W + b.
+            // MLP: out = x1 + m ⊙ (act·W + b); without dropout m = 1.
+            let g_mlp = self.dropout.as_ref().map(|d| masked(g, &d.mlp));
             let mut dh = kernel::uninit_f32(rows * 4 * c);
-            linear_backward_into(&s.act, mproj_w, g, 4 * c, c, WeightLayout::InOut, &mut dh, false, d_mproj_w, Some(d_mproj_b));
+            linear_backward_into(&s.act, mproj_w, g_mlp.as_deref().unwrap_or(g), 4 * c, c, WeightLayout::InOut, &mut dh, false, d_mproj_w, Some(d_mproj_b));
             gelu_backward_in_place(&s.pre, &mut dh);
             let mut dln = kernel::uninit_f32(rows * c);
             linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, d_fc_w, Some(d_fc_b));
@@ -180,8 +234,9 @@ impl CustomOp2 for BlockOp {
             // dx1 = dout (the residual) + ln_2's backward, added in place.
             let mut dx = g.to_vec();
             layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, true, d_ln2);
-            // Attention: x1 = x + attn·W + b.
-            linear_backward_into(&s.attn, proj_w, &dx, c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
+            // Attention: x1 = x + m ⊙ (attn·W + b).
+            let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
+            linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
             let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head);
             linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, d_attn_w, Some(d_attn_b));
             // dx = dx1 + ln_1's backward.
@@ -216,18 +271,22 @@ mod tests {
     }
 
     /// The block composed from the per-layer ops, each with candle's autograd between them.
-    fn composed(x: &Tensor, w: &BlockWeights, h: usize, eps: f64) -> Tensor {
+    fn composed(x: &Tensor, w: &BlockWeights, h: usize, eps: f64, masks: Option<&(Tensor, Tensor)>) -> Tensor {
         let lin = |x: &Tensor, (w, b): (&Tensor, &Tensor)| linear(x, w, Some(b), WeightLayout::InOut).unwrap();
+        let drop = |y: Tensor, i: usize| match masks {
+            Some(m) => (y * if i == 0 { &m.0 } else { &m.1 }).unwrap(),
+            None => y,
+        };
         let qkv = lin(&layer_norm_ref(x, w.ln_1.0, w.ln_1.1, eps), w.c_attn);
-        let x1 = (x + lin(&causal_attention_packed(&qkv, h).unwrap(), w.attn_proj)).unwrap();
+        let x1 = (x + drop(lin(&causal_attention_packed(&qkv, h).unwrap(), w.attn_proj), 0)).unwrap();
         let hid = gelu(&lin(&layer_norm_ref(&x1, w.ln_2.0, w.ln_2.1, eps), w.c_fc)).unwrap();
-        (&x1 + lin(&hid, w.mlp_proj)).unwrap()
+        (&x1 + drop(lin(&hid, w.mlp_proj), 1)).unwrap()
     }
 
     #[test]
     fn fused_block_matches_composed_block_values_and_gradients() {
         let dev = Device::Cpu;
-        for (b, t, h, d) in [(2, 5, 2, 4), (3, 70, 3, 8), (1, 130, 4, 16)] {
+        for (b, t, h, d, p) in [(2, 5, 2, 4, 0.0), (3, 70, 3, 8, 0.0), (1, 130, 4, 16, 0.0), (2, 33, 2, 8, 0.25)] {
             let c = h * d;
             let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
             let x = rnd(&[b, t, c], 1.0);
@@ -261,10 +320,15 @@ mod tests {
                 mlp_proj: (t_(10), t_(11)),
             };
             let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
-            let fused = transformer_block(x.as_tensor(), &w, h, 1e-5).unwrap();
-            let refr = composed(x.as_tensor(), &w, h, 1e-5);
+            let drop = crate::Dropout { p };
+            let mut rng = jielong_core::Rng::new(7);
+            let masks = (drop.mask(b * t * c, Some(&mut rng)), drop.mask(b * t * c, Some(&mut rng)));
+            let dropout = masks.0.clone().zip(masks.1.clone()).map(|(attn, mlp)| BlockDropout { attn, mlp });
+            let mask_tensors = masks.0.zip(masks.1).map(|(a, m)| (Tensor::from_vec(a, (b, t, c), &dev).unwrap(), Tensor::from_vec(m, (b, t, c), &dev).unwrap()));
+            let fused = transformer_block(x.as_tensor(), &w, h, 1e-5, dropout).unwrap();
+            let refr = composed(x.as_tensor(), &w, h, 1e-5, mask_tensors.as_ref());
             let dv: f32 = (&fused - &refr).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-            assert!(dv < 1e-4, "values differ by {dv} at b{b} t{t} h{h} d{d}");
+            assert!(dv < 1e-4, "values differ by {dv} at b{b} t{t} h{h} d{d} p{p}");
             let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for (name, v) in std::iter::once(("x", &x)).chain(ps.iter().enumerate().map(|(i, v)| (["ln_1.w", "ln_1.b", "c_attn.w", "c_attn.b", "attn.c_proj.w", "attn.c_proj.b", "ln_2.w", "ln_2.b", "c_fc.w", "c_fc.b", "mlp.c_proj.w", "mlp.c_proj.b"][i], v))) {
@@ -272,7 +336,7 @@ mod tests {
                 assert_eq!(a.dims(), e.dims(), "{name}");
                 let dg: f32 = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
                 let scale: f32 = e.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-                assert!(dg <= 2e-5 * scale.max(1.0), "d{name} differs by {dg} (scale {scale}) at b{b} t{t} h{h} d{d}");
+                assert!(dg <= 2e-5 * scale.max(1.0), "d{name} differs by {dg} (scale {scale}) at b{b} t{t} h{h} d{d} p{p}");
             }
         }
     }
@@ -285,7 +349,7 @@ mod tests {
         let (small, m3, m1, m4, m4t) = (v(8), v(8 * 24), v(64), v(8 * 32), v(31));
         let (b3, b4) = (v(24), v(32));
         let w = BlockWeights { ln_1: (&small, &small), c_attn: (&m3, &b3), attn_proj: (&m1, &small), ln_2: (&small, &small), c_fc: (&m4, &b4), mlp_proj: (&m4t, &small) };
-        let err = transformer_block(&x, &w, 2, 1e-5).unwrap_err().to_string();
+        let err = transformer_block(&x, &w, 2, 1e-5, None).unwrap_err().to_string();
         assert!(err.contains("31 values") && err.contains("expected 256"), "{err}");
     }
 }

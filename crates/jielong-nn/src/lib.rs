@@ -34,7 +34,7 @@ pub fn use_reference_kernels(on: bool) {
 
 static REFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub use block::{transformer_block, BlockWeights};
+pub use block::{transformer_block, BlockDropout, BlockWeights};
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
 pub use flash::causal_attention_packed;

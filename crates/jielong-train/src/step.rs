@@ -83,6 +83,13 @@ impl StepRunner {
     /// A full optimizer step at learning rate `lr`, clipping the global norm to `grad_clip`
     /// (0 = off). Dropout masks for micro-batch i come from `Rng::derive(seed, [step, i])`.
     pub fn step(&mut self, batches: &[Batch], lr: f64, grad_clip: f64, seed: u64, step: u64) -> Result<StepStats> {
+        // The whole step runs on a rayon worker: the kernels' parallel loops and matmuls then
+        // split from inside the pool (the other worker steals) instead of the main thread
+        // handing each one over and sleeping until it is done.
+        rayon::scope(|_| self.step_in_pool(batches, lr, grad_clip, seed, step))
+    }
+
+    fn step_in_pool(&mut self, batches: &[Batch], lr: f64, grad_clip: f64, seed: u64, step: u64) -> Result<StepStats> {
         let seeds: Vec<u64> = (0..batches.len() as u64).map(|i| Rng::derive(seed, &[step, i, 0xD0]).next_u64()).collect();
         let (grads, loss) = self.gradients(batches, &seeds)?;
         let accum = 1.0 / batches.len() as f64;

@@ -149,5 +149,18 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     println!("  {:<36} ×1   {opt_ms:>9.1}  {:>5.1}%", "AdamW + grad norm (from the phases)", 100.0 * opt_ms / step);
     let rest = step - explained;
     println!("  {:<36}      {rest:>9.1}  {:>5.1}%", "other: adds, copies, allocation", 100.0 * rest / step);
+
+    // The block as training runs it: one fused op (jielong_nn::block) holding four linear
+    // layers, attention, two layer norms, GELU and both residual adds.
+    let xb = var(&[b, t, c], 1.0, dev)?;
+    let shapes: [(&[usize], f64); 12] = [(&[c], 0.0), (&[c], 0.0), (&[c, 3 * c], 0.02), (&[3 * c], 0.0), (&[c, c], 0.02), (&[c], 0.0), (&[c], 0.0), (&[c], 0.0), (&[c, 4 * c], 0.02), (&[4 * c], 0.0), (&[4 * c, c], 0.02), (&[c], 0.0)];
+    let ps = shapes.iter().map(|(s, std)| var(s, *std, dev)).collect::<candle_core::Result<Vec<_>>>()?;
+    let p = |i: usize| ps[i].as_tensor();
+    let weights = jielong_nn::BlockWeights { ln_1: (p(0), p(1)), c_attn: (p(2), p(3)), attn_proj: (p(4), p(5)), ln_2: (p(6), p(7)), c_fc: (p(8), p(9)), mlp_proj: (p(10), p(11)) };
+    let inputs: Vec<&Var> = std::iter::once(&xb).chain(ps.iter()).collect();
+    let block = l as f64 * fwd_bwd(reps, &inputs, &[b, t, c], dev, || jielong_nn::transformer_block(xb.as_tensor(), &weights, h, 1e-5, None))?;
+    println!("
+the transformer block as training runs it (one fused op: the linear layers, attention, layer norms");
+    println!("and GELU above, and the residual adds), forward + backward: ×{l} {block:>9.1} ms per step  {:>5.1}%", 100.0 * block / step);
     Ok(())
 }
