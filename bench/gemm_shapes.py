@@ -1,14 +1,20 @@
 """PyTorch (MKL) and NumPy (OpenBLAS) twin of crates/jielong-nn/examples/gemm_shapes.rs:
 GFLOP/s of the linear-layer products of a training step, forward, dX and dW forms.
 
-    .venv-bench/bin/python bench/gemm_shapes.py ROWS N_EMBD VOCAB
+    .venv-bench/bin/python bench/gemm_shapes.py ROWS N_EMBD VOCAB [--cold]
+
+--cold: a pass over 256 MB before every timed product, so operands come from memory (as in
+a training step) rather than from the cache the previous repetition warmed.
 """
 import sys, time, torch, numpy as np
 m, c, v = map(int, sys.argv[1:4])
+cold = "--cold" in sys.argv[4:]
+junk = np.ones(64 << 20, dtype=np.float32) if cold else None
 torch.set_num_threads(2)
 def bench(name, fl, f):
     f(); best = 1e9
     for _ in range(7):
+        if cold: junk.__iadd__(1.0)
         t = time.perf_counter(); f(); best = min(best, time.perf_counter() - t)
     print(f"{name:40} {best*1e3:8.2f} ms {fl/best/1e9:7.1f} GFLOP/s")
 for i, o in [(c, 3*c), (c, c), (c, 4*c), (4*c, c), (c, v)]:

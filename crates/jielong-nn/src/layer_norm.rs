@@ -113,12 +113,21 @@ pub(crate) fn layer_norm_backward_into(xs: &[f32], w: &[f32], dy: &[f32], eps: f
                     let (mean, rstd) = moments(x, eps);
                     let mean_g = kernel::lanes_sum(c, |j| g[j] * w[j]) / c as f32;
                     let mean_gx = kernel::lanes_sum(c, |j| g[j] * w[j] * (x[j] - mean) * rstd) / c as f32;
-                    for j in 0..c {
-                        let xh = (x[j] - mean) * rstd;
-                        dw[j] += g[j] * xh;
-                        db[j] += g[j];
-                        let d = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
-                        dxr[j] = if accumulate { dxr[j] + d } else { d };
+                    // Two loops rather than a branch inside one, so that both vectorise.
+                    if accumulate {
+                        for j in 0..c {
+                            let xh = (x[j] - mean) * rstd;
+                            dw[j] += g[j] * xh;
+                            db[j] += g[j];
+                            dxr[j] += (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
+                        }
+                    } else {
+                        for j in 0..c {
+                            let xh = (x[j] - mean) * rstd;
+                            dw[j] += g[j] * xh;
+                            db[j] += g[j];
+                            dxr[j] = (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
+                        }
                     }
                 }
             });
