@@ -21,7 +21,7 @@
 //! backward hands each parameter its slice). Activations the backward needs are kept inside
 //! the op, as the graph would keep them. The reference is the composed path (see the test).
 
-use crate::flash::{attention_backward, attention_into};
+use crate::flash::{attention_backward, attention_into, kept_probs_len, KEEP_PROBS_MAX_T};
 use crate::gelu::{gelu_backward_in_place, gelu_into};
 use crate::kernel::{self, contiguous_f32};
 use crate::layer_norm::{layer_norm_backward_into, layer_norm_into};
@@ -107,6 +107,8 @@ struct Saved {
     ln1: Vec<f32>,
     qkv: Vec<f32>,
     attn: Vec<f32>,
+    /// Attention probabilities, kept for contexts up to `KEEP_PROBS_MAX_T` (else recomputed).
+    probs: Option<Vec<f32>>,
     x1: Vec<f32>,
     ln2: Vec<f32>,
     pre: Vec<f32>,
@@ -188,7 +190,9 @@ impl CustomOp2 for BlockOp {
         let mut qkv = kernel::uninit_f32(rows * 3 * c);
         linear_into(&ln1, attn_w, Some(attn_b), c, 3 * c, WeightLayout::InOut, &mut qkv);
         let mut attn = kernel::uninit_f32(rows * c);
-        attention_into(&qkv, b, t, c, self.n_head, &mut attn);
+        // Written whole by the forward when kept.
+        let mut probs = (t <= KEEP_PROBS_MAX_T).then(|| kernel::uninit_f32(kept_probs_len(b, t, self.n_head)));
+        attention_into(&qkv, b, t, c, self.n_head, &mut attn, probs.as_deref_mut());
         let (m_attn, m_mlp) = match &self.dropout {
             Some(d) => (Some(&d.attn[..]), Some(&d.mlp[..])),
             None => (None, None),
@@ -203,7 +207,7 @@ impl CustomOp2 for BlockOp {
         gelu_into(&pre, &mut act);
         let mut out = kernel::uninit_f32(rows * c);
         residual_linear(&x1, &act, mproj_w, mproj_b, 4 * c, c, m_mlp, &mut out);
-        *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, x1, ln2, pre, act });
+        *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, probs, x1, ln2, pre, act });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -237,7 +241,7 @@ impl CustomOp2 for BlockOp {
             // Attention: x1 = x + m ⊙ (attn·W + b).
             let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
             linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
-            let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head);
+            let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head, s.probs.as_deref());
             linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, d_attn_w, Some(d_attn_b));
             // dx = dx1 + ln_1's backward.
             layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, true, d_ln1);
@@ -286,7 +290,9 @@ mod tests {
     #[test]
     fn fused_block_matches_composed_block_values_and_gradients() {
         let dev = Device::Cpu;
-        for (b, t, h, d, p) in [(2, 5, 2, 4, 0.0), (3, 70, 3, 8, 0.0), (1, 130, 4, 16, 0.0), (2, 33, 2, 8, 0.25)] {
+        // The last shape is longer than KEEP_PROBS_MAX_T: attention recomputes its
+        // probabilities in backward instead of keeping them.
+        for (b, t, h, d, p) in [(2, 5, 2, 4, 0.0), (3, 70, 3, 8, 0.0), (1, 130, 4, 16, 0.0), (2, 33, 2, 8, 0.25), (1, KEEP_PROBS_MAX_T + 9, 2, 4, 0.1)] {
             let c = h * d;
             let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
             let x = rnd(&[b, t, c], 1.0);

@@ -108,39 +108,70 @@ impl CustomOp1 for PackedAttention {
         // Every (sequence, head, query block) writes its rows × head columns with
         // accumulate = false, and the heads tile the c columns.
         let mut y = kernel::uninit_f32(dm.b * dm.t * dm.c);
-        forward(qkv, &dm, &mut y);
+        forward(qkv, &dm, &mut y, None);
         Ok((CpuStorage::F32(y), Shape::from((dm.b, dm.t, dm.c))))
     }
 
     fn bwd(&self, qkv: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dy = dy.contiguous()?;
         let dm = self.dims(qkv.layout())?;
-        let dqkv = kernel::with_f32([(qkv, "attention qkv"), (res, "attention output"), (&dy, "attention gradient")], |[qkv_d, y, g]| Ok(backward(qkv_d, y, g, &dm)))?;
+        let dqkv = kernel::with_f32([(qkv, "attention qkv"), (res, "attention output"), (&dy, "attention gradient")], |[qkv_d, y, g]| Ok(backward(qkv_d, y, g, &dm, None)))?;
         Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
     }
 }
 
+/// Values in the probabilities of one (sequence, head): query block [q0, q0 + rows) keeps
+/// rows × (q0 + rows) of them, so about t²/2 + BLOCK·t/2 in all.
+fn probs_per_head(t: usize) -> usize {
+    (0..t).step_by(BLOCK).map(|q0| BLOCK.min(t - q0) * (q0 + BLOCK.min(t - q0))).sum()
+}
+
+/// Longest context whose probabilities the fused block keeps from forward to backward instead
+/// of recomputing them: at 512, 8 sequences × 12 heads keep 54 MB per layer.
+pub(crate) const KEEP_PROBS_MAX_T: usize = 512;
+
+/// Size of the buffer `attention_into` fills with the probabilities when asked to keep them.
+pub(crate) fn kept_probs_len(b: usize, t: usize, h: usize) -> usize {
+    b * h * probs_per_head(t)
+}
+
 /// y (b·t, c) = causal attention of the packed `qkv` (b·t, 3c) with `h` heads, slice level
 /// (for callers that own their buffers, as the fused transformer block); `y` is written whole.
-pub(crate) fn attention_into(qkv: &[f32], b: usize, t: usize, c: usize, h: usize, y: &mut [f32]) {
-    forward(qkv, &Dims::new(b, t, c, h), y)
+/// With `keep` (`kept_probs_len` values), the probabilities are also written there, so that
+/// `attention_backward` need not recompute them.
+pub(crate) fn attention_into(qkv: &[f32], b: usize, t: usize, c: usize, h: usize, y: &mut [f32], keep: Option<&mut [f32]>) {
+    forward(qkv, &Dims::new(b, t, c, h), y, keep)
 }
 
-/// dqkv (b·t, 3c) for the upstream gradient `g` (b·t, c), given the forward's `qkv` and output `y`.
-pub(crate) fn attention_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t: usize, c: usize, h: usize) -> Vec<f32> {
-    backward(qkv, y, g, &Dims::new(b, t, c, h))
+/// dqkv (b·t, 3c) for the upstream gradient `g` (b·t, c), given the forward's `qkv` and output
+/// `y`, and the probabilities if the forward kept them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t: usize, c: usize, h: usize, kept: Option<&[f32]>) -> Vec<f32> {
+    backward(qkv, y, g, &Dims::new(b, t, c, h), kept)
 }
 
-fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32]) {
+fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
     let out = Out(y.as_mut_ptr());
+    let per_head = probs_per_head(dm.t);
+    if let Some(k) = &keep {
+        assert_eq!(k.len(), dm.b * dm.h * per_head, "attention: kept probabilities buffer size");
+    }
+    let keep = keep.map(|k| Out(k.as_mut_ptr()));
     (0..dm.b * dm.h).into_par_iter().for_each_init(
         || vec![0f32; BLOCK * dm.t],
         |p, task| {
             let out = out;
             let (bi, hi) = (task / dm.h, task % dm.h);
+            let mut off = task * per_head;
             for q0 in (0..dm.t).step_by(BLOCK) {
                 let rows = BLOCK.min(dm.t - q0);
                 let n = q0 + rows;
+                // Into the kept buffer (this task's disjoint range) or the scratch block.
+                let p: &mut [f32] = match keep {
+                    Some(k) => unsafe { std::slice::from_raw_parts_mut(k.0.add(off), rows * n) },
+                    None => &mut p[..rows * n],
+                };
+                off += rows * n;
                 probabilities(qkv, dm, bi, hi, q0, rows, p);
                 // Y[q0..q1] = P · V[0..n], written into this head's columns of y.
                 let dst = unsafe { out.0.add((bi * dm.t + q0) * dm.c + hi * dm.d) };
@@ -150,7 +181,8 @@ fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32]) {
     );
 }
 
-fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims) -> Vec<f32> {
+fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims, kept: Option<&[f32]>) -> Vec<f32> {
+    let per_head = probs_per_head(dm.t);
     let (t, c, d) = (dm.t, dm.c, dm.d);
     let mut dqkv = vec![0f32; qkv_d.len()];
     let out = Out(dqkv.as_mut_ptr());
@@ -163,10 +195,19 @@ fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims) -> Vec<f32> {
             let dq0 = unsafe { out.0.add(bi * t * 3 * c + hi * d) };
             let dk0 = unsafe { dq0.add(c) };
             let dv0 = unsafe { dq0.add(2 * c) };
+            let mut off = task * per_head;
             for q0 in (0..t).step_by(BLOCK) {
                 let rows = BLOCK.min(t - q0);
                 let n = q0 + rows;
-                probabilities(qkv_d, dm, bi, hi, q0, rows, p);
+                // The forward's probabilities if it kept them, else recomputed from q and k.
+                let p: &[f32] = match kept {
+                    Some(k) => &k[off..off + rows * n],
+                    None => {
+                        probabilities(qkv_d, dm, bi, hi, q0, rows, p);
+                        &p[..rows * n]
+                    }
+                };
+                off += rows * n;
                 let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
                 // delta_r = dY_r · Y_r
                 for r in 0..rows {
