@@ -21,7 +21,7 @@
 //! backward hands each parameter its slice). Activations the backward needs are kept inside
 //! the op, as the graph would keep them. The reference is the composed path (see the test).
 
-use crate::flash::{attention_backward, attention_into, kept_probs_len, KEEP_PROBS_MAX_T};
+use crate::flash::{attention_backward, attention_into, kept_probs_len};
 use crate::gelu::{gelu_backward_in_place, gelu_into};
 use crate::kernel::{self, contiguous_f32};
 use crate::layer_norm::{layer_norm_backward_into, layer_norm_into};
@@ -107,7 +107,8 @@ struct Saved {
     ln1: Vec<f32>,
     qkv: Vec<f32>,
     attn: Vec<f32>,
-    /// Attention probabilities, kept for contexts up to `KEEP_PROBS_MAX_T` (else recomputed).
+    /// Attention probabilities, kept when they are no larger than `pre` (about h·t ≤ 8c),
+    /// so keeping them at most doubles the MLP's saved activation; else recomputed.
     probs: Option<Vec<f32>>,
     x1: Vec<f32>,
     ln2: Vec<f32>,
@@ -191,7 +192,8 @@ impl CustomOp2 for BlockOp {
         linear_into(&ln1, attn_w, Some(attn_b), c, 3 * c, WeightLayout::InOut, &mut qkv);
         let mut attn = kernel::uninit_f32(rows * c);
         // Written whole by the forward when kept.
-        let mut probs = (t <= KEEP_PROBS_MAX_T).then(|| kernel::uninit_f32(kept_probs_len(b, t, self.n_head)));
+        let n_probs = kept_probs_len(b, t, self.n_head);
+        let mut probs = (n_probs <= rows * 4 * c).then(|| kernel::uninit_f32(n_probs));
         attention_into(&qkv, b, t, c, self.n_head, &mut attn, probs.as_deref_mut());
         let (m_attn, m_mlp) = match &self.dropout {
             Some(d) => (Some(&d.attn[..]), Some(&d.mlp[..])),
@@ -290,9 +292,9 @@ mod tests {
     #[test]
     fn fused_block_matches_composed_block_values_and_gradients() {
         let dev = Device::Cpu;
-        // The last shape is longer than KEEP_PROBS_MAX_T: attention recomputes its
-        // probabilities in backward instead of keeping them.
-        for (b, t, h, d, p) in [(2, 5, 2, 4, 0.0), (3, 70, 3, 8, 0.0), (1, 130, 4, 16, 0.0), (2, 33, 2, 8, 0.25), (1, KEEP_PROBS_MAX_T + 9, 2, 4, 0.1)] {
+        // Attention keeps its probabilities for backward at the first and last shapes and
+        // recomputes them at the others (h·t large against n_embd).
+        for (b, t, h, d, p) in [(2, 5, 2, 4, 0.0), (3, 70, 3, 8, 0.0), (1, 130, 4, 16, 0.0), (2, 33, 2, 8, 0.25), (4, 20, 2, 16, 0.1)] {
             let c = h * d;
             let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
             let x = rnd(&[b, t, c], 1.0);

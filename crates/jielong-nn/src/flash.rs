@@ -126,10 +126,6 @@ fn probs_per_head(t: usize) -> usize {
     (0..t).step_by(BLOCK).map(|q0| BLOCK.min(t - q0) * (q0 + BLOCK.min(t - q0))).sum()
 }
 
-/// Longest context whose probabilities the fused block keeps from forward to backward instead
-/// of recomputing them: at 512, 8 sequences × 12 heads keep 54 MB per layer.
-pub(crate) const KEEP_PROBS_MAX_T: usize = 512;
-
 /// Size of the buffer `attention_into` fills with the probabilities when asked to keep them.
 pub(crate) fn kept_probs_len(b: usize, t: usize, h: usize) -> usize {
     b * h * probs_per_head(t)
