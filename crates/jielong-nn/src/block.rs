@@ -266,6 +266,7 @@ fn join<'a>(a: &'a mut [f32], b: &'a mut [f32]) -> &'a mut [f32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{max_abs, max_diff};
     use crate::{causal_attention_packed, gelu::gelu, linear, WeightLayout};
     use candle_core::{Device, Var, D};
 
@@ -335,15 +336,14 @@ mod tests {
             let mask_tensors = masks.0.zip(masks.1).map(|(a, m)| (Tensor::from_vec(a, (b, t, c), &dev).unwrap(), Tensor::from_vec(m, (b, t, c), &dev).unwrap()));
             let fused = transformer_block(x.as_tensor(), &w, h, 1e-5, dropout).unwrap();
             let refr = composed(x.as_tensor(), &w, h, 1e-5, mask_tensors.as_ref());
-            let dv: f32 = (&fused - &refr).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let dv = max_diff(&fused, &refr);
             assert!(dv < 1e-4, "values differ by {dv} at b{b} t{t} h{h} d{d} p{p}");
             let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for (name, v) in std::iter::once(("x", &x)).chain(ps.iter().enumerate().map(|(i, v)| (["ln_1.w", "ln_1.b", "c_attn.w", "c_attn.b", "attn.c_proj.w", "attn.c_proj.b", "ln_2.w", "ln_2.b", "c_fc.w", "c_fc.b", "mlp.c_proj.w", "mlp.c_proj.b"][i], v))) {
                 let (a, e) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
                 assert_eq!(a.dims(), e.dims(), "{name}");
-                let dg: f32 = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-                let scale: f32 = e.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                let (dg, scale) = (max_diff(a, e), max_abs(e));
                 assert!(dg <= 2e-5 * scale.max(1.0), "d{name} differs by {dg} (scale {scale}) at b{b} t{t} h{h} d{d} p{p}");
             }
         }

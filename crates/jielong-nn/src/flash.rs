@@ -241,6 +241,7 @@ fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims, kept: Option<&[f32]>
 mod tests {
     use super::*;
     use crate::attention::{causal_mask, causal_self_attention_reference};
+    use crate::testing::{max_abs, max_diff};
     use candle_core::{Device, Var, D};
 
     fn reference(qkv: &Tensor, h: usize) -> Tensor {
@@ -262,13 +263,12 @@ mod tests {
             let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
             let fused = causal_attention_packed(qkv.as_tensor(), h).unwrap();
             let refr = reference(qkv.as_tensor(), h);
-            let dv: f32 = (&fused - &refr).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let dv = max_diff(&fused, &refr);
             assert!(dv < 1e-5, "values differ by {dv} at b{b} t{t} h{h} d{d}");
             let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let (a, e) = (ga.get(qkv.as_tensor()).unwrap(), gb.get(qkv.as_tensor()).unwrap());
-            let dg: f32 = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-            let scale: f32 = e.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let (dg, scale) = (max_diff(a, e), max_abs(e));
             assert!(dg <= 1e-5 * scale.max(1.0), "gradients differ by {dg} (scale {scale}) at b{b} t{t} h{h} d{d}");
         }
     }

@@ -48,6 +48,13 @@ pub(crate) fn gelu_backward_in_place(xs: &[f32], g: &mut [f32]) {
     });
 }
 
+/// out = g · gelu'(xs): the gradient through GELU into a separate buffer (written whole).
+fn gelu_backward_into(xs: &[f32], g: &[f32], out: &mut [f32]) {
+    out.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
+        kernel::vectorized(|| o.iter_mut().zip(x.iter().zip(g)).for_each(|(o, (&x, &g))| *o = g * gelu_slope(x)))
+    });
+}
+
 struct Gelu;
 
 impl CustomOp1 for Gelu {
@@ -78,8 +85,12 @@ impl CustomOp2 for GeluGrad {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = contiguous_f32(s1, l1, "gelu backward")?;
-        let mut out = contiguous_f32(s2, l2, "gelu backward")?.to_vec();
-        gelu_backward_in_place(xs, &mut out);
+        let gs = contiguous_f32(s2, l2, "gelu backward")?;
+        if gs.len() != xs.len() {
+            candle_core::bail!("gelu backward: gradient has {} values, input {}", gs.len(), xs.len());
+        }
+        let mut out = kernel::uninit_f32(xs.len());
+        gelu_backward_into(xs, gs, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -19,6 +19,8 @@ mod matmul;
 pub mod optim;
 pub mod params;
 pub mod position;
+#[cfg(test)]
+mod testing;
 
 /// Whether the fused CPU kernels run for tensors like `t` (CPU, f32) or the composed candle
 /// reference paths do: elsewhere, and everywhere after `use_reference_kernels(true)`.

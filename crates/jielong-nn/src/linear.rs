@@ -247,12 +247,10 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
-    }
+    use crate::testing::{max_abs, max_diff};
 
     fn scale(t: &Tensor) -> f32 {
-        t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0)
+        max_abs(t).max(1.0)
     }
 
     #[test]
