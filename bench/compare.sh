@@ -5,6 +5,7 @@
 # JSON line; bench/summarize.py then reports medians, ratios and MFU against the best matmul
 # peak measured in the whole session. Needs scripts/install-bench-deps once.
 # Usage: bench/compare.sh [steps] [rounds] [presets...]
+#        THREADS=1 bench/compare.sh ...   (every side on that many threads; default: all CPUs)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 steps="${1:-10}"
@@ -14,11 +15,16 @@ presets=("${@:-small medium}")
 py=.venv-bench/bin/python
 cargo build --release -q
 out=$(mktemp)
+threads=()
+if [ -n "${THREADS:-}" ]; then
+  export RAYON_NUM_THREADS="$THREADS"
+  threads=(--threads "$THREADS")
+fi
 for preset in ${presets[@]}; do
   for _ in $(seq "$rounds"); do
     target/release/jielong bench train --preset "$preset" --steps "$steps" --json | tee -a "$out"
-    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --json 2>/dev/null | tee -a "$out"
-    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" --compile --json 2>/dev/null | tee -a "$out"
+    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" "${threads[@]}" --json 2>/dev/null | tee -a "$out"
+    "$py" bench/pytorch_gpt.py --preset "$preset" --steps "$steps" "${threads[@]}" --compile --json 2>/dev/null | tee -a "$out"
   done
 done
 "$py" bench/summarize.py < "$out"

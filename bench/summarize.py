@@ -17,7 +17,8 @@ def label(r):
     return "torch.compile" if "compile" in r["impl"] else "PyTorch eager"
 
 
-print(f"common peak: {peak:.1f} GFLOP/s (best 1024^3 f32 matmul of all runs)\n")
+threads = sorted({r["threads"] for r in runs})
+print(f"common peak: {peak:.1f} GFLOP/s (best 1024^3 f32 matmul of all runs); threads: {threads}\n")
 print("| preset | implementation | tokens/s (median) | runs | ratio jielong / this | MFU (common peak) |")
 print("|---|---|---:|---:|---:|---:|")
 for preset in dict.fromkeys(r["preset"] for r in runs):

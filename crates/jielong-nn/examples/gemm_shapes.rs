@@ -1,7 +1,10 @@
 //! GFLOP/s of f32 matrix products at a training step's linear-layer shapes, in the three
 //! forms a linear layer runs (forward x·W, backward dY·Wᵀ and Xᵀ·dY), through candle's matmul
 //! (the `gemm` crate) and, with `--split`, gemm's own two-thread split against one band of
-//! rows per thread. The PyTorch/MKL and NumPy/OpenBLAS twin is bench/gemm_shapes.py.
+//! rows per thread. Each shape is also run through `jielong_nn::matmul_f32`, the product the
+//! fused kernels call (one band of rows per thread; one thread under `RAYON_NUM_THREADS=1`),
+//! and a 1024³ product through both closes the list. The PyTorch/MKL and NumPy/OpenBLAS twin is
+//! bench/gemm_shapes.py.
 //!
 //! cargo run --release -p jielong-nn --example gemm_shapes -- ROWS N_EMBD VOCAB [--split] [--cold]
 //! (small preset: 4096 256 4096; medium: 2048 384 8192)
@@ -72,6 +75,19 @@ fn main() -> candle_core::Result<()> {
         bench(&format!("dX  dY·Wᵀ  {m}x{o} · {o}x{i}"), fl, || drop(dy.matmul(&w.t().unwrap()).unwrap()));
         bench(&format!("dW  Xᵀ·dY  {i}x{m} · {m}x{o}"), fl, || drop(x.t().unwrap().matmul(&dy).unwrap()));
         bench(&format!("db  candle sum over rows {m}x{o}"), (m * o) as f64, || drop(dy.sum_keepdim(0).unwrap()));
+        // The same three forms through jielong's own product (what the fused kernels call).
+        let (xs, ws, dys) = (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?, dy.flatten_all()?.to_vec1::<f32>()?);
+        let mut out = vec![0f32; m * o.max(i).max(m)];
+        bench("  jielong matmul_f32 fwd x·W", fl, || jielong_nn::matmul_f32(m, o, i, &xs, false, &ws, false, &mut out));
+        bench("  jielong matmul_f32 dX dY·Wᵀ", fl, || jielong_nn::matmul_f32(m, i, o, &dys, false, &ws, true, &mut out));
+        let mut dw = vec![0f32; i * o];
+        bench("  jielong matmul_f32 dW Xᵀ·dY", fl, || jielong_nn::matmul_f32(i, o, m, &xs, true, &dys, false, &mut dw));
     }
+    let a = vec![1f32; 1024 * 1024];
+    let mut out = vec![0f32; 1024 * 1024];
+    let fl = 2.0 * 1024f64.powi(3);
+    let (ta, tb) = (Tensor::from_slice(&a, (1024, 1024), &dev)?, Tensor::from_slice(&a, (1024, 1024), &dev)?);
+    bench("candle 1024^3", fl, || drop(ta.matmul(&tb).unwrap()));
+    bench("jielong matmul_f32 1024^3", fl, || jielong_nn::matmul_f32(1024, 1024, 1024, &a, false, &a, false, &mut out));
     Ok(())
 }

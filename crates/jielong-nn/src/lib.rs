@@ -44,5 +44,6 @@ pub use dropout::Dropout;
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, Conv1dLinear, WeightLayout};
+pub use matmul::matmul_f32;
 pub use params::ParamStore;
 pub use position::{PositionEncoding, Rope};

@@ -95,3 +95,16 @@ unsafe fn one(m: usize, n: usize, k: usize, a: Mat, b: Mat, dst: *mut f32, ld: u
         gemm::gemm(m, n, k, dst, 1, ld as isize, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0f32, 1.0f32, false, false, false, par);
     }
 }
+
+/// `dst (m, n)` = a·b for row-major f32 slices, where `a` is (m, k), or its transpose stored
+/// (k, m) with `a_t`, and `b` is (k, n), or its transpose stored (n, k) with `b_t`; threaded
+/// over the rayon pool as the fused kernels thread theirs. For benchmarks
+/// (`examples/gemm_shapes.rs`) and callers outside this crate.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f32(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32], b_t: bool, dst: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && dst.len() >= m * n, "matmul_f32: operand shorter than its extent");
+    let a = if a_t { Mat::rows_t(a, m) } else { Mat::rows(a, k) };
+    let b = if b_t { Mat::rows_t(b, k) } else { Mat::rows(b, n) };
+    // SAFETY: the lengths were checked against the extents above.
+    unsafe { sgemm(m, n, k, a, b, dst.as_mut_ptr(), n, false, parallelism(m, n, k)) }
+}

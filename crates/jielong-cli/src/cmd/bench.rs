@@ -126,7 +126,8 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
         return Err(Error::input(format!("--new-tokens must be between 1 and {}", ctx - 1)).into());
     }
     let dev = Device::Cpu;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // The threads the kernels and candle use: RAYON_NUM_THREADS when set, else the CPUs.
+    let threads = candle_core::utils::get_num_threads();
     let params = jielong_nn::ParamStore::new(1337);
     let model = jielong_models::Gpt::new(&p.model, params.var_builder(&dev))?;
     let prompt_len = ctx - a.new_tokens;
@@ -220,7 +221,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
     }
     let p = preset(&a.preset)?;
     let dev = Device::Cpu;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // The threads the kernels and candle use: RAYON_NUM_THREADS when set, else the CPUs.
+    let threads = candle_core::utils::get_num_threads();
     let peak = matmul_peak_gflops(&dev)?;
     let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, ..Default::default() };
     let mut runner = StepRunner::new(&p.model, &train, &dev)?;
