@@ -13,13 +13,18 @@ rounds="${2:-3}"
 shift $(( $# > 2 ? 2 : $# ))
 presets=("${@:-small medium}")
 py=.venv-bench/bin/python
-cargo build --release -q
-out=$(mktemp)
 threads=()
+if [ -n "${THREADS:-}" ] && ! [[ "$THREADS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "compare.sh: THREADS=$THREADS is not a positive whole number; use e.g. THREADS=1" >&2
+  exit 2
+fi
 if [ -n "${THREADS:-}" ]; then
   export RAYON_NUM_THREADS="$THREADS"
   threads=(--threads "$THREADS")
 fi
+cargo build --release -q
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for preset in ${presets[@]}; do
   for _ in $(seq "$rounds"); do
     target/release/jielong bench train --preset "$preset" --steps "$steps" --json | tee -a "$out"
@@ -28,4 +33,3 @@ for preset in ${presets[@]}; do
   done
 done
 "$py" bench/summarize.py < "$out"
-rm -f "$out"

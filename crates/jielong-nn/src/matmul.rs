@@ -108,3 +108,32 @@ pub fn matmul_f32(m: usize, n: usize, k: usize, a: &[f32], a_t: bool, b: &[f32],
     // SAFETY: the lengths were checked against the extents above.
     unsafe { sgemm(m, n, k, a, b, dst.as_mut_ptr(), n, false, parallelism(m, n, k)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::matmul_f32;
+
+    /// Both operand layouts, shapes off every tile size, and one product large enough to be
+    /// split into bands of rows across threads, against a plain f64 triple loop.
+    #[test]
+    fn matmul_f32_matches_a_triple_loop_in_every_layout() {
+        let value = |i: usize, salt: usize| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.0) - 1.0;
+        for (m, n, k) in [(1, 1, 1), (7, 13, 5), (300, 70, 130)] {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a: Vec<f32> = (0..m * k).map(|i| value(i, 1)).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| value(i, 2)).collect();
+                let at = |i: usize, p: usize| if a_t { a[p * m + i] } else { a[i * k + p] };
+                let bt = |p: usize, j: usize| if b_t { b[j * k + p] } else { b[p * n + j] };
+                let mut dst = vec![f32::NAN; m * n];
+                matmul_f32(m, n, k, &a, a_t, &b, b_t, &mut dst);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k).map(|p| at(i, p) as f64 * bt(p, j) as f64).sum();
+                        let got = dst[i * n + j] as f64;
+                        assert!((got - want).abs() < 1e-4, "({m},{n},{k}) a_t={a_t} b_t={b_t} at ({i},{j}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -87,6 +87,11 @@ pub fn preset(name: &str) -> Result<Preset, Error> {
     Ok(Preset { model, batch_size: batch })
 }
 
+/// The threads the kernels and candle run on: `RAYON_NUM_THREADS` when set, else the CPUs.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
 /// f32 matrix-multiply rate of this machine through candle, best of several 1024³ products.
 pub fn matmul_peak_gflops(dev: &Device) -> Result<f64> {
     let n = 1024;
@@ -126,8 +131,7 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
         return Err(Error::input(format!("--new-tokens must be between 1 and {}", ctx - 1)).into());
     }
     let dev = Device::Cpu;
-    // The threads the kernels and candle use: RAYON_NUM_THREADS when set, else the CPUs.
-    let threads = candle_core::utils::get_num_threads();
+    let threads = threads();
     let params = jielong_nn::ParamStore::new(1337);
     let model = jielong_models::Gpt::new(&p.model, params.var_builder(&dev))?;
     let prompt_len = ctx - a.new_tokens;
@@ -221,8 +225,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     }
     let p = preset(&a.preset)?;
     let dev = Device::Cpu;
-    // The threads the kernels and candle use: RAYON_NUM_THREADS when set, else the CPUs.
-    let threads = candle_core::utils::get_num_threads();
+    let threads = threads();
     let peak = matmul_peak_gflops(&dev)?;
     let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, ..Default::default() };
     let mut runner = StepRunner::new(&p.model, &train, &dev)?;
