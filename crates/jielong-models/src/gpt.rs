@@ -19,8 +19,8 @@
 use crate::CausalLm;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
-use jielong_core::{Error, Rng};
-use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, LayerNorm, PositionEncoding, Rope};
+use jielong_core::Error;
+use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +140,10 @@ impl GptConfig {
 pub struct ForwardOpts {
     /// Some(seed) in training: dropout masks come from generators derived from it.
     pub dropout_seed: Option<u64>,
+    /// The index of this call's first sequence in the whole batch, when a batch is split into
+    /// shards: each sequence draws its dropout masks by its index, so the shards draw the
+    /// masks the whole batch would.
+    pub first_row: usize,
 }
 
 struct Mlp {
@@ -268,7 +272,7 @@ impl Gpt {
         }
         let c = self.cfg.n_embd;
         let (h, d) = (self.cfg.n_head, self.cfg.head_dim());
-        let rng = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|s| Rng::derive(s, &[site]));
+        let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
         let dev = ids.device();
 
         let mut xs = self.wte.forward(ids)?; // (b, t, c)
@@ -279,17 +283,16 @@ impl Gpt {
         if let Some(table) = &self.sinusoids {
             xs = xs.broadcast_add(&table.narrow(0, 0, t)?)?;
         }
-        xs = self.dropout.forward(&xs, rng(0).as_mut())?;
+        xs = self.dropout.forward(&xs, drop(0))?;
 
         // The whole block as one fused op (jielong_nn::block) where it applies: CPU f32,
         // learned or sinusoidal positions, biases. Its dropout masks are the ones the composed
-        // path below would draw (same generator, sites and element order).
+        // path below would draw (same generators and sites).
         let fused_blocks = self.rope.is_none() && self.cfg.bias && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
             if fused_blocks {
-                let n = xs.elem_count();
-                let masks = self.dropout.mask(n, rng(site).as_mut()).zip(self.dropout.mask(n, rng(site + 1).as_mut()));
+                let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
                 xs = transformer_block(&xs, &block.weights()?, h, self.cfg.layer_norm_eps, dropout)?;
                 continue;
@@ -311,11 +314,11 @@ impl Gpt {
                 let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
                 ys.transpose(1, 2)?.reshape((b, t, c))? // (b, t, c)
             };
-            let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, rng(site).as_mut())?;
+            let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, drop(site))?;
             xs = (xs + ys)?;
             // MLP: (b, t, c) -> (b, t, 4c) -> (b, t, c)
             let ys = jielong_nn::gelu::gelu(&block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?)?;
-            let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, rng(site + 1).as_mut())?;
+            let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, drop(site + 1))?;
             xs = (xs + ys)?;
         }
         self.ln_f.forward(&xs)

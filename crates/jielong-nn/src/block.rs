@@ -330,8 +330,8 @@ mod tests {
             };
             let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
             let drop = crate::Dropout { p };
-            let mut rng = jielong_core::Rng::new(7);
-            let masks = (drop.mask(b * t * c, Some(&mut rng)), drop.mask(b * t * c, Some(&mut rng)));
+            let src = |site| Some(crate::MaskSource { seed: 7, site, first_row: 0 });
+            let masks = (drop.mask(b, t * c, src(0)), drop.mask(b, t * c, src(1)));
             let dropout = masks.0.clone().zip(masks.1.clone()).map(|(attn, mlp)| BlockDropout { attn, mlp });
             let mask_tensors = masks.0.zip(masks.1).map(|(a, m)| (Tensor::from_vec(a, (b, t, c), &dev).unwrap(), Tensor::from_vec(m, (b, t, c), &dev).unwrap()));
             let fused = transformer_block(x.as_tensor(), &w, h, 1e-5, dropout).unwrap();

@@ -40,7 +40,7 @@ pub use block::{transformer_block, BlockDropout, BlockWeights};
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
 pub use flash::causal_attention_packed;
-pub use dropout::Dropout;
+pub use dropout::{Dropout, MaskSource};
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, Conv1dLinear, WeightLayout};

@@ -44,6 +44,12 @@ pub struct TrainConfig {
     /// Older checkpoints beyond this many are deleted.
     pub keep_checkpoints: usize,
     pub seed: u64,
+    /// Split each micro-batch's sequences into this many shards, each run forward and
+    /// backward on its own share of the threads, their gradients summed (data parallelism
+    /// inside one process). 1 = off (the default): every op splits its own work over all
+    /// threads, which measured faster on a quiet 2-core host (BENCHMARKS.md). 0 = one shard
+    /// per thread, at most one per sequence, and no more than 2 GiB of per-shard gradients.
+    pub data_parallel: usize,
 }
 
 impl Default for TrainConfig {
@@ -66,6 +72,7 @@ impl Default for TrainConfig {
             checkpoint_interval: 200,
             keep_checkpoints: 2,
             seed: 1337,
+            data_parallel: 1,
         }
     }
 }

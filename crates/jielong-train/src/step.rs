@@ -10,12 +10,23 @@ use jielong_core::{Result, Rng};
 use jielong_data::Batch;
 use jielong_models::gpt::{ForwardOpts, Gpt, GptConfig};
 use jielong_nn::ParamStore;
+use rayon::prelude::*;
+use rayon::ThreadPool;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+/// Automatic data parallelism stops where the shards' gradients would take more than this.
+const SHARD_GRADIENT_BUDGET: usize = 2 << 30;
 
 pub struct StepRunner {
     pub model: Gpt,
     pub params: ParamStore,
     pub opt: AdamW,
     pub device: Device,
+    /// `train.data_parallel`: shards per micro-batch (0 = automatic, 1 = off).
+    data_parallel: usize,
+    /// Worker pools by shard count, built on first use and kept.
+    pools: Mutex<Vec<Arc<Vec<ThreadPool>>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,8 +45,20 @@ pub fn lm_loss(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor>
 }
 
 pub fn batch_tensors(batch: &Batch, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-    let shape = (batch.batch_size, batch.seq_len);
-    Ok((Tensor::from_slice(&batch.inputs, shape, dev)?, Tensor::from_slice(&batch.targets, shape, dev)?))
+    rows_tensors(batch, 0..batch.batch_size, dev)
+}
+
+/// Sequences `rows` of `batch` as (ids, targets) tensors of shape (rows, seq_len).
+fn rows_tensors(batch: &Batch, rows: Range<usize>, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let t = batch.seq_len;
+    let shape = (rows.len(), t);
+    let span = rows.start * t..rows.end * t;
+    Ok((Tensor::from_slice(&batch.inputs[span.clone()], shape, dev)?, Tensor::from_slice(&batch.targets[span], shape, dev)?))
+}
+
+/// `rows` sequences cut into `n` contiguous ranges whose sizes differ by at most one.
+fn split_rows(rows: usize, n: usize) -> Vec<Range<usize>> {
+    (0..n).map(|i| (i * rows / n)..((i + 1) * rows / n)).collect()
 }
 
 impl StepRunner {
@@ -47,36 +70,112 @@ impl StepRunner {
             params.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, params, opt, device: device.clone() })
+        Ok(Self { model, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()) })
+    }
+
+    /// Shards for a micro-batch of `rows` sequences (see `TrainConfig::data_parallel`).
+    pub fn shards_for(&self, rows: usize) -> usize {
+        if !self.device.is_cpu() {
+            return 1;
+        }
+        let wanted = match self.data_parallel {
+            0 => {
+                let grad_bytes = 4 * self.params.vars().iter().map(|(_, v)| v.as_tensor().elem_count()).sum::<usize>();
+                rayon::current_num_threads().min(SHARD_GRADIENT_BUDGET / grad_bytes.max(1))
+            }
+            n => n,
+        };
+        wanted.min(rows).max(1)
+    }
+
+    /// `n` thread pools sharing the rayon pool's threads (a pool each when there are more
+    /// shards than threads).
+    fn pools(&self, n: usize) -> Result<Arc<Vec<ThreadPool>>> {
+        let mut cache = self.pools.lock().expect("worker pools");
+        if let Some(p) = cache.iter().find(|p| p.len() == n) {
+            return Ok(p.clone());
+        }
+        let threads = rayon::current_num_threads();
+        let pools = (0..n)
+            .map(|i| {
+                let share = (threads / n + usize::from(i < threads % n)).max(1);
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(share)
+                    .thread_name(move |j| format!("jielong-shard{i}-{j}"))
+                    .build()
+                    .map_err(|e| jielong_core::Error::Other(format!("cannot start the training threads: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pools = Arc::new(pools);
+        cache.push(pools.clone());
+        Ok(pools)
+    }
+
+    /// Loss and gradients of sequences `rows` of `batch`, the loss weighted by their share of
+    /// the batch (so the shards' gradients add up to the whole batch's).
+    fn shard_gradients(&self, batch: &Batch, rows: Range<usize>, seed: u64) -> Result<(GradStore, f64)> {
+        let weight = rows.len() as f64 / batch.batch_size as f64;
+        let first_row = rows.start;
+        let (ids, targets) = rows_tensors(batch, rows, &self.device)?;
+        let loss = self.model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(seed), first_row })?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        let loss = if weight == 1.0 { loss } else { loss.affine(weight, 0.0)? };
+        Ok((loss.backward()?, value * weight))
+    }
+
+    /// Every parameter's gradient summed over `stores`, in parallel over parameters.
+    fn sum_gradients(&self, mut stores: Vec<GradStore>) -> Result<GradStore> {
+        let mut total = stores.swap_remove(0);
+        if stores.is_empty() {
+            return Ok(total);
+        }
+        let vars = self.params.vars();
+        let sums = vars
+            .par_iter()
+            .map(|(_, var)| {
+                let t = var.as_tensor();
+                let mut sum = total.get(t).cloned();
+                for g in stores.iter().filter_map(|s| s.get(t)) {
+                    sum = Some(match sum {
+                        Some(a) => (a + g)?,
+                        None => g.clone(),
+                    });
+                }
+                Ok(sum.map(|s| (t.clone(), s)))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        for (t, sum) in sums.into_iter().flatten() {
+            total.insert(&t, sum);
+        }
+        Ok(total)
     }
 
     /// Forward + backward over the micro-batches; returns summed gradients and the mean loss.
+    /// A micro-batch is split into `shards_for` shards of whole sequences, each run on its own
+    /// worker pool; dropout masks are drawn per sequence, so they do not depend on the split.
     pub fn gradients(&self, batches: &[Batch], dropout_seeds: &[u64]) -> Result<(GradStore, f64)> {
-        let mut total: Option<GradStore> = None;
+        let mut stores = Vec::new();
         let mut loss_sum = 0f64;
         for (batch, &seed) in batches.iter().zip(dropout_seeds) {
-            let (ids, targets) = batch_tensors(batch, &self.device)?;
-            let loss = self.model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(seed) })?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            let grads = loss.backward()?;
-            total = Some(match total {
-                None => grads,
-                Some(mut acc) => {
-                    for (_, var) in self.params.vars() {
-                        let t = var.as_tensor();
-                        if let Some(g) = grads.get(t) {
-                            let sum = match acc.get(t) {
-                                Some(a) => (a + g)?,
-                                None => g.clone(),
-                            };
-                            acc.insert(t, sum);
-                        }
-                    }
-                    acc
-                }
-            });
+            let shards = self.shards_for(batch.batch_size);
+            if shards == 1 {
+                let (grads, loss) = self.shard_gradients(batch, 0..batch.batch_size, seed)?;
+                stores.push(grads);
+                loss_sum += loss;
+                continue;
+            }
+            let pools = self.pools(shards)?;
+            let parts = split_rows(batch.batch_size, shards)
+                .into_par_iter()
+                .zip(pools.par_iter())
+                .map(|(rows, pool)| pool.install(|| self.shard_gradients(batch, rows, seed)))
+                .collect::<Result<Vec<_>>>()?;
+            for (grads, loss) in parts {
+                stores.push(grads);
+                loss_sum += loss;
+            }
         }
-        let grads = total.expect("at least one micro-batch");
+        let grads = self.sum_gradients(stores)?;
         Ok((grads, loss_sum / batches.len() as f64))
     }
 

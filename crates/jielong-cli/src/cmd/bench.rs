@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// One JSON line (same keys as bench/pytorch_gpt.py --json).
     #[arg(long)]
     pub json: bool,
+    /// Shards each batch is split into, run in parallel and their gradients summed, as
+    /// `train.data_parallel`: 1 = off (every op threads itself), 0 = one per thread.
+    #[arg(long, default_value_t = 1)]
+    pub data_parallel: usize,
     /// After the timing, show where a step's time goes: phases, and components at this
     /// preset's shapes (matmuls, attention, cross-entropy, layer norm, GELU, embedding, AdamW).
     #[arg(long)]
@@ -227,9 +231,10 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let dev = Device::Cpu;
     let threads = threads();
     let peak = matmul_peak_gflops(&dev)?;
-    let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, ..Default::default() };
+    let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, data_parallel: a.data_parallel, ..Default::default() };
     let mut runner = StepRunner::new(&p.model, &train, &dev)?;
     let (b, t) = (p.batch_size, p.model.max_seq_len);
+    let shards = runner.shards_for(b);
     let mut rng = Rng::new(1337);
     for i in 0..a.warmup {
         let batch = random_batch(&mut rng, b, t, p.model.vocab_size);
@@ -256,11 +261,11 @@ fn run_train(a: TrainArgs) -> Result<()> {
             serde_json::json!({
                 "impl": "jielong", "preset": a.preset, "n_params": n_params, "n_params_total": n_params_total, "flops_per_token": flops_per_token,
                 "tokens_per_s": tokens_per_s, "step_ms": elapsed * 1000.0 / a.steps as f64, "mfu": mfu,
-                "peak_gflops": peak, "threads": threads,
+                "peak_gflops": peak, "threads": threads, "shards": shards,
             })
         );
     } else {
-        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads", a.preset, n_params_total as f64 / 1e6);
+        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads · {shards} shards", a.preset, n_params_total as f64 / 1e6);
         println!("  {:.0} tokens/s ({:.1} ms/step over {} steps)", tokens_per_s, elapsed * 1000.0 / a.steps as f64, a.steps);
         println!(
             "  {:.1} GFLOP/s of model FLOPs = {:.1}% MFU of the measured matmul peak {:.1} GFLOP/s",

@@ -68,7 +68,7 @@ pub fn run(p: &Preset, runner: &mut StepRunner, batches: &[Batch], dev: &Device)
     for (i, batch) in batches.iter().enumerate() {
         let t0 = Instant::now();
         let (ids, targets) = batch_tensors(batch, dev)?;
-        let hidden = runner.model.hidden(&ids, ForwardOpts { dropout_seed: Some(i as u64) })?;
+        let hidden = runner.model.hidden(&ids, ForwardOpts { dropout_seed: Some(i as u64), first_row: 0 })?;
         let t1 = Instant::now();
         let hidden = hidden.reshape((b * t, c))?;
         let loss = linear_cross_entropy(&hidden, runner.model.head(), &targets.reshape(b * t)?)?;
