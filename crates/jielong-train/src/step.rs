@@ -154,28 +154,29 @@ impl StepRunner {
     /// A micro-batch is split into `shards_for` shards of whole sequences, each run on its own
     /// worker pool; dropout masks are drawn per sequence, so they do not depend on the split.
     pub fn gradients(&self, batches: &[Batch], dropout_seeds: &[u64]) -> Result<(GradStore, f64)> {
-        let mut stores = Vec::new();
+        let mut total: Option<GradStore> = None;
         let mut loss_sum = 0f64;
         for (batch, &seed) in batches.iter().zip(dropout_seeds) {
             let shards = self.shards_for(batch.batch_size);
-            if shards == 1 {
-                let (grads, loss) = self.shard_gradients(batch, 0..batch.batch_size, seed)?;
-                stores.push(grads);
-                loss_sum += loss;
-                continue;
-            }
-            let pools = self.pools(shards)?;
-            let parts = split_rows(batch.batch_size, shards)
-                .into_par_iter()
-                .zip(pools.par_iter())
-                .map(|(rows, pool)| pool.install(|| self.shard_gradients(batch, rows, seed)))
-                .collect::<Result<Vec<_>>>()?;
+            let parts = if shards == 1 {
+                vec![self.shard_gradients(batch, 0..batch.batch_size, seed)?]
+            } else {
+                let pools = self.pools(shards)?;
+                split_rows(batch.batch_size, shards)
+                    .into_par_iter()
+                    .zip(pools.par_iter())
+                    .map(|(rows, pool)| pool.install(|| self.shard_gradients(batch, rows, seed)))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            // Summed as each micro-batch ends, so at most one micro-batch's stores are alive.
+            let mut stores: Vec<GradStore> = total.take().into_iter().collect();
             for (grads, loss) in parts {
                 stores.push(grads);
                 loss_sum += loss;
             }
+            total = Some(self.sum_gradients(stores)?);
         }
-        let grads = self.sum_gradients(stores)?;
+        let grads = total.expect("at least one micro-batch");
         Ok((grads, loss_sum / batches.len() as f64))
     }
 
