@@ -44,7 +44,8 @@ impl Dropout {
             return None;
         }
         let (p, scale) = (self.p, 1.0 / (1.0 - self.p));
-        let mut mask = vec![0f32; rows * row_len];
+        // Every row is written whole below, so no zero-fill first.
+        let mut mask = crate::kernel::uninit_f32(rows * row_len);
         if row_len > 0 {
             mask.par_chunks_mut(row_len).enumerate().for_each(|(r, row)| {
                 let mut rng = Rng::derive(src.seed, &[src.site, (src.first_row + r) as u64]);
