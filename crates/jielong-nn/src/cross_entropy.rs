@@ -53,14 +53,13 @@ impl CustomOp2 for CrossEntropy {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (xs, rows, v) = logits_rows(s1, l1)?;
         let targets = targets_of(s2, l2, rows, v)?;
-        let total: f64 = xs
+        let total = kernel::sum_in_order(xs
             .par_chunks(v)
             .zip(targets.par_iter())
             .map(|(row, &t)| {
                 let (m, s) = kernel::vectorized(|| normaliser(row));
                 (s.ln() + m - row[t]) as f64
-            })
-            .sum();
+            }));
         Ok((CpuStorage::F32(vec![(total / rows as f64) as f32]), Shape::from(())))
     }
 

@@ -56,7 +56,7 @@ impl CustomOp2 for HeadLoss {
         // Written whole by the product (accumulate = false).
         let mut p = kernel::uninit_f32(rows * v);
         unsafe { sgemm(rows, v, c, Mat::rows(x, c), Mat::rows_t(w, c), p.as_mut_ptr(), v, false, parallelism(rows, v, c)) };
-        let total: f64 = p
+        let total = kernel::sum_in_order(p
             .par_chunks_mut(v)
             .zip(self.targets.par_iter())
             .map(|(row, &t)| {
@@ -68,8 +68,7 @@ impl CustomOp2 for HeadLoss {
                     row.iter_mut().for_each(|x| *x *= inv);
                     (s.ln() + m - target_logit) as f64
                 })
-            })
-            .sum();
+            }));
         *self.probs.lock().expect("head loss buffer") = p;
         Ok((CpuStorage::F32(vec![(total / rows as f64) as f32]), Shape::from(())))
     }

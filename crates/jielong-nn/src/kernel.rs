@@ -24,6 +24,16 @@ pub(crate) fn with_f32<const N: usize, R>(ts: [(&Tensor, &str); N], f: impl FnOn
     f(slices)
 }
 
+/// Σ of a parallel iterator's items, added in index order: the items are computed in
+/// parallel, collected, then summed serially. rayon's `sum()` and `reduce()` group the
+/// partial sums by how the work happened to be split and stolen, which varies from run to
+/// run, and floating-point addition is not associative: a training run through them is not
+/// reproducible bit for bit (a resumed run drifts from an uninterrupted one).
+pub(crate) fn sum_in_order<I: rayon::iter::IndexedParallelIterator<Item = f64>>(items: I) -> f64 {
+    let parts: Vec<f64> = items.collect();
+    parts.iter().sum()
+}
+
 /// An output buffer of `n` f32 values that is not zero-filled, for a kernel that writes every
 /// element before anything reads it (a product with `accumulate = false`, an element-wise map,
 /// a row-wise pass that writes whole rows). `vec![0.0; n]` on reused memory is a serial

@@ -155,11 +155,14 @@ pub(crate) fn linear_backward_into(x: &[f32], w: &[f32], g: &[f32], n_in: usize,
     }
 }
 
-/// Σ over rows of a row-major (rows, cols) matrix: rows split across threads, each adding
-/// whole rows into its own accumulator (unit stride, vectorised), partials added at the end.
+/// Σ over rows of a row-major (rows, cols) matrix: blocks of rows in parallel, each adding
+/// whole rows into its own accumulator (unit stride, vectorised), then the partial sums added
+/// in block order, so that the result is the same bit for bit on every run (see
+/// `kernel::sum_in_order`).
 pub(crate) fn column_sums(g: &[f32], cols: usize) -> Vec<f32> {
     const ROWS: usize = 128;
-    g.par_chunks(cols * ROWS)
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(cols * ROWS)
         .map(|block| {
             let mut acc = vec![0f32; cols];
             for row in block.chunks(cols) {
@@ -167,10 +170,12 @@ pub(crate) fn column_sums(g: &[f32], cols: usize) -> Vec<f32> {
             }
             acc
         })
-        .reduce(|| vec![0f32; cols], |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
+        .collect();
+    let mut sums = vec![0f32; cols];
+    for p in partials {
+        sums.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    sums
 }
 
 impl CustomOp2 for LinearOp {
@@ -309,6 +314,24 @@ mod tests {
         for (j, s) in sums.iter().enumerate() {
             let expect: f32 = (0..1000).map(|r| ((r * 3 + j) % 7) as f32).sum();
             assert_eq!(*s, expect);
+        }
+    }
+
+    #[test]
+    fn column_sums_are_the_same_bit_for_bit_on_every_run() {
+        // Values of mixed magnitude, so that the grouping of the partial sums shows in the
+        // last bits: the result must be the block-order sum every time, however rayon splits.
+        let (rows, cols) = (40 * 128 + 17, 5);
+        let g: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 10f32.powi((i % 7) as i32 - 3)).collect();
+        let mut expect = vec![0f32; cols];
+        for block in g.chunks(cols * 128) {
+            let mut acc = vec![0f32; cols];
+            block.chunks(cols).for_each(|r| acc.iter_mut().zip(r).for_each(|(a, v)| *a += v));
+            expect.iter_mut().zip(&acc).for_each(|(e, a)| *e += a);
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        for _ in 0..20 {
+            assert_eq!(pool.install(|| column_sums(&g, cols)), expect);
         }
     }
 }

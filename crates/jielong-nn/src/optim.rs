@@ -82,7 +82,7 @@ pub fn sum_squares(t: &Tensor) -> Result<f64> {
 }
 
 fn sum_squares_f32(xs: &[f32]) -> f64 {
-    xs
+    crate::kernel::sum_in_order(xs
         .par_chunks(CHUNK)
         .map(|c| {
             crate::kernel::vectorized(|| {
@@ -96,6 +96,5 @@ fn sum_squares_f32(xs: &[f32]) -> f64 {
                 }
                 (tail + acc.iter().sum::<f32>()) as f64
             })
-        })
-        .sum()
+        }))
 }

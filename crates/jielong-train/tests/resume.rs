@@ -1,5 +1,7 @@
 //! Exact resume: a run stopped at step 6 and resumed computes the same losses for steps 7..12
-//! as a run that was never stopped (same seed, same data order, same dropout masks).
+//! as a run that was never stopped (same seed, same data order, same dropout masks), on both
+//! training paths: RoPE (per-layer ops) and learned positions (the fused block), the latter
+//! with micro-batches large enough that the kernels' reductions over rows run in parallel.
 
 use jielong_data::{prepare, PrepareOptions};
 use jielong_models::GptConfig;
@@ -53,16 +55,31 @@ fn config(data: &Path) -> RunConfig {
 fn resume_after_interrupt_matches_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = make_data(dir.path());
-    let cfg = config(&data);
+    resume_matches(dir.path(), config(&data));
+}
 
+#[test]
+fn resume_on_the_fused_path_matches_uninterrupted_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let mut cfg = config(&data);
+    cfg.model.pos_encoding = PositionEncoding::Learned;
+    // 2048 rows per micro-batch: sixteen blocks in the kernels' parallel sums over rows, enough
+    // for rayon's work stealing to regroup them from run to run if they were not ordered.
+    cfg.model.max_seq_len = 128;
+    cfg.train.batch_size = 16;
+    resume_matches(dir.path(), cfg);
+}
+
+fn resume_matches(dir: &Path, cfg: RunConfig) {
     let never = AtomicBool::new(false);
-    let full = train(&dir.path().join("full"), cfg.clone(), false, &never, &mut |_| {}).unwrap();
+    let full = train(&dir.join("full"), cfg.clone(), false, &never, &mut |_| {}).unwrap();
     assert_eq!(full.step_losses.len(), 12);
     assert!(!full.interrupted);
 
     // Interrupt after step 6: the loop must checkpoint there and stop.
     let stop = AtomicBool::new(false);
-    let run = dir.path().join("cut");
+    let run = dir.join("cut");
     let first = train(&run, cfg.clone(), false, &stop, &mut |e| {
         if let Event::Step { step: 6, .. } = e {
             stop.store(true, Ordering::SeqCst);
@@ -77,6 +94,9 @@ fn resume_after_interrupt_matches_uninterrupted_run() {
     assert_eq!(resumed.step_losses.first().unwrap().0, 7);
     let all: Vec<(u64, f64)> = first.step_losses.iter().chain(&resumed.step_losses).copied().collect();
     assert_eq!(all, full.step_losses, "resumed losses differ from the uninterrupted run");
+    let norms = |rows: &[jielong_train::metrics::MetricRow]| rows.iter().filter_map(|r| r.grad_norm.map(|g| (r.step, g))).collect::<Vec<_>>();
+    let (cut_rows, full_rows) = (jielong_train::metrics::read(&run.join("metrics.jsonl")), jielong_train::metrics::read(&dir.join("full/metrics.jsonl")));
+    assert_eq!(norms(&cut_rows), norms(&full_rows), "gradient norms differ from the uninterrupted run");
     assert_eq!(resumed.val_loss, full.val_loss);
     // Learning happened: the last loss is below the first.
     assert!(full.step_losses[11].1 < full.step_losses[0].1);
