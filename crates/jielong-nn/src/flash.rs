@@ -48,6 +48,14 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The pointer, `at` values in. A method, so that a closure using it captures the whole
+    /// (Send) wrapper rather than its raw-pointer field.
+    fn at(&self, at: usize) -> *mut f32 {
+        self.0.wrapping_add(at)
+    }
+}
+
 struct Dims {
     b: usize,
     t: usize,
@@ -156,7 +164,6 @@ fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
     (0..dm.b * dm.h).into_par_iter().for_each_init(
         || vec![0f32; BLOCK * dm.t],
         |p, task| {
-            let out = out;
             let (bi, hi) = (task / dm.h, task % dm.h);
             let mut off = task * per_head;
             for q0 in (0..dm.t).step_by(BLOCK) {
@@ -164,13 +171,13 @@ fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
                 let n = q0 + rows;
                 // Into the kept buffer (this task's disjoint range) or the scratch block.
                 let p: &mut [f32] = match keep {
-                    Some(k) => unsafe { std::slice::from_raw_parts_mut(k.0.add(off), rows * n) },
+                    Some(k) => unsafe { std::slice::from_raw_parts_mut(k.at(off), rows * n) },
                     None => &mut p[..rows * n],
                 };
                 off += rows * n;
                 probabilities(qkv, dm, bi, hi, q0, rows, p);
                 // Y[q0..q1] = P · V[0..n], written into this head's columns of y.
-                let dst = unsafe { out.0.add((bi * dm.t + q0) * dm.c + hi * dm.d) };
+                let dst = out.at((bi * dm.t + q0) * dm.c + hi * dm.d);
                 unsafe { sgemm(rows, dm.d, n, Mat::rows(&p[..rows * n], n), head(qkv, dm, bi, hi, 2, 0), dst, dm.c, false, Parallelism::None) };
             }
         },
@@ -185,10 +192,9 @@ fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims, kept: Option<&[f32]>
     (0..dm.b * dm.h).into_par_iter().for_each_init(
         || (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t], vec![0f32; BLOCK]),
         |(p, dp, delta), task| {
-            let out = out;
             let (bi, hi) = (task / dm.h, task % dm.h);
             // This task's slices of dQ, dK, dV inside dqkv: rows of stride 3c.
-            let dq0 = unsafe { out.0.add(bi * t * 3 * c + hi * d) };
+            let dq0 = out.at(bi * t * 3 * c + hi * d);
             let dk0 = unsafe { dq0.add(c) };
             let dv0 = unsafe { dq0.add(2 * c) };
             let mut off = task * per_head;
