@@ -212,9 +212,9 @@ fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims, kept: Option<&[f32]>
                 off += rows * n;
                 let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
                 // delta_r = dY_r · Y_r
-                for r in 0..rows {
+                for (r, dr) in delta[..rows].iter_mut().enumerate() {
                     let at = (bi * t + q0 + r) * c + hi * d;
-                    delta[r] = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
+                    *dr = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
                 }
                 // dP = dY · Vᵀ  (rows × n)
                 let v = head(qkv_d, dm, bi, hi, 2, 0);

@@ -39,6 +39,7 @@ pub(crate) fn sum_in_order<I: rayon::iter::IndexedParallelIterator<Item = f64>>(
 /// a row-wise pass that writes whole rows). `vec![0.0; n]` on reused memory is a serial
 /// `memset` on the calling thread while the other threads wait: about 7% of a medium training
 /// step before this helper (BENCHMARKS.md, 2026-12-02). Each call site says why it writes all.
+#[allow(clippy::uninit_vec)] // on purpose: the zero-fill is what this helper exists to avoid
 pub(crate) fn uninit_f32(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     // SAFETY: f32 is plain data (no drop, every bit pattern a value); callers write all `n`
@@ -85,11 +86,13 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
+    // Not `clamp`: max/min map to single vector instructions, and a NaN comes out as e⁻⁸⁷.
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(88.0);
     let t = x * LOG2E + MAGIC;
     let n = t - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1) * r * r + r + 1.0;
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 0.5) * r * r + r + 1.0;
     let two_n = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     p * two_n
 }

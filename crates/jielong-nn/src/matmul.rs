@@ -40,6 +40,7 @@ pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
 ///
 /// # Safety
 /// `a` and `b` must cover their (m, k) and (k, n) extents; `dst` must hold (m−1)·ld + n values.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, dst: *mut f32, ld: usize, accumulate: bool, par: Parallelism) {
     if m == 0 || n == 0 {
         return;

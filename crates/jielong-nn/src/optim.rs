@@ -75,7 +75,7 @@ pub fn adamw_update(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32],
 /// Σ x² over a tensor, accumulated in f64 per chunk (f32 tensors on the CPU; others composed).
 pub fn sum_squares(t: &Tensor) -> Result<f64> {
     if !crate::fused_for(t) {
-        return Ok(t.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?);
+        return t.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>();
     }
     let t = t.contiguous()?;
     crate::kernel::with_f32([(&t, "gradient")], |[xs]| Ok(sum_squares_f32(xs)))

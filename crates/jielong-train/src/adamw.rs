@@ -160,10 +160,10 @@ mod tests {
         let (mut fused, mut composed) = (make(), make());
         // Fixed random gradients per step (loss Σ p·r), so both see exactly the same ones.
         let rs: Vec<Vec<Tensor>> = (0..3).map(|_| init.iter().map(|t| Tensor::randn(0f32, 1.0, t.shape(), &dev).unwrap()).collect()).collect();
-        for step in 0..3 {
+        for r_step in &rs {
             let loss = |o: &AdamW| -> Tensor {
                 let mut total = Tensor::new(0f32, &dev).unwrap();
-                for (s, r) in o.slots.iter().zip(&rs[step]) {
+                for (s, r) in o.slots.iter().zip(r_step) {
                     total = (total + (s.var.as_tensor() * r).unwrap().sum_all().unwrap()).unwrap();
                 }
                 total

@@ -156,9 +156,7 @@ mod tests {
             let mut seen = vec![0; n];
             for (s, e, first) in windows(n, ctx, stride) {
                 assert!(e - s <= ctx && first > s);
-                for t in first..=e {
-                    seen[t] += 1;
-                }
+                seen[first..=e].iter_mut().for_each(|c| *c += 1);
             }
             assert_eq!(seen[0], 0);
             assert!(seen[1..].iter().all(|&c| c == 1), "{n} {ctx} {stride}: {seen:?}");
