@@ -12,8 +12,8 @@
 //! gradient into it: ≈ 15 M values (60 MB) of zero-fill and add per block at the medium
 //! preset, ≈ 10% of a training step (BENCHMARKS.md, 2026-12-02). Here the whole block is one
 //! node. Its backward runs the same slice-level kernels (`linear`, `flash`, `gelu`,
-//! `layer_norm`) in reverse, adds the residual gradients in place (the layer-norm backward
-//! accumulates into the gradient of the stream), and writes every parameter gradient straight
+//! `layer_norm`) in reverse, adds the residual gradients on the way (the layer-norm backward
+//! writes the stream's gradient as residual + its own), and writes every parameter gradient straight
 //! into one packed buffer.
 //!
 //! The twelve parameters travel into the op as one packed vector (`Tensor::cat` of the
@@ -24,7 +24,7 @@
 use crate::flash::{attention_backward, attention_into, kept_probs_len};
 use crate::gelu::{gelu_backward_in_place, gelu_into};
 use crate::kernel::{self, contiguous_f32};
-use crate::layer_norm::{layer_norm_backward_into, layer_norm_into};
+use crate::layer_norm::{layer_norm_backward_into, layer_norm_into, Dx};
 use crate::linear::{linear_add_into, linear_backward_into, linear_into, WeightLayout};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -237,16 +237,16 @@ impl CustomOp2 for BlockOp {
             let mut dln = kernel::uninit_f32(rows * c);
             linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, d_fc_w, Some(d_fc_b));
             drop(dh);
-            // dx1 = dout (the residual) + ln_2's backward, added in place.
-            let mut dx = g.to_vec();
-            layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, true, d_ln2);
+            // dx1 = dout (the residual) + ln_2's backward, written whole in one parallel pass.
+            let mut dx = kernel::uninit_f32(rows * c);
+            layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, Dx::Plus(g), d_ln2);
             // Attention: x1 = x + m ⊙ (attn·W + b).
             let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
             linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
             let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head, s.probs.as_deref());
             linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, d_attn_w, Some(d_attn_b));
             // dx = dx1 + ln_1's backward.
-            layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, true, d_ln1);
+            layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, Dx::Add, d_ln1);
             Ok((dx, dp))
         })?;
         let dev = x.device();

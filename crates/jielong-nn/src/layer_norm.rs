@@ -97,24 +97,49 @@ pub(crate) fn layer_norm_into(xs: &[f32], w: &[f32], b: &[f32], eps: f32, ys: &m
     });
 }
 
-/// Layer norm's backward for upstream `dy`: dx written (or, with `accumulate`, added) row by
-/// row; `dwdb` (2c: dw then db) overwritten with the sums over rows.
-pub(crate) fn layer_norm_backward_into(xs: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], accumulate: bool, dwdb: &mut [f32]) {
+/// What a layer-norm backward does with the input gradient `dx`.
+#[derive(Clone, Copy)]
+pub(crate) enum Dx<'a> {
+    /// dx = ∂loss/∂x through the norm.
+    Write,
+    /// dx += ∂loss/∂x through the norm (a residual branch already in dx).
+    Add,
+    /// dx = base + ∂loss/∂x through the norm: a residual gradient `base` added on the way, so
+    /// that the caller need not copy it into dx first (a serial copy of the whole stream).
+    Plus(&'a [f32]),
+}
+
+/// Layer norm's backward for upstream `dy`: dx written row by row as `mode` says; `dwdb` (2c:
+/// dw then db) overwritten with the sums over rows.
+pub(crate) fn layer_norm_backward_into(xs: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], mode: Dx, dwdb: &mut [f32]) {
     let c = w.len();
+    if let Dx::Plus(base) = mode {
+        assert_eq!(base.len(), dx.len(), "layer norm backward: residual gradient size");
+    }
     // Rows in parallel; each task also sums its rows' dw, db, then the partial sums are added.
     let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(c * ROWS_PER_TASK)
         .zip(xs.par_chunks(c * ROWS_PER_TASK).zip(dy.par_chunks(c * ROWS_PER_TASK)))
-        .map(|(dxb, (xb, gb))| {
+        .enumerate()
+        .map(|(task, (dxb, (xb, gb)))| {
             let mut acc = vec![0f32; 2 * c];
             let (dw, db) = acc.split_at_mut(c);
+            let first = task * c * ROWS_PER_TASK;
             kernel::vectorized(|| {
-                for ((dxr, x), g) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)) {
+                for (r, ((dxr, x), g)) in dxb.chunks_mut(c).zip(xb.chunks(c)).zip(gb.chunks(c)).enumerate() {
                     let (mean, rstd) = moments(x, eps);
                     let mean_g = kernel::lanes_sum(c, |j| g[j] * w[j]) / c as f32;
                     let mean_gx = kernel::lanes_sum(c, |j| g[j] * w[j] * (x[j] - mean) * rstd) / c as f32;
-                    // Two loops rather than a branch inside one, so that both vectorise.
-                    if accumulate {
+                    // One loop per mode rather than a branch inside one, so that each vectorises.
+                    if let Dx::Plus(base) = mode {
+                        let base = &base[first + r * c..first + (r + 1) * c];
+                        for j in 0..c {
+                            let xh = (x[j] - mean) * rstd;
+                            dw[j] += g[j] * xh;
+                            db[j] += g[j];
+                            dxr[j] = base[j] + (g[j] * w[j] - mean_g - xh * mean_gx) * rstd;
+                        }
+                    } else if let Dx::Add = mode {
                         for j in 0..c {
                             let xh = (x[j] - mean) * rstd;
                             dw[j] += g[j] * xh;
@@ -191,7 +216,7 @@ impl CustomOp3 for LayerNormGrad {
         // dx is written row by row in full, and dw, db overwritten.
         let mut out = kernel::uninit_f32(n + 2 * c);
         let (dx, rest) = out.split_at_mut(n);
-        layer_norm_backward_into(xs, w, dy, self.eps, dx, false, rest);
+        layer_norm_backward_into(xs, w, dy, self.eps, dx, Dx::Write, rest);
         Ok((CpuStorage::F32(out), Shape::from(n + 2 * c)))
     }
 }
