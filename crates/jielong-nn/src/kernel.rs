@@ -34,6 +34,15 @@ pub(crate) fn sum_in_order<I: rayon::iter::IndexedParallelIterator<Item = f64>>(
     parts.iter().sum()
 }
 
+/// `out` = Σ of equal-length partial sums, added in their order (see `sum_in_order`): how a
+/// kernel that sums over rows in parallel blocks combines the blocks' partials.
+pub(crate) fn add_in_order(partials: Vec<Vec<f32>>, out: &mut [f32]) {
+    out.fill(0.0);
+    for p in partials {
+        out.iter_mut().zip(&p).for_each(|(o, v)| *o += v);
+    }
+}
+
 /// An output buffer of `n` f32 values that is not zero-filled, for a kernel that writes every
 /// element before anything reads it (a product with `accumulate = false`, an element-wise map,
 /// a row-wise pass that writes whole rows). `vec![0.0; n]` on reused memory is a serial

@@ -159,12 +159,7 @@ pub(crate) fn layer_norm_backward_into(xs: &[f32], w: &[f32], dy: &[f32], eps: f
             acc
         })
         .collect();
-    dwdb.fill(0.0);
-    for p in partials {
-        for (r, v) in dwdb.iter_mut().zip(p) {
-            *r += v;
-        }
-    }
+    kernel::add_in_order(partials, dwdb);
 }
 
 struct LayerNormOp {

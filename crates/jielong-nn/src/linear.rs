@@ -172,9 +172,7 @@ pub(crate) fn column_sums(g: &[f32], cols: usize) -> Vec<f32> {
         })
         .collect();
     let mut sums = vec![0f32; cols];
-    for p in partials {
-        sums.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
+    crate::kernel::add_in_order(partials, &mut sums);
     sums
 }
 
