@@ -23,7 +23,10 @@ def label(r):
 
 
 threads = sorted({r["threads"] for r in runs})
-print(f"common peak: {peak:.1f} GFLOP/s (best 1024^3 f32 matmul of all runs); threads: {threads}\n")
+# Model family (gpt / llama) of the runs that report one; compare.sh runs a single family.
+families = sorted({r["family"] for r in runs if "family" in r})
+fam = f"; family: {', '.join(families)}" if families else ""
+print(f"common peak: {peak:.1f} GFLOP/s (best 1024^3 f32 matmul of all runs); threads: {threads}{fam}\n")
 print("| preset | implementation | tokens/s (median) | best | runs | jielong / this: medians | paired rounds | best | MFU (median, common peak) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for preset in dict.fromkeys(r["preset"] for r in runs):

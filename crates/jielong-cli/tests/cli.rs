@@ -83,6 +83,27 @@ fn cli_bad_input_gives_one_line_and_status_2() {
     assert_eq!(jielong(&["tokenizer", "frobnicate"], dir).status.code(), Some(2), "clap usage errors exit 2 too");
 }
 
+#[test]
+fn cli_tokenizer_train_refuses_empty_corpus_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(dir.join("empty.txt"), "").unwrap();
+    std::fs::write(dir.join("blank.txt"), "  \n\t\r\n\n").unwrap();
+    for kind in ["bpe", "char", "wordpiece", "unigram"] {
+        for file in ["empty.txt", "blank.txt"] {
+            let o = jielong(&["tokenizer", "train", "--kind", kind, "--vocab-size", "300", "--out", "tok", file], dir);
+            assert_user_error(&o, "corpus is empty");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(file) && err.contains("pass files with text"), "{kind} {file}: {err}");
+            assert!(!dir.join("tok").exists(), "{kind} {file}: nothing may be written");
+        }
+    }
+    // Several inputs, all without text: all are named.
+    let o = jielong(&["tokenizer", "train", "--out", "tok", "empty.txt", "blank.txt"], dir);
+    assert_user_error(&o, "empty.txt, blank.txt");
+    assert!(!dir.join("tok").exists());
+}
+
 fn jielong_train_has_no_ckpt(run: &std::path::Path) -> bool {
     std::fs::read_dir(run).map(|d| d.filter_map(|e| e.ok()).all(|e| !e.file_name().to_string_lossy().starts_with("ckpt-"))).unwrap_or(true)
 }

@@ -2,14 +2,15 @@
 //! sequences in one forward pass. It works through the `CausalLm` trait, so every model family
 //! decodes the same way.
 //!
-//! Each `Sequence` owns its tokens and its decoding state (the KV cache); the model holds only
-//! weights. When a sequence outgrows the model's context window, the engine shifts the window:
-//! it keeps the most recent half of the context and re-encodes it (llama.cpp's context shift).
-//! Learned position tables leave no cheaper correct choice: every kept token moves position.
+//! Each `Sequence` owns its tokens and its decoding state (the family's own: a KV cache, a
+//! recurrent hidden state, an n-gram context); the model holds only weights. When a sequence
+//! outgrows the model's context window, the engine shifts the window: it keeps the most recent
+//! half of the context and re-encodes it (llama.cpp's context shift). Learned position tables
+//! leave no cheaper correct choice: every kept token moves position.
 
 use candle_core::{DType, Device, Tensor};
 use jielong_core::{Error, Result};
-use jielong_models::{CausalLm, KvCache};
+use jielong_models::{CausalLm, DecodeState};
 
 /// One sequence being decoded.
 #[derive(Debug, Clone)]
@@ -17,8 +18,8 @@ pub struct Sequence {
     /// The prompt, then every generated token.
     pub tokens: Vec<u32>,
     pub prompt_len: usize,
-    cache: KvCache,
-    /// The cache holds `tokens[start .. start + cache.len()]`.
+    cache: Box<dyn DecodeState>,
+    /// The state has read `tokens[start .. start + cache.len()]`.
     start: usize,
     /// Times the context window was shifted.
     pub n_shifts: usize,
@@ -33,7 +34,7 @@ impl Sequence {
         self.tokens.push(id);
     }
 
-    /// Tokens whose keys and values are cached.
+    /// Tokens the decoding state has read (whose keys and values are cached).
     pub fn n_cached(&self) -> usize {
         self.cache.len()
     }
@@ -44,8 +45,7 @@ impl Sequence {
         let cached = &self.tokens[self.start..self.start + self.cache.len()];
         let common = if self.start == 0 { cached.iter().zip(&tokens).take_while(|(a, b)| a == b).count() } else { 0 };
         // Always leave at least one token to feed, so the next step has logits to return.
-        let keep = common.min(tokens.len().saturating_sub(1));
-        self.cache.truncate(keep)?;
+        let keep = self.cache.rewind(common.min(tokens.len().saturating_sub(1)))?;
         self.start = 0;
         self.prompt_len = tokens.len();
         self.tokens = tokens;
@@ -90,7 +90,7 @@ impl<'m> Engine<'m> {
         if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= self.vocab_size()) {
             return Err(Error::input(format!("token id {bad} is outside the model's vocabulary ({})", self.vocab_size())));
         }
-        Ok(Sequence { prompt_len: prompt.len(), tokens: prompt, cache: self.model.new_cache(), start: 0, n_shifts: 0 })
+        Ok(Sequence { prompt_len: prompt.len(), tokens: prompt, cache: self.model.new_state(), start: 0, n_shifts: 0 })
     }
 
     /// Next-token logits for each sequence, feeding whatever each has not yet seen:
@@ -115,14 +115,15 @@ impl<'m> Engine<'m> {
                 s.n_shifts += 1;
             } else if s.start + s.cache.len() == s.tokens.len() {
                 // Nothing new since the last step: feed the last token again.
-                s.cache.truncate(s.cache.len() - 1)?;
+                let len = s.cache.len();
+                s.cache.rewind(len - 1)?;
             }
         }
-        let (chunks, mut caches): (Vec<&[u32]>, Vec<&mut KvCache>) = seqs
+        let (chunks, mut caches): (Vec<&[u32]>, Vec<&mut dyn DecodeState>) = seqs
             .iter_mut()
             .map(|s| {
                 let s = &mut **s;
-                (&s.tokens[s.start + s.cache.len()..], &mut s.cache)
+                (&s.tokens[s.start + s.cache.len()..], &mut *s.cache as &mut dyn DecodeState)
             })
             .unzip();
         Ok(self.model.forward_cached(&chunks, &mut caches)?)

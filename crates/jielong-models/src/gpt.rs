@@ -16,7 +16,10 @@
 //! ```
 //! (biases exist only with `bias = true`.)
 
-use crate::CausalLm;
+use crate::family::{parse_as, Family, FamilyConfig};
+use crate::state::{downcast, DecodeState};
+pub use crate::ForwardOpts;
+use crate::{CausalLm, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
@@ -33,7 +36,7 @@ pub struct GptConfig {
     pub n_embd: usize,
     pub max_seq_len: usize,
     #[serde(default)]
-    pub dropout: f32,
+    pub dropout: f64,
     /// Biases in linear layers and layer norms (GPT-2: true).
     #[serde(default = "yes")]
     pub bias: bool,
@@ -61,7 +64,136 @@ fn rope_theta() -> f64 {
     10_000.0
 }
 
+/// The registry entry.
+pub const FAMILY: Family = Family {
+    name: "gpt",
+    about: "GPT-2 layout decoder: layer norm, GELU MLP, learned / sinusoidal / rotary positions",
+    parse: parse_as::<GptConfig>,
+    preset: |name| GptConfig::preset(name).map(|c| Box::new(c) as Box<dyn FamilyConfig>),
+    hf: Some(crate::hf::HfCodec { model_types: &["gpt2"], config_from_hf, config_to_hf, name_from_hf }),
+};
+
+/// GPT2Config → GptConfig. GPT-2 is learned positions, biases, tanh-GELU, 4·n_embd MLP.
+fn config_from_hf(c: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<Box<dyn FamilyConfig>, String> {
+    use crate::hf::{field_f64, field_usize, require};
+    use serde_json::Value;
+    require(c, "activation_function", |v| matches!(v.as_str(), Some("gelu_new" | "gelu_pytorch_tanh")), "the tanh GELU, \"gelu_new\"")?;
+    let n_embd = field_usize(c, "n_embd")?;
+    require(c, "n_inner", |v| v.is_null() || v.as_u64() == Some(4 * n_embd as u64), "n_inner = 4·n_embd")?;
+    require(c, "scale_attn_weights", |v| v.as_bool() == Some(true), "scaled attention")?;
+    require(c, "scale_attn_by_inverse_layer_idx", |v| v.as_bool() == Some(false), "no per-layer attention scaling")?;
+    require(c, "add_cross_attention", |v| v.as_bool() == Some(false), "a decoder without cross-attention")?;
+    let cfg = GptConfig {
+        vocab_size: field_usize(c, "vocab_size")?,
+        n_layer: field_usize(c, "n_layer")?,
+        n_head: field_usize(c, "n_head")?,
+        n_embd,
+        max_seq_len: field_usize(c, "n_positions")?,
+        dropout: 0.0,
+        bias: true,
+        tie_embeddings: c.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(true),
+        pos_encoding: PositionEncoding::Learned,
+        layer_norm_eps: field_f64(c, "layer_norm_epsilon")?.unwrap_or(1e-5),
+        rope_theta: rope_theta(),
+    };
+    Ok(Box::new(cfg))
+}
+
+/// GptConfig → the keys `GPT2Config.save_pretrained` writes (transformers 5.23), plus
+/// `torch_dtype` for transformers 4.
+fn config_to_hf(cfg: &dyn FamilyConfig, meta: &crate::hf::HfMeta) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+    let c = cfg.as_any().downcast_ref::<GptConfig>().ok_or("not a GPT config")?;
+    if c.pos_encoding != PositionEncoding::Learned {
+        return Err(format!("Hugging Face GPT-2 has learned positions; this model has {:?} (model.pos_encoding)", c.pos_encoding).to_lowercase());
+    }
+    if !c.bias {
+        return Err("Hugging Face GPT-2 has biases; this model has none (model.bias = false)".into());
+    }
+    let v = serde_json::json!({
+        "activation_function": "gelu_new", "add_cross_attention": false, "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.0, "bos_token_id": meta.bos_token_id, "dtype": meta.dtype, "torch_dtype": meta.dtype,
+        "embd_pdrop": c.dropout, "eos_token_id": meta.eos_token_id, "initializer_range": 0.02,
+        "layer_norm_epsilon": c.layer_norm_eps, "model_type": "gpt2", "n_embd": c.n_embd, "n_head": c.n_head,
+        "n_inner": null, "n_layer": c.n_layer, "n_positions": c.max_seq_len, "pad_token_id": null,
+        "reorder_and_upcast_attn": false, "resid_pdrop": c.dropout, "scale_attn_by_inverse_layer_idx": false,
+        "scale_attn_weights": true, "summary_activation": null, "summary_first_dropout": 0.1,
+        "summary_proj_to_labels": true, "summary_type": "cls_index", "summary_use_proj": true,
+        "tie_word_embeddings": c.tie_embeddings, "transformers_version": "5.23.0", "use_cache": true,
+        "vocab_size": c.vocab_size,
+    });
+    Ok(v.as_object().expect("an object").clone())
+}
+
+/// GPT-2 files name tensors with or without the `transformer.` prefix (GPT2LMHeadModel vs
+/// GPT2Model) and may carry the causal-mask buffers `attn.bias` / `attn.masked_bias`.
+fn name_from_hf(name: &str) -> Option<String> {
+    if name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") {
+        return None;
+    }
+    if name.starts_with("transformer.") || name == "lm_head.weight" {
+        Some(name.to_string())
+    } else {
+        Some(format!("transformer.{name}"))
+    }
+}
+
+impl FamilyConfig for GptConfig {
+    fn family(&self) -> &'static str {
+        "gpt"
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn set_vocab_size(&mut self, vocab_size: usize) {
+        self.vocab_size = vocab_size;
+    }
+    fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+    fn validate(&self) -> std::result::Result<(), Error> {
+        GptConfig::validate(self)
+    }
+    fn n_params(&self) -> usize {
+        GptConfig::n_params(self)
+    }
+    fn flops_per_token(&self, seq_len: usize) -> f64 {
+        GptConfig::flops_per_token(self, seq_len)
+    }
+    fn describe(&self) -> String {
+        let pos = match self.pos_encoding {
+            PositionEncoding::Learned => "learned positions",
+            PositionEncoding::Sinusoidal => "sinusoidal positions",
+            PositionEncoding::Rope => "rotary positions",
+        };
+        format!("GPT · {} layers · {} heads · n_embd {} · {pos}", self.n_layer, self.n_head, self.n_embd)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("config serializes")
+    }
+    fn clone_box(&self) -> Box<dyn FamilyConfig> {
+        Box::new(self.clone())
+    }
+    fn build(&self, vb: VarBuilder) -> std::result::Result<Box<dyn Model>, Error> {
+        Ok(Box::new(Gpt::new(self, vb)?))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 impl GptConfig {
+    /// `tiny` (what `jielong quickstart` trains), `small` and `medium` (the `bench train`
+    /// models: dropout 0, vocabularies of 4096 and 8192).
+    pub fn preset(name: &str) -> Option<Self> {
+        let bench = |n_layer, n_head, n_embd, max_seq_len, vocab_size| Self { vocab_size, n_layer, n_head, n_embd, max_seq_len, dropout: 0.0, ..Self::tiny() };
+        match name {
+            "tiny" => Some(Self::tiny()),
+            "small" => Some(bench(4, 4, 256, 128, 4096)),
+            "medium" => Some(bench(6, 6, 384, 256, 8192)),
+            _ => None,
+        }
+    }
+
     /// The model `jielong quickstart` trains: about 2.2 M parameters at a 2048-token vocabulary.
     pub fn tiny() -> Self {
         Self {
@@ -133,17 +265,6 @@ impl GptConfig {
         let n = (self.n_params() - pos) as f64;
         6.0 * n + 12.0 * (self.n_layer * self.n_embd * seq_len) as f64
     }
-}
-
-/// Per-call options: dropout randomness (training) or none (evaluation).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardOpts {
-    /// Some(seed) in training: dropout masks come from generators derived from it.
-    pub dropout_seed: Option<u64>,
-    /// The index of this call's first sequence in the whole batch, when a batch is split into
-    /// shards: each sequence draws its dropout masks by its index, so the shards draw the
-    /// masks the whole batch would.
-    pub first_row: usize,
 }
 
 struct Mlp {
@@ -237,7 +358,7 @@ impl Gpt {
         } else {
             vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", Init::Randn { mean: 0.0, stdev: std })?
         };
-        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout } })
+        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout as f32 } })
     }
 
     pub fn config(&self) -> &GptConfig {
@@ -399,15 +520,28 @@ impl Gpt {
     }
 }
 
+impl Model for Gpt {
+    fn config(&self) -> ModelConfig {
+        ModelConfig::new(self.cfg.clone())
+    }
+    fn as_causal_lm(&self) -> Option<&dyn CausalLm> {
+        Some(self)
+    }
+}
+
 impl CausalLm for Gpt {
     fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         self.forward(ids, ForwardOpts::default())
     }
-    fn new_cache(&self) -> KvCache {
-        KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len)
+    fn loss(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        self.forward_loss(ids, targets, opts)
     }
-    fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        Gpt::forward_cached(self, chunks, caches)
+    fn new_state(&self) -> Box<dyn DecodeState> {
+        Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len))
+    }
+    fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
+        let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "gpt")).collect::<Result<Vec<_>>>()?;
+        Gpt::forward_cached(self, chunks, &mut caches)
     }
     fn vocab_size(&self) -> usize {
         self.cfg.vocab_size

@@ -1,25 +1,63 @@
 //! Model families. Models take token ids and return tensors; they never see tokenizers or
-//! files. Each family implements `CausalLm` (or the encoder / seq2seq traits to come), so
-//! decoding, evaluation, the CLI and the server treat every family alike.
+//! files. A family is a config type, a model type and one entry in the registry
+//! (`family::FAMILIES`): the run config and the checkpoint name the family, the registry
+//! builds it, and everything else (training, decoding, evaluation, the CLI) works through the
+//! capability traits below, never through a family's own type.
+//!
+//! - [`Model`]: what every family is: its config, and which capabilities it has.
+//! - [`CausalLm`]: next-token logits, a causal-LM training loss, and decoding with a state
+//!   of the family's own ([`DecodeState`]: a KV cache for attention, hidden states for a
+//!   recurrent net, the last n − 1 tokens for an n-gram model).
+//!
+//! Later capabilities (encoders, seq2seq) join as further `as_…` methods of [`Model`].
 
+pub mod family;
 pub mod gpt;
+pub mod hf;
+pub mod llama;
+pub mod state;
 
+pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
 pub use gpt::{Gpt, GptConfig};
+pub use jielong_nn::KvCache;
+pub use llama::{Llama, LlamaConfig};
+pub use state::DecodeState;
 
 use candle_core::{Result, Tensor};
-pub use jielong_nn::KvCache;
+
+/// Per-call options: dropout randomness (training) or none (evaluation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOpts {
+    /// Some(seed) in training: dropout masks come from generators derived from it.
+    pub dropout_seed: Option<u64>,
+    /// The index of this call's first sequence in the whole batch, when a batch is split into
+    /// shards: each sequence draws its dropout masks by its index, so the shards draw the
+    /// masks the whole batch would.
+    pub first_row: usize,
+}
+
+/// Every model of every family.
+pub trait Model: Send + Sync {
+    /// The config it was built from (its family included).
+    fn config(&self) -> ModelConfig;
+    /// The model as a causal language model, if it is one.
+    fn as_causal_lm(&self) -> Option<&dyn CausalLm>;
+}
 
 /// A model that gives next-token logits for every position of a batch of sequences.
-pub trait CausalLm {
+pub trait CausalLm: Send + Sync {
     /// `ids`: (b, t) u32 → logits (b, t, vocab_size).
     fn logits(&self, ids: &Tensor) -> Result<Tensor>;
+    /// Training loss: mean next-token cross-entropy of `ids` (b, t) against `targets` (b, t).
+    /// Families fuse the LM head with the loss here where they can.
+    fn loss(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor>;
     fn vocab_size(&self) -> usize;
     /// Longest sequence the model accepts in one call.
     fn max_seq_len(&self) -> usize;
     /// An empty decoding state for one sequence.
-    fn new_cache(&self) -> KvCache;
-    /// Feed sequence `s` the new tokens `chunks[s]` on top of `caches[s]` (which grows by them);
+    fn new_state(&self) -> Box<dyn DecodeState>;
+    /// Feed sequence `s` the new tokens `chunks[s]` on top of `states[s]` (which grows by them);
     /// returns the logits at each chunk's last token, (n_seq, vocab_size). Sequences may have
-    /// different lengths; they share one forward pass.
-    fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor>;
+    /// different lengths; they share one forward pass. Each state must be one this model made.
+    fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor>;
 }

@@ -4,7 +4,8 @@
 //! switch is process-wide.
 
 use candle_core::{Device, Tensor};
-use jielong_models::gpt::{ForwardOpts, Gpt, GptConfig};
+use jielong_models::gpt::{Gpt, GptConfig};
+use jielong_models::ForwardOpts;
 use jielong_nn::{use_reference_kernels, ParamStore, PositionEncoding};
 
 #[test]

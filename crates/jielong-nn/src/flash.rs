@@ -29,17 +29,30 @@ const BLOCK: usize = 64;
 /// CPU f32 only (the caller keeps the composed path for other devices).
 pub fn causal_attention_packed(qkv: &Tensor, n_head: usize) -> Result<Tensor> {
     let (_, _, c3) = qkv.dims3()?;
+    if !c3.is_multiple_of(3) || !(c3 / 3).is_multiple_of(n_head) {
+        candle_core::bail!("fused attention: {c3} is not 3 × (n_head {n_head} × head size)");
+    }
+    causal_attention_packed_gqa(qkv, n_head, n_head)
+}
+
+/// Grouped-query attention from one packed projection `qkv` (b, t, (n_head + 2·n_kv_head)·d):
+/// the n_head query heads, then n_kv_head key heads, then n_kv_head value heads; query head
+/// i reads key/value head i / (n_head / n_kv_head), as Hugging Face's `repeat_kv`. Returns
+/// (b, t, n_head·d). n_kv_head = n_head is multi-head attention, 1 is multi-query.
+pub fn causal_attention_packed_gqa(qkv: &Tensor, n_head: usize, n_kv_head: usize) -> Result<Tensor> {
+    let (_, _, width) = qkv.dims3()?;
     if qkv.dtype() != DType::F32 || !qkv.device().is_cpu() {
         candle_core::bail!("fused attention runs on CPU f32 only");
     }
-    if c3 % 3 != 0 || (c3 / 3) % n_head != 0 {
-        candle_core::bail!("fused attention: {c3} is not 3 × (n_head {n_head} × head size)");
+    if n_kv_head == 0 || n_head % n_kv_head != 0 || width % (n_head + 2 * n_kv_head) != 0 {
+        candle_core::bail!("fused attention: width {width} is not (n_head {n_head} + 2 × n_kv_head {n_kv_head}) × head size");
     }
-    qkv.contiguous()?.apply_op1(PackedAttention { n_head })
+    qkv.contiguous()?.apply_op1(PackedAttention { n_head, n_kv_head })
 }
 
 struct PackedAttention {
     n_head: usize,
+    n_kv_head: usize,
 }
 
 /// A raw pointer that tasks share to write disjoint parts of one buffer.
@@ -59,29 +72,50 @@ impl Out {
 struct Dims {
     b: usize,
     t: usize,
+    /// Width of the output: h · d.
     c: usize,
+    /// Query heads.
     h: usize,
+    /// Key/value heads (h for multi-head attention).
+    kv: usize,
     d: usize,
+    /// Width of a packed row: (h + 2·kv) · d.
+    row: usize,
     scale: f32,
 }
 
 impl Dims {
-    fn new(b: usize, t: usize, c: usize, h: usize) -> Self {
-        Dims { b, t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() }
+    fn new(b: usize, t: usize, h: usize, kv: usize, d: usize) -> Self {
+        Dims { b, t, c: h * d, h, kv, d, row: (h + 2 * kv) * d, scale: 1.0 / (d as f32).sqrt() }
+    }
+
+    /// Multi-head attention over a (b·t, 3c) projection.
+    fn mha(b: usize, t: usize, c: usize, h: usize) -> Self {
+        Self::new(b, t, h, h, c / h)
+    }
+
+    /// Column where query head `hi`'s part starts (0 = q, 1 = k, 2 = v: its key/value head).
+    fn col(&self, hi: usize, part: usize) -> usize {
+        let kvi = hi / (self.h / self.kv);
+        match part {
+            0 => hi * self.d,
+            1 => self.c + kvi * self.d,
+            _ => self.c + (self.kv + kvi) * self.d,
+        }
     }
 }
 
 impl PackedAttention {
     fn dims(&self, l: &Layout) -> Result<Dims> {
-        let (b, t, c3) = l.shape().dims3()?;
-        Ok(Dims::new(b, t, c3 / 3, self.n_head))
+        let (b, t, width) = l.shape().dims3()?;
+        Ok(Dims::new(b, t, self.n_head, self.n_kv_head, width / (self.n_head + 2 * self.n_kv_head)))
     }
 }
 
 /// Row-major view of head `hi`'s part `part` (0 = q, 1 = k, 2 = v) of sequence `bi`, from row `r0`.
 fn head(qkv: &[f32], dm: &Dims, bi: usize, hi: usize, part: usize, r0: usize) -> Mat {
-    let off = (bi * dm.t + r0) * 3 * dm.c + part * dm.c + hi * dm.d;
-    Mat { ptr: qkv[off..].as_ptr(), rs: 3 * dm.c as isize, cs: 1 }
+    let off = (bi * dm.t + r0) * dm.row + dm.col(hi, part);
+    Mat { ptr: qkv[off..].as_ptr(), rs: dm.row as isize, cs: 1 }
 }
 
 /// Scores of queries [q0, q0 + rows) against keys 0..n = q0 + rows into `p` (rows × n,
@@ -144,14 +178,14 @@ pub(crate) fn kept_probs_len(b: usize, t: usize, h: usize) -> usize {
 /// With `keep` (`kept_probs_len` values), the probabilities are also written there, so that
 /// `attention_backward` need not recompute them.
 pub(crate) fn attention_into(qkv: &[f32], b: usize, t: usize, c: usize, h: usize, y: &mut [f32], keep: Option<&mut [f32]>) {
-    forward(qkv, &Dims::new(b, t, c, h), y, keep)
+    forward(qkv, &Dims::mha(b, t, c, h), y, keep)
 }
 
 /// dqkv (b·t, 3c) for the upstream gradient `g` (b·t, c), given the forward's `qkv` and output
 /// `y`, and the probabilities if the forward kept them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t: usize, c: usize, h: usize, kept: Option<&[f32]>) -> Vec<f32> {
-    backward(qkv, y, g, &Dims::new(b, t, c, h), kept)
+    backward(qkv, y, g, &Dims::mha(b, t, c, h), kept)
 }
 
 fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
@@ -186,57 +220,64 @@ fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
 
 fn backward(qkv_d: &[f32], y: &[f32], g: &[f32], dm: &Dims, kept: Option<&[f32]>) -> Vec<f32> {
     let per_head = probs_per_head(dm.t);
-    let (t, c, d) = (dm.t, dm.c, dm.d);
+    let (t, c, d, row) = (dm.t, dm.c, dm.d, dm.row);
+    let group = dm.h / dm.kv;
     let mut dqkv = vec![0f32; qkv_d.len()];
     let out = Out(dqkv.as_mut_ptr());
-    (0..dm.b * dm.h).into_par_iter().for_each_init(
+    // One task per (sequence, key/value head): the query heads of a group add into the same
+    // dK and dV, so they run one after another inside the task (for multi-head attention a
+    // group is one head, and this is one task per (sequence, head)).
+    (0..dm.b * dm.kv).into_par_iter().for_each_init(
         || (vec![0f32; BLOCK * t], vec![0f32; BLOCK * t], vec![0f32; BLOCK]),
         |(p, dp, delta), task| {
-            let (bi, hi) = (task / dm.h, task % dm.h);
-            // This task's slices of dQ, dK, dV inside dqkv: rows of stride 3c.
-            let dq0 = out.at(bi * t * 3 * c + hi * d);
-            let dk0 = unsafe { dq0.add(c) };
-            let dv0 = unsafe { dq0.add(2 * c) };
-            let mut off = task * per_head;
-            for q0 in (0..t).step_by(BLOCK) {
-                let rows = BLOCK.min(t - q0);
-                let n = q0 + rows;
-                // The forward's probabilities if it kept them, else recomputed from q and k.
-                let p: &[f32] = match kept {
-                    Some(k) => &k[off..off + rows * n],
-                    None => {
-                        probabilities(qkv_d, dm, bi, hi, q0, rows, p);
-                        &p[..rows * n]
-                    }
-                };
-                off += rows * n;
-                let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
-                // delta_r = dY_r · Y_r
-                for (r, dr) in delta[..rows].iter_mut().enumerate() {
-                    let at = (bi * t + q0 + r) * c + hi * d;
-                    *dr = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
-                }
-                // dP = dY · Vᵀ  (rows × n)
-                let v = head(qkv_d, dm, bi, hi, 2, 0);
-                let vt = Mat { ptr: v.ptr, rs: v.cs, cs: v.rs };
-                unsafe { sgemm(rows, n, d, gy, vt, dp.as_mut_ptr(), n, false, Parallelism::None) };
-                // dV[0..n] += Pᵀ · dY
-                let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
-                unsafe { sgemm(n, d, rows, pt, gy, dv0, 3 * c, true, Parallelism::None) };
-                // dS = P ⊙ (dP − delta) · scale, in place in dp
-                kernel::vectorized(|| {
-                    for r in 0..rows {
-                        let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
-                        for (ds, &pv) in dr.iter_mut().zip(pr) {
-                            *ds = pv * (*ds - delta[r]) * dm.scale;
+            let (bi, kvi) = (task / dm.kv, task % dm.kv);
+            for hi in kvi * group..(kvi + 1) * group {
+                // This head's slices of dQ, dK, dV inside dqkv: rows of stride `row`.
+                let base = out.at(bi * t * row);
+                let dq0 = unsafe { base.add(dm.col(hi, 0)) };
+                let dk0 = unsafe { base.add(dm.col(hi, 1)) };
+                let dv0 = unsafe { base.add(dm.col(hi, 2)) };
+                let mut off = (bi * dm.h + hi) * per_head;
+                for q0 in (0..t).step_by(BLOCK) {
+                    let rows = BLOCK.min(t - q0);
+                    let n = q0 + rows;
+                    // The forward's probabilities if it kept them, else recomputed from q and k.
+                    let p: &[f32] = match kept {
+                        Some(k) => &k[off..off + rows * n],
+                        None => {
+                            probabilities(qkv_d, dm, bi, hi, q0, rows, p);
+                            &p[..rows * n]
                         }
+                    };
+                    off += rows * n;
+                    let gy = Mat { ptr: g[(bi * t + q0) * c + hi * d..].as_ptr(), rs: c as isize, cs: 1 };
+                    // delta_r = dY_r · Y_r
+                    for (r, dr) in delta[..rows].iter_mut().enumerate() {
+                        let at = (bi * t + q0 + r) * c + hi * d;
+                        *dr = g[at..at + d].iter().zip(&y[at..at + d]).map(|(a, b)| a * b).sum();
                     }
-                });
-                // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
-                let ds = Mat::rows(&dp[..rows * n], n);
-                unsafe { sgemm(rows, d, n, ds, head(qkv_d, dm, bi, hi, 1, 0), dq0.add(q0 * 3 * c), 3 * c, false, Parallelism::None) };
-                let dst = Mat { ptr: dp.as_ptr(), rs: 1, cs: n as isize };
-                unsafe { sgemm(n, d, rows, dst, head(qkv_d, dm, bi, hi, 0, q0), dk0, 3 * c, true, Parallelism::None) };
+                    // dP = dY · Vᵀ  (rows × n)
+                    let v = head(qkv_d, dm, bi, hi, 2, 0);
+                    let vt = Mat { ptr: v.ptr, rs: v.cs, cs: v.rs };
+                    unsafe { sgemm(rows, n, d, gy, vt, dp.as_mut_ptr(), n, false, Parallelism::None) };
+                    // dV[0..n] += Pᵀ · dY
+                    let pt = Mat { ptr: p.as_ptr(), rs: 1, cs: n as isize };
+                    unsafe { sgemm(n, d, rows, pt, gy, dv0, row, true, Parallelism::None) };
+                    // dS = P ⊙ (dP − delta) · scale, in place in dp
+                    kernel::vectorized(|| {
+                        for r in 0..rows {
+                            let (pr, dr) = (&p[r * n..(r + 1) * n], &mut dp[r * n..(r + 1) * n]);
+                            for (ds, &pv) in dr.iter_mut().zip(pr) {
+                                *ds = pv * (*ds - delta[r]) * dm.scale;
+                            }
+                        }
+                    });
+                    // dQ[q0..q1] = dS · K[0..n];  dK[0..n] += dSᵀ · Q[q0..q1]
+                    let ds = Mat::rows(&dp[..rows * n], n);
+                    unsafe { sgemm(rows, d, n, ds, head(qkv_d, dm, bi, hi, 1, 0), dq0.add(q0 * row), row, false, Parallelism::None) };
+                    let dst = Mat { ptr: dp.as_ptr(), rs: 1, cs: n as isize };
+                    unsafe { sgemm(n, d, rows, dst, head(qkv_d, dm, bi, hi, 0, q0), dk0, row, true, Parallelism::None) };
+                }
             }
         },
     );
@@ -277,6 +318,41 @@ mod tests {
             let (dg, scale) = (max_diff(a, e), max_abs(e));
             assert!(dg <= 1e-5 * scale.max(1.0), "gradients differ by {dg} (scale {scale}) at b{b} t{t} h{h} d{d}");
         }
+    }
+
+    /// Grouped-query attention composed as Hugging Face does it: split, repeat each key/value
+    /// head for its group (`repeat_kv`), causal attention per head.
+    fn reference_gqa(qkv: &Tensor, h: usize, kv: usize) -> Tensor {
+        let (b, t, width) = qkv.dims3().unwrap();
+        let d = width / (h + 2 * kv);
+        let part = |start: usize, heads: usize| qkv.narrow(D::Minus1, start * d, heads * d).unwrap().reshape((b, t, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let repeat = |x: Tensor| {
+            let x = x.unsqueeze(2).unwrap().expand((b, kv, h / kv, t, d)).unwrap();
+            x.reshape((b, h, t, d)).unwrap()
+        };
+        let (q, k, v) = (part(0, h), repeat(part(h, kv)), repeat(part(h + kv, kv)));
+        let mask = causal_mask(t, qkv.device()).unwrap();
+        let (ys, _) = causal_self_attention_reference(&q, &k, &v, Some(&mask)).unwrap();
+        ys.transpose(1, 2).unwrap().reshape((b, t, h * d)).unwrap()
+    }
+
+    #[test]
+    fn fused_gqa_matches_repeat_kv_reference_for_every_group_size() {
+        let dev = Device::Cpu;
+        for (b, t, h, kv, d) in [(2, 70, 4, 1, 8), (2, 70, 4, 2, 8), (1, 130, 4, 4, 16), (3, 9, 6, 3, 4)] {
+            let qkv = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, (h + 2 * kv) * d), &dev).unwrap()).unwrap();
+            let r = Tensor::randn(0f32, 1.0, (b, t, h * d), &dev).unwrap();
+            let fused = causal_attention_packed_gqa(qkv.as_tensor(), h, kv).unwrap();
+            let refr = reference_gqa(qkv.as_tensor(), h, kv);
+            let dv = max_diff(&fused, &refr);
+            assert!(dv < 1e-5, "values differ by {dv} at h{h} kv{kv}");
+            let ga = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (refr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (a, e) = (ga.get(qkv.as_tensor()).unwrap(), gb.get(qkv.as_tensor()).unwrap());
+            let (dg, scale) = (max_diff(a, e), max_abs(e));
+            assert!(dg <= 1e-5 * scale.max(1.0), "gradients differ by {dg} (scale {scale}) at h{h} kv{kv}");
+        }
+        assert!(causal_attention_packed_gqa(&Tensor::zeros((1, 2, 24), DType::F32, &dev).unwrap(), 3, 2).is_err());
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod matmul;
 pub mod optim;
 pub mod params;
 pub mod position;
+pub mod rms_norm;
+pub mod swiglu;
 #[cfg(test)]
 mod testing;
 
@@ -39,7 +41,7 @@ static REFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 pub use block::{transformer_block, BlockDropout, BlockWeights};
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
-pub use flash::causal_attention_packed;
+pub use flash::{causal_attention_packed, causal_attention_packed_gqa};
 pub use dropout::{Dropout, MaskSource};
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
@@ -47,3 +49,5 @@ pub use linear::{linear, Conv1dLinear, WeightLayout};
 pub use matmul::matmul_f32;
 pub use params::ParamStore;
 pub use position::{PositionEncoding, Rope};
+pub use rms_norm::RmsNorm;
+pub use swiglu::swiglu;

@@ -94,10 +94,25 @@ impl Tokenizer {
         let special = |names: &[&str]| -> Vec<AddedToken> {
             names.iter().map(|n| AddedToken::from(n.to_string(), true)).collect()
         };
-        let mut texts = texts.peekable();
-        if texts.peek().is_none() {
-            return Err(Error::input("no text to train the tokenizer on: the corpus is empty"));
-        }
+        // Refuse a corpus with nothing to learn from (no texts, or only empty and whitespace
+        // ones, as an empty file gives) before training: BPE would otherwise "succeed" with a
+        // vocabulary of bare bytes. The blank texts read ahead are still trained on, in order.
+        let mut texts = texts;
+        let mut leading_blank: Vec<S> = Vec::new();
+        let first_text = loop {
+            match texts.next() {
+                Some(t) if t.as_ref().trim().is_empty() => leading_blank.push(t),
+                found => break found,
+            }
+        };
+        let Some(first_text) = first_text else {
+            let n = leading_blank.len();
+            return Err(Error::input(format!(
+                "no text to train the tokenizer on: the corpus is empty ({n} {}, all empty or only whitespace); pass files with text in them",
+                if n == 1 { "text" } else { "texts" }
+            )));
+        };
+        let texts = leading_blank.into_iter().chain(std::iter::once(first_text)).chain(texts);
         let (mut tk, mut trainer): (tokenizers::Tokenizer, TrainerWrapper) = match kind {
             TokenizerKind::Char => {
                 let model = WordLevel::builder()
@@ -371,6 +386,27 @@ mod tests {
         assert!(e.is_user_error() && e.to_string().contains("not a Hugging Face"), "{e}");
         assert!(Tokenizer::load(&dir.path().join("missing.json")).err().unwrap().is_user_error());
         assert!("gpt".parse::<TokenizerKind>().is_err());
+    }
+
+    #[test]
+    fn tokenizer_refuses_corpus_of_only_empty_or_blank_texts() {
+        // An empty file reads as one empty document, a file of spaces and newlines as one blank
+        // one: neither has anything to learn from, for any kind (BPE would otherwise succeed
+        // with a byte-only vocabulary).
+        for kind in [TokenizerKind::Char, TokenizerKind::Bpe, TokenizerKind::Wordpiece, TokenizerKind::Unigram] {
+            for texts in [vec![""], vec!["  \n", "\t\r\n", ""]] {
+                let e = Tokenizer::train(kind, 300, texts.clone().into_iter()).err().unwrap_or_else(|| {
+                    panic!("{kind:?} trained on {texts:?}, which has no text in it")
+                });
+                assert!(e.is_user_error() && e.to_string().contains("corpus is empty"), "{kind:?}: {e}");
+                assert_eq!(e.to_string().lines().count(), 1, "{e}");
+            }
+        }
+        // Blank texts before the first real one do not stop training.
+        let mut with_blanks = vec![String::new(), " \n".to_string()];
+        with_blanks.extend(corpus());
+        let tk = Tokenizer::train(TokenizerKind::Bpe, 300, with_blanks.into_iter()).unwrap();
+        assert_eq!(tk.decode(&tk.encode(TEXT).unwrap()).unwrap(), TEXT);
     }
 
     #[test]

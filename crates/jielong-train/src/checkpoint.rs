@@ -5,7 +5,8 @@
 use crate::config::RunConfig;
 use jielong_core::fs::AtomicDir;
 use jielong_core::{Error, Result};
-use jielong_models::GptConfig;
+use crate::objective::Objective;
+use jielong_models::{Model, ModelConfig};
 use std::path::{Path, PathBuf};
 
 pub const CKPT_VERSION: u32 = 1;
@@ -13,9 +14,14 @@ pub const CKPT_VERSION: u32 = 1;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointMeta {
     pub format_version: u32,
-    /// Model family ("gpt").
+    /// Model family ("gpt", "llama", …): the registry entry that builds `model`.
     pub family: String,
-    pub model: GptConfig,
+    /// The family's config (with `family` inside; checkpoints from before families have only
+    /// GPT keys there, and load as GPT).
+    pub model: ModelConfig,
+    /// What the model was trained for (absent in older checkpoints: causal LM).
+    #[serde(default)]
+    pub objective: Objective,
     pub tokenizer_hash: String,
     /// Optimizer steps completed.
     pub step: u64,
@@ -55,8 +61,12 @@ impl Checkpoint {
         if meta.format_version != CKPT_VERSION {
             return Err(Error::format(&meta_path, format!("checkpoint format {}, this jielong reads {CKPT_VERSION}", meta.format_version)));
         }
-        if meta.family != "gpt" {
-            return Err(Error::format(&meta_path, format!("model family `{}` is not supported by this jielong", meta.family)));
+        if meta.family != meta.model.family() {
+            return Err(Error::format(&meta_path, format!(
+                "names family `{}` but its model settings are of family `{}`: the file was edited by hand; restore it",
+                meta.family,
+                meta.model.family()
+            )));
         }
         Ok(Self { dir, meta })
     }
@@ -134,10 +144,24 @@ pub fn save_config(run_dir: &Path, cfg: &RunConfig) -> Result<()> {
 
 impl Checkpoint {
     /// Build the model this checkpoint describes and load its weights.
-    pub fn load_model(&self, dev: &candle_core::Device) -> Result<jielong_models::Gpt> {
+    pub fn load_model(&self, dev: &candle_core::Device) -> Result<Box<dyn Model>> {
+        Ok(self.load_params(dev)?.0)
+    }
+
+    /// The model and the store holding its parameters (to continue training them).
+    pub fn load_params(&self, dev: &candle_core::Device) -> Result<(Box<dyn Model>, jielong_nn::ParamStore)> {
         let params = jielong_nn::ParamStore::new(self.meta.seed);
-        let model = jielong_models::Gpt::new(&self.meta.model, params.var_builder(dev))?;
+        let model = self.meta.model.build(params.var_builder(dev))?;
         params.load(&self.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
+        Ok((model, params))
+    }
+
+    /// The model as a causal language model, or an error saying what `command` needs.
+    pub fn load_causal_lm(&self, dev: &candle_core::Device, command: &str) -> Result<Box<dyn Model>> {
+        let model = self.load_model(dev)?;
+        if model.as_causal_lm().is_none() {
+            return Err(Error::input(format!("{command} needs a causal language model; {} holds a {} model", self.dir.display(), self.meta.family)));
+        }
         Ok(model)
     }
 

@@ -4,7 +4,8 @@
 //! run can be reproduced from its folder alone.
 
 use jielong_core::{Error, Result};
-use jielong_models::GptConfig;
+use crate::objective::Objective;
+use jielong_models::ModelConfig;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,6 +51,13 @@ pub struct TrainConfig {
     /// threads, which measured faster on a quiet 2-core host (BENCHMARKS.md). 0 = one shard
     /// per thread, at most one per sequence, and no more than 2 GiB of per-shard gradients.
     pub data_parallel: usize,
+    /// What the model learns to do (`causal_lm`: predict the next token).
+    pub objective: Objective,
+    /// Start from the weights of this checkpoint (a run folder, a ckpt-NNNNNN folder, or a
+    /// folder `jielong import` wrote) instead of a fresh initialisation; its model config
+    /// replaces `[model]`, the optimizer starts afresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +81,8 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             seed: 1337,
             data_parallel: 1,
+            objective: Objective::CausalLm,
+            init_from: None,
         }
     }
 }
@@ -109,7 +119,8 @@ impl TrainConfig {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub data: DataConfig,
-    pub model: GptConfig,
+    /// `[model]`: `family` (default "gpt") and that family's own keys.
+    pub model: ModelConfig,
     #[serde(default)]
     pub train: TrainConfig,
 }
@@ -182,7 +193,7 @@ mod tests {
         let sets = vec!["train.learning_rate=3e-4".to_string(), "model.pos_encoding=rope".to_string(), "data.dir=other".into()];
         let cfg = RunConfig::from_toml(BASE, Path::new("c.toml"), &sets).unwrap();
         assert_eq!(cfg.train.learning_rate, 3e-4);
-        assert_eq!(cfg.model.pos_encoding, jielong_nn::PositionEncoding::Rope);
+        assert_eq!(cfg.model.get::<jielong_models::GptConfig>().unwrap().pos_encoding, jielong_nn::PositionEncoding::Rope);
         assert_eq!(cfg.data.dir, PathBuf::from("other"));
         let again = RunConfig::from_toml(&cfg.to_toml(), Path::new("c.toml"), &[]).unwrap();
         assert_eq!(again, cfg);
@@ -198,6 +209,12 @@ mod tests {
         assert!(e.to_string().contains("key=value"), "{e}");
         let e = RunConfig::from_toml(BASE, Path::new("c.toml"), &["train.learning_rate=-1".into()]).unwrap_err();
         assert!(e.to_string().contains("learning_rate"), "{e}");
+        let e = RunConfig::from_toml(&BASE.replace("[model]", "[model]\nfamily = \"transformerx\""), Path::new("c.toml"), &[]).unwrap_err();
+        assert!(e.is_user_error() && e.to_string().contains("not a family jielong knows"), "{e}");
+        let e = RunConfig::from_toml(BASE, Path::new("c.toml"), &["model.family=llama".into(), "model.pos_encoding=rope".into()]).unwrap_err();
+        assert!(e.to_string().contains("model.pos_encoding is a setting of family gpt"), "{e}");
+        let llama = RunConfig::from_toml(BASE, Path::new("c.toml"), &["model.family=llama".into(), "model.n_kv_head=1".into()]).unwrap();
+        assert_eq!(llama.model.family(), "llama");
         let e = RunConfig::from_toml("[data\n", Path::new("c.toml"), &[]).unwrap_err();
         assert!(e.is_user_error() && e.to_string().contains("not valid TOML"), "{e}");
     }

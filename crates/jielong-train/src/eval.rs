@@ -1,11 +1,12 @@
-//! Evaluation loss: mean cross-entropy over non-overlapping windows of a split.
+//! Evaluation loss: the objective's loss (no dropout) over non-overlapping windows of a split.
 
+use crate::objective::Objective;
 use crate::step::batch_tensors;
-use candle_core::{Device, D};
+use candle_core::Device;
 use jielong_core::Result;
 use jielong_data::batcher::eval_batches;
 use jielong_data::TokenDataset;
-use jielong_models::CausalLm;
+use jielong_models::{ForwardOpts, Model};
 
 #[derive(Debug, Clone, Copy)]
 pub struct EvalResult {
@@ -14,9 +15,11 @@ pub struct EvalResult {
     pub n_tokens: usize,
 }
 
-/// Evaluate `model` on at most `max_windows` windows of `seq_len` tokens from `data`.
+/// Evaluate `model` under `objective` on at most `max_windows` windows of `seq_len` tokens
+/// from `data`.
 pub fn evaluate(
-    model: &dyn CausalLm,
+    model: &dyn Model,
+    objective: Objective,
     data: &TokenDataset,
     batch_size: usize,
     seq_len: usize,
@@ -27,11 +30,10 @@ pub fn evaluate(
     let mut n = 0usize;
     for batch in eval_batches(data, batch_size, seq_len, max_windows) {
         let (ids, targets) = batch_tensors(&batch, dev)?;
-        let logits = model.logits(&ids)?;
-        let (b, t, v) = logits.dims3()?;
-        let logp = candle_nn::ops::log_softmax(&logits.reshape((b * t, v))?, D::Minus1)?;
-        let picked = logp.gather(&targets.reshape((b * t, 1))?, 1)?;
-        sum -= picked.sum_all()?.to_scalar::<f32>()? as f64;
+        let (b, t) = ids.dims2()?;
+        // The mean over the batch's tokens, weighted back into a sum.
+        let loss = objective.loss(model, &ids, &targets, ForwardOpts::default())?;
+        sum += loss.to_scalar::<f32>()? as f64 * (b * t) as f64;
         n += b * t;
     }
     Ok(EvalResult { loss: if n > 0 { sum / n as f64 } else { f64::NAN }, n_tokens: n })

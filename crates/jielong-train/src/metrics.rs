@@ -33,16 +33,28 @@ pub fn read(path: &Path) -> Vec<MetricRow> {
 }
 
 /// Keep only rows up to `step` (used when a run resumes from an earlier checkpoint).
+///
+/// The kept lines are copied as they are, byte for byte: each is parsed only to read its step,
+/// never written back from the parsed values, so no digit of a loss before the checkpoint can
+/// change (and fields another version wrote survive). Lines that are not a JSON object with a
+/// step (one cut short by a crash) are dropped.
 pub fn truncate_after(path: &Path, step: u64) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Step {
+        step: u64,
+    }
     if !path.exists() {
         return Ok(());
     }
-    let kept: String = read(path)
-        .into_iter()
-        .filter(|r| r.step <= step)
-        .map(|r| serde_json::to_string(&r).expect("row serializes") + "\n")
-        .collect();
-    jielong_core::fs::write_atomic(path, kept.as_bytes())
+    let bytes = std::fs::read(path).at(path)?;
+    let mut kept = Vec::with_capacity(bytes.len());
+    for line in bytes.split(|&b| b == b'\n') {
+        if serde_json::from_slice::<Step>(line).is_ok_and(|r| r.step <= step) {
+            kept.extend_from_slice(line);
+            kept.push(b'\n');
+        }
+    }
+    jielong_core::fs::write_atomic(path, &kept)
 }
 
 pub fn append(path: &Path, row: &MetricRow) -> Result<()> {
@@ -118,5 +130,57 @@ mod tests {
         let svg = plot_svg(&rows, Some(4.5));
         assert!(svg.starts_with("<svg") && svg.contains("<path") && svg.contains("circle") && svg.contains("unigram"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Resuming must not touch the rows it keeps: not one digit of a loss may change.
+    #[test]
+    fn metrics_truncate_keeps_lines_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        // Full-precision f64s of every size (as real losses, rates and timings are): 17
+        // significant digits, which a parser that is not correctly rounded gets wrong by an ulp
+        // for some of them.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state
+        };
+        let mut value = || {
+            let x = next();
+            let exponent = 1023 - 30 + (x >> 58); // 2^-30 ..= 2^33
+            f64::from_bits((exponent << 52) | (next() >> 12))
+        };
+        for step in 1..=400u64 {
+            let row = MetricRow {
+                step,
+                loss: Some(value()),
+                val_loss: (step % 5 == 0).then(&mut value),
+                lr: Some(value()),
+                grad_norm: Some(value()),
+                tokens_per_s: Some(value()),
+                tokens_seen: step * 4096,
+                elapsed_s: value(),
+            };
+            append(&p, &row).unwrap();
+        }
+        // A row written by another version, with a field this one does not know and the
+        // fields in another order: it too is kept exactly as it was.
+        let foreign = r#"{"tokens_seen":1,"step":250,"elapsed_s":1.5,"note":"kept as is","loss":2.5}"#;
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str(foreign);
+        text.push('\n');
+        // A line cut short by a crash: not a row, dropped.
+        text.push_str("{\"step\":401,\"loss\":1.2");
+        std::fs::write(&p, &text).unwrap();
+
+        truncate_after(&p, 300).unwrap();
+        let expected: String = text.lines().take(300).chain([foreign]).map(|l| format!("{l}\n")).collect();
+        let kept = std::fs::read_to_string(&p).unwrap();
+        let differ = kept.lines().zip(expected.lines()).filter(|(a, b)| a != b).count();
+        assert!(kept == expected, "{differ} kept lines changed, e.g. {:?}", kept.lines().zip(expected.lines()).find(|(a, b)| a != b));
+        assert_eq!(read(&p).len(), 301);
+        // Truncating again at the same step changes nothing.
+        truncate_after(&p, 300).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), expected);
     }
 }

@@ -1,6 +1,7 @@
-//! One optimizer step over a GPT: forward and backward on each micro-batch, gradients summed,
-//! averaged, clipped to a global norm, then AdamW. Shared by `jielong train` and
-//! `jielong bench train`, so the benchmark measures exactly the training path.
+//! One optimizer step over a model of any family: the objective's loss, forward and backward
+//! on each micro-batch, gradients summed, averaged, clipped to a global norm, then AdamW.
+//! Shared by `jielong train` and `jielong bench train`, so the benchmark measures exactly the
+//! training path.
 
 use crate::adamw::{AdamW, AdamWParams};
 use crate::config::TrainConfig;
@@ -8,7 +9,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use jielong_core::{Result, Rng};
 use jielong_data::Batch;
-use jielong_models::gpt::{ForwardOpts, Gpt, GptConfig};
+use crate::objective::Objective;
+use jielong_models::{ForwardOpts, Model, ModelConfig};
 use jielong_nn::ParamStore;
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -19,7 +21,8 @@ use std::sync::{Arc, Mutex};
 const SHARD_GRADIENT_BUDGET: usize = 2 << 30;
 
 pub struct StepRunner {
-    pub model: Gpt,
+    pub model: Box<dyn Model>,
+    pub objective: Objective,
     pub params: ParamStore,
     pub opt: AdamW,
     pub device: Device,
@@ -63,14 +66,15 @@ fn split_rows(rows: usize, n: usize) -> Vec<Range<usize>> {
 
 impl StepRunner {
     /// A freshly initialised model (weights from `seed`) and optimizer.
-    pub fn new(model_cfg: &GptConfig, train: &TrainConfig, device: &Device) -> Result<Self> {
+    pub fn new(model_cfg: &ModelConfig, train: &TrainConfig, device: &Device) -> Result<Self> {
         let params = ParamStore::new(train.seed);
-        let model = Gpt::new(model_cfg, params.var_builder(device))?;
+        let model = model_cfg.build(params.var_builder(device))?;
+        train.objective.check(&*model)?;
         let opt = AdamW::new(
             params.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()) })
+        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()) })
     }
 
     /// Shards for a micro-batch of `rows` sequences (see `TrainConfig::data_parallel`).
@@ -117,7 +121,7 @@ impl StepRunner {
         let weight = rows.len() as f64 / batch.batch_size as f64;
         let first_row = rows.start;
         let (ids, targets) = rows_tensors(batch, rows, &self.device)?;
-        let loss = self.model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(seed), first_row })?;
+        let loss = self.objective.loss(&*self.model, &ids, &targets, ForwardOpts { dropout_seed: Some(seed), first_row })?;
         let value = loss.to_scalar::<f32>()? as f64;
         let loss = if weight == 1.0 { loss } else { loss.affine(weight, 0.0)? };
         Ok((loss.backward()?, value * weight))

@@ -22,7 +22,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Training is about to start at `step` of `max_steps`.
-    Start { step: u64, max_steps: u64, n_params: usize, tokens_per_step: usize, resumed: bool },
+    Start { step: u64, max_steps: u64, n_params: usize, tokens_per_step: usize, resumed: bool, model: String },
     Step { step: u64, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
     Eval { step: u64, val_loss: f64 },
     Checkpoint { step: u64, path: std::path::PathBuf },
@@ -62,18 +62,39 @@ pub fn train(
     let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
     let val_data = TokenDataset::open(&cfg.data.dir, "val")?;
     let meta = train_data.meta.clone();
-    if cfg.model.vocab_size == 0 {
-        cfg.model.vocab_size = meta.vocab_size;
-    } else if cfg.model.vocab_size < meta.vocab_size {
+    // A run that starts from another checkpoint's weights takes its model config too.
+    let init = match (&cfg.train.init_from, resume) {
+        (Some(path), false) => {
+            let ckpt = Checkpoint::open(path)?;
+            if ckpt.meta.tokenizer_hash != meta.tokenizer_hash {
+                return Err(Error::input(format!(
+                    "train.init_from: {} was trained with another tokenizer than the data in {}: prepare the data with its tokenizer ({})",
+                    ckpt.dir.display(),
+                    cfg.data.dir.display(),
+                    ckpt.tokenizer_path().display()
+                )));
+            }
+            cfg.model = ckpt.meta.model.clone();
+            Some(ckpt)
+        }
+        _ => None,
+    };
+    if cfg.model.vocab_size() == 0 {
+        cfg.model.set_vocab_size(meta.vocab_size);
+    } else if cfg.model.vocab_size() < meta.vocab_size {
         return Err(Error::input(format!(
             "model.vocab_size = {} is smaller than the tokenizer's {} ids: raise it or leave it out",
-            cfg.model.vocab_size, meta.vocab_size
+            cfg.model.vocab_size(),
+            meta.vocab_size
         )));
     }
     cfg.model.validate()?;
-    let t = cfg.model.max_seq_len;
+    let t = cfg.model.max_seq_len();
     let sampler = RandomWindows::new(&train_data, cfg.train.seed, cfg.train.batch_size, t)?;
     let mut runner = StepRunner::new(&cfg.model, &cfg.train, &dev)?;
+    if let Some(ckpt) = &init {
+        runner.params.load(&ckpt.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
+    }
 
     let metrics_path = run_dir.join("metrics.jsonl");
     let mut start_step = 0u64;
@@ -116,7 +137,7 @@ pub fn train(
     checkpoint::save_config(run_dir, &cfg)?;
 
     let baseline_ids = if val_data.is_empty() { train_data.to_vec() } else { val_data.to_vec() };
-    let baseline = UnigramBaseline::fit(&train_data.to_vec(), cfg.model.vocab_size).cross_entropy(&baseline_ids);
+    let baseline = UnigramBaseline::fit(&train_data.to_vec(), cfg.model.vocab_size()).cross_entropy(&baseline_ids);
     let tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * t;
     on_event(Event::Start {
         step: start_step,
@@ -124,6 +145,7 @@ pub fn train(
         n_params: runner.params.n_params(),
         tokens_per_step,
         resumed: resume,
+        model: cfg.model.describe(),
     });
 
     let started = Instant::now();
@@ -163,7 +185,7 @@ pub fn train(
         let last = step == tc.max_steps;
         interrupted = stop.load(Ordering::SeqCst) && !last;
         if (step.is_multiple_of(tc.eval_interval) || last) && !val_data.is_empty() {
-            let r = evaluate(&runner.model, &val_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+            let r = evaluate(&*runner.model, tc.objective, &val_data, tc.batch_size, t, tc.eval_windows, &dev)?;
             last_val = Some(r.loss);
             metrics::append(&metrics_path, &MetricRow {
                 step,
@@ -181,8 +203,9 @@ pub fn train(
         if step.is_multiple_of(tc.checkpoint_interval) || last || interrupted {
             let meta = CheckpointMeta {
                 format_version: CKPT_VERSION,
-                family: "gpt".into(),
+                family: cfg.model.family().into(),
                 model: cfg.model.clone(),
+                objective: tc.objective,
                 tokenizer_hash: meta.tokenizer_hash.clone(),
                 step,
                 tokens_seen,
@@ -204,7 +227,7 @@ pub fn train(
         Some(p) => p,
         None => checkpoint::latest(run_dir)?.ok_or_else(|| Error::Other("no checkpoint was written".into()))?,
     };
-    let train_eval = evaluate(&runner.model, &train_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+    let train_eval = evaluate(&*runner.model, tc.objective, &train_data, tc.batch_size, t, tc.eval_windows, &dev)?;
     Ok(TrainSummary {
         steps: step,
         tokens_seen,

@@ -4,7 +4,8 @@
 //! (torch 2.15.0, transformers 5.23.0; see its README).
 
 use candle_core::{Device, Tensor, D};
-use jielong_models::gpt::{ForwardOpts, Gpt, GptConfig};
+use jielong_models::gpt::{Gpt, GptConfig};
+use jielong_models::ForwardOpts;
 use jielong_nn::params::load_tensors;
 use jielong_nn::{ParamStore, PositionEncoding};
 use jielong_train::adamw::{AdamW, AdamWParams};

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use jielong_data::Batch;
-use jielong_models::GptConfig;
+use jielong_models::{GptConfig, ModelConfig};
 use jielong_nn::PositionEncoding;
 use jielong_train::config::TrainConfig;
 use jielong_train::StepRunner;
@@ -23,7 +23,7 @@ fn shards_give_the_whole_batchs_loss_and_gradients() {
     let dev = Device::Cpu;
     // Learned positions and biases take the fused block; RoPE takes the per-layer ops.
     for pos in [PositionEncoding::Learned, PositionEncoding::Rope] {
-        let model = GptConfig { vocab_size: 53, n_layer: 2, n_head: 2, n_embd: 16, max_seq_len: 12, dropout: 0.2, pos_encoding: pos, ..GptConfig::tiny() };
+        let model = ModelConfig::new(GptConfig { vocab_size: 53, n_layer: 2, n_head: 2, n_embd: 16, max_seq_len: 12, dropout: 0.2, pos_encoding: pos, ..GptConfig::tiny() });
         let runner = |data_parallel| StepRunner::new(&model, &TrainConfig { seed: 3, data_parallel, ..Default::default() }, &dev).unwrap();
         let whole = runner(1);
         // Two micro-batches: 5 sequences split 1 + 2 + 2 over three shards, and 3 over three.

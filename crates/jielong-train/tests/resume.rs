@@ -1,10 +1,12 @@
 //! Exact resume: a run stopped at step 6 and resumed computes the same losses for steps 7..12
 //! as a run that was never stopped (same seed, same data order, same dropout masks), on both
-//! training paths: RoPE (per-layer ops) and learned positions (the fused block), the latter
-//! with micro-batches large enough that the kernels' reductions over rows run in parallel.
+//! GPT training paths: RoPE (per-layer ops) and learned positions (the fused block), the latter
+//! with micro-batches large enough that the kernels' reductions over rows run in parallel; and
+//! on the Llama family (fused RMSNorm, RoPE, grouped-query attention and SwiGLU). The resumed
+//! run's metrics.jsonl equals the uninterrupted one's byte for byte, timings aside.
 
 use jielong_data::{prepare, PrepareOptions};
-use jielong_models::GptConfig;
+use jielong_models::{GptConfig, LlamaConfig, ModelConfig};
 use jielong_nn::PositionEncoding;
 use jielong_text::{Document, ReadReport};
 use jielong_tokenizer::{Tokenizer, TokenizerKind};
@@ -24,19 +26,18 @@ fn make_data(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+fn gpt(pos_encoding: PositionEncoding, max_seq_len: usize) -> GptConfig {
+    GptConfig { vocab_size: 0, n_layer: 2, n_head: 2, n_embd: 32, max_seq_len, dropout: 0.1, pos_encoding, ..GptConfig::tiny() }
+}
+
 fn config(data: &Path) -> RunConfig {
+    config_for(data, ModelConfig::new(gpt(PositionEncoding::Rope, 32)))
+}
+
+fn config_for(data: &Path, model: ModelConfig) -> RunConfig {
     RunConfig {
         data: DataConfig { dir: data.to_path_buf() },
-        model: GptConfig {
-            vocab_size: 0,
-            n_layer: 2,
-            n_head: 2,
-            n_embd: 32,
-            max_seq_len: 32,
-            dropout: 0.1,
-            pos_encoding: PositionEncoding::Rope,
-            ..GptConfig::tiny()
-        },
+        model,
         train: TrainConfig {
             batch_size: 4,
             grad_accum: 2,
@@ -62,13 +63,26 @@ fn resume_after_interrupt_matches_uninterrupted_run() {
 fn resume_on_the_fused_path_matches_uninterrupted_run_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let data = make_data(dir.path());
-    let mut cfg = config(&data);
-    cfg.model.pos_encoding = PositionEncoding::Learned;
     // 2048 rows per micro-batch: sixteen blocks in the kernels' parallel sums over rows, enough
     // for rayon's work stealing to regroup them from run to run if they were not ordered.
-    cfg.model.max_seq_len = 128;
+    let mut cfg = config_for(&data, ModelConfig::new(gpt(PositionEncoding::Learned, 128)));
     cfg.train.batch_size = 16;
     resume_matches(dir.path(), cfg);
+}
+
+#[test]
+fn resume_of_llama_matches_uninterrupted_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let llama = LlamaConfig { vocab_size: 0, n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 32, intermediate_size: 64, max_seq_len: 128, dropout: 0.1, ..LlamaConfig::preset("tiny").unwrap() };
+    let mut cfg = config_for(&data, ModelConfig::new(llama));
+    cfg.train.batch_size = 16;
+    resume_matches(dir.path(), cfg);
+}
+
+/// A metrics line without its wall-clock fields (which differ between any two runs).
+fn without_timings(line: &str) -> String {
+    line.split(',').filter(|kv| !kv.contains("\"tokens_per_s\"") && !kv.contains("\"elapsed_s\"")).collect::<Vec<_>>().join(",")
 }
 
 fn resume_matches(dir: &Path, cfg: RunConfig) {
@@ -105,6 +119,10 @@ fn resume_matches(dir: &Path, cfg: RunConfig) {
     let steps: Vec<u64> = rows.iter().filter(|r| r.loss.is_some()).map(|r| r.step).collect();
     assert_eq!(steps, (1..=12).collect::<Vec<_>>());
     assert!(std::fs::read_to_string(run.join("loss.svg")).unwrap().contains("<path"));
+    // The files themselves: every loss, norm and learning rate written with the same digits
+    // (the lines kept on resume are not re-parsed and re-printed).
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().map(without_timings).collect::<Vec<_>>();
+    assert_eq!(lines(&run.join("metrics.jsonl")), lines(&dir.join("full/metrics.jsonl")), "metrics.jsonl differs from the uninterrupted run's");
 }
 
 #[test]
@@ -126,13 +144,13 @@ fn train_refuses_to_overwrite_and_detects_tokenizer_mismatch() {
     prepare(docs, &ReadReport::default(), &tk, &other, &PrepareOptions::default()).unwrap();
     let mut cfg2 = cfg.clone();
     cfg2.data.dir = other;
-    cfg2.model.vocab_size = 0;
+    cfg2.model.set_vocab_size(0);
     cfg2.train.max_steps = 4;
     let e = train(&run, cfg2, true, &never, &mut |_| {}).unwrap_err();
     assert!(e.is_user_error() && e.to_string().contains("different tokenizer"), "{e}");
 
     let mut bad = cfg.clone();
-    bad.model.n_head = 3;
+    bad.model = bad.model.with_setting("n_head", 3.into()).unwrap();
     let e = train(&dir.path().join("bad"), bad, false, &never, &mut |_| {}).unwrap_err();
     assert!(e.is_user_error() && e.to_string().contains("not divisible"), "{e}");
 }

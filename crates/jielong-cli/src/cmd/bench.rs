@@ -7,8 +7,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use candle_core::{Device, Tensor};
 use jielong_core::{Error, Rng};
 use jielong_data::Batch;
-use jielong_models::GptConfig;
-use jielong_nn::PositionEncoding;
+use jielong_models::ModelConfig;
 use jielong_train::{StepRunner, TrainConfig};
 use std::time::Instant;
 
@@ -25,6 +24,9 @@ pub struct GenerateArgs {
     /// The model of `bench train --preset` (random weights).
     #[arg(long, default_value = "medium")]
     pub preset: String,
+    /// Model family (gpt, llama).
+    #[arg(long, default_value = "gpt")]
+    pub family: String,
     /// Tokens decoded per sequence; the prompt fills the rest of the context window.
     #[arg(long, default_value_t = 32)]
     pub new_tokens: usize,
@@ -42,9 +44,13 @@ pub struct GenerateArgs {
 #[derive(ClapArgs)]
 pub struct TrainArgs {
     /// small (4 layers, 4 heads, n_embd 256, seq 128, batch 32, vocab 4096) or
-    /// medium (6 layers, 6 heads, n_embd 384, seq 256, batch 8, vocab 8192).
+    /// medium (6 layers, 6 heads, n_embd 384, seq 256, batch 8, vocab 8192); llama's presets
+    /// have the same shapes with half as many key/value heads and a SwiGLU MLP of Llama's width.
     #[arg(long, default_value = "small")]
     pub preset: String,
+    /// Model family (gpt, llama).
+    #[arg(long, default_value = "gpt")]
+    pub family: String,
     /// Timed steps.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -65,30 +71,18 @@ pub struct TrainArgs {
 }
 
 pub struct Preset {
-    pub model: GptConfig,
+    pub model: ModelConfig,
     pub batch_size: usize,
 }
 
-pub fn preset(name: &str) -> Result<Preset, Error> {
-    let (n_layer, n_head, n_embd, seq, batch, vocab) = match name {
-        "small" => (4, 4, 256, 128, 32, 4096),
-        "medium" => (6, 6, 384, 256, 8, 8192),
+/// The family's `small` or `medium` model and its batch size (32 or 8 sequences).
+pub fn preset(family: &str, name: &str) -> Result<Preset, Error> {
+    let batch_size = match name {
+        "small" => 32,
+        "medium" => 8,
         _ => return Err(Error::input(format!("unknown preset `{name}`: use small or medium"))),
     };
-    let model = GptConfig {
-        vocab_size: vocab,
-        n_layer,
-        n_head,
-        n_embd,
-        max_seq_len: seq,
-        dropout: 0.0,
-        bias: true,
-        tie_embeddings: true,
-        pos_encoding: PositionEncoding::Learned,
-        layer_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-    };
-    Ok(Preset { model, batch_size: batch })
+    Ok(Preset { model: jielong_models::family::preset(family, name)?, batch_size })
 }
 
 /// The threads the kernels and candle run on: `RAYON_NUM_THREADS` when set, else the CPUs.
@@ -129,21 +123,23 @@ pub fn run(cmd: Command) -> Result<()> {
 /// Prefill the prompt (context − new_tokens tokens), then decode `new_tokens` greedily; tokens/s
 /// of each phase for every batch size and cache setting.
 fn run_generate(a: GenerateArgs) -> Result<()> {
-    let p = preset(&a.preset)?;
-    let ctx = p.model.max_seq_len;
+    let p = preset(&a.family, &a.preset)?;
+    let ctx = p.model.max_seq_len();
     if a.new_tokens == 0 || a.new_tokens >= ctx {
         return Err(Error::input(format!("--new-tokens must be between 1 and {}", ctx - 1)).into());
     }
     let dev = Device::Cpu;
     let threads = threads();
     let params = jielong_nn::ParamStore::new(1337);
-    let model = jielong_models::Gpt::new(&p.model, params.var_builder(&dev))?;
+    let built = p.model.build(params.var_builder(&dev))?;
+    let model = built.as_causal_lm().ok_or_else(|| Error::input(format!("bench generate needs a causal language model; {} is not one", a.family)))?;
     let prompt_len = ctx - a.new_tokens;
     let mut rng = Rng::new(7);
-    let vocab = p.model.vocab_size as u64;
+    let vocab = p.model.vocab_size() as u64;
     if !a.json {
         println!(
-            "preset {} · {:.2} M parameters · context {ctx}: prompt {prompt_len} tokens, then {} decoded (context {}–{ctx}) · {threads} threads",
+            "{} preset {} · {:.2} M parameters · context {ctx}: prompt {prompt_len} tokens, then {} decoded (context {}–{ctx}) · {threads} threads",
+            a.family,
             a.preset,
             p.model.n_params() as f64 / 1e6,
             a.new_tokens,
@@ -153,7 +149,7 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
     }
     // Warm up allocations and threads.
     {
-        let engine = jielong_generate::Engine::new(&model, &dev);
+        let engine = jielong_generate::Engine::new(model, &dev);
         let mut s = engine.sequence((0..16).collect())?;
         for _ in 0..3 {
             engine.step(&mut [&mut s])?;
@@ -167,7 +163,7 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
     let caches: &[bool] = if a.recompute { &[true, false] } else { &[true] };
     for &batch in &a.batches {
         for &cache in caches {
-            let engine = jielong_generate::Engine::new(&model, &dev);
+            let engine = jielong_generate::Engine::new(model, &dev);
             let engine = if cache { engine } else { engine.without_cache() };
             let argmax = |row: &[f32]| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32;
             let step = |seqs: &mut Vec<jielong_generate::Sequence>| -> Result<()> {
@@ -206,7 +202,7 @@ fn run_generate(a: GenerateArgs) -> Result<()> {
             if a.json {
                 println!(
                     "{}",
-                    serde_json::json!({"impl": "jielong", "preset": a.preset, "batch": batch, "kv_cache": cache, "context": ctx,
+                    serde_json::json!({"impl": "jielong", "family": a.family, "preset": a.preset, "batch": batch, "kv_cache": cache, "context": ctx,
                         "prompt_tokens": prompt_len, "new_tokens": a.new_tokens, "prefill_tokens_per_s": prefill,
                         "decode_tokens_per_s": decode, "decode_ms_per_step": decode_s * 1000.0 / n_steps as f64, "threads": threads})
                 );
@@ -227,20 +223,21 @@ fn run_train(a: TrainArgs) -> Result<()> {
     if a.steps == 0 {
         return Err(Error::input("--steps must be at least 1").into());
     }
-    let p = preset(&a.preset)?;
+    let p = preset(&a.family, &a.preset)?;
     let dev = Device::Cpu;
     let threads = threads();
     let peak = matmul_peak_gflops(&dev)?;
     let train = TrainConfig { learning_rate: 6e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1.0, seed: 1337, data_parallel: a.data_parallel, ..Default::default() };
     let mut runner = StepRunner::new(&p.model, &train, &dev)?;
-    let (b, t) = (p.batch_size, p.model.max_seq_len);
+    let (b, t) = (p.batch_size, p.model.max_seq_len());
+    let vocab = p.model.vocab_size();
     let shards = runner.shards_for(b);
     let mut rng = Rng::new(1337);
     for i in 0..a.warmup {
-        let batch = random_batch(&mut rng, b, t, p.model.vocab_size);
+        let batch = random_batch(&mut rng, b, t, vocab);
         runner.step(&[batch], train.learning_rate, train.grad_clip, train.seed, i as u64)?;
     }
-    let batches: Vec<Batch> = (0..a.steps).map(|_| random_batch(&mut rng, b, t, p.model.vocab_size)).collect();
+    let batches: Vec<Batch> = (0..a.steps).map(|_| random_batch(&mut rng, b, t, vocab)).collect();
     let t0 = Instant::now();
     for (i, batch) in batches.into_iter().enumerate() {
         runner.step(&[batch], train.learning_rate, train.grad_clip, train.seed, i as u64)?;
@@ -253,19 +250,20 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let flops_per_token = p.model.flops_per_token(t);
     let mfu = flops_per_token * tokens_per_s / (peak * 1e9);
     let n_params_total = p.model.n_params();
-    // As bench/pytorch_gpt.py: the parameters in the FLOP formula (position table excluded).
-    let n_params = n_params_total - p.model.max_seq_len * p.model.n_embd;
+    // As bench/pytorch_gpt.py: the parameters in the FLOP formula (a learned position table
+    // excluded): the 6·N term, the whole count at sequence length 0.
+    let n_params = (p.model.flops_per_token(0) / 6.0).round() as usize;
     if a.json {
         println!(
             "{}",
             serde_json::json!({
-                "impl": "jielong", "preset": a.preset, "n_params": n_params, "n_params_total": n_params_total, "flops_per_token": flops_per_token,
+                "impl": "jielong", "family": a.family, "preset": a.preset, "n_params": n_params, "n_params_total": n_params_total, "flops_per_token": flops_per_token,
                 "tokens_per_s": tokens_per_s, "step_ms": elapsed * 1000.0 / a.steps as f64, "mfu": mfu,
                 "peak_gflops": peak, "threads": threads, "shards": shards,
             })
         );
     } else {
-        println!("preset {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads · {shards} shards", a.preset, n_params_total as f64 / 1e6);
+        println!("{} preset {} · {} · {:.2} M parameters · batch {b} × seq {t} · {threads} threads · {shards} shards", a.family, a.preset, p.model.describe(), n_params_total as f64 / 1e6);
         println!("  {:.0} tokens/s ({:.1} ms/step over {} steps)", tokens_per_s, elapsed * 1000.0 / a.steps as f64, a.steps);
         println!(
             "  {:.1} GFLOP/s of model FLOPs = {:.1}% MFU of the measured matmul peak {:.1} GFLOP/s",
@@ -275,7 +273,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         );
     }
     if a.profile {
-        let batches: Vec<Batch> = (0..5).map(|_| random_batch(&mut rng, b, t, p.model.vocab_size)).collect();
+        let batches: Vec<Batch> = (0..5).map(|_| random_batch(&mut rng, b, t, vocab)).collect();
         super::profile::run(&p, &mut runner, &batches, &dev)?;
     }
     Ok(())

@@ -80,8 +80,8 @@ impl Input {
 
 pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
-    let (model, tk) = (&loaded.model, &loaded.tk);
-    let engine = a.model.engine(model);
+    let tk = &loaded.tk;
+    let engine = a.model.engine(loaded.lm());
     let template = match &a.template {
         Some(p) => ChatTemplate::load(p)?,
         None => ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?,

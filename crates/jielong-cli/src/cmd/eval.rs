@@ -102,7 +102,7 @@ pub fn score(model: &dyn CausalLm, ids: &[u32], stride: usize, batch_size: usize
 
 pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
-    let (model, tk) = (&loaded.model, &loaded.tk);
+    let (model, tk) = (loaded.lm(), &loaded.tk);
     let ctx = model.max_seq_len();
     let stride = a.stride.unwrap_or(ctx);
     if stride == 0 || stride > ctx {

@@ -9,7 +9,7 @@ use jielong_core::Error;
 use jielong_generate::repetition::{measure, Repetition};
 use jielong_generate::sampler::{Chain, SamplingConfig};
 use jielong_generate::{beam_search, generate, BeamOptions, Engine, GenOptions, StreamText};
-use jielong_models::Gpt;
+use jielong_models::{CausalLm, Model};
 use jielong_tokenizer::Tokenizer;
 use jielong_train::Checkpoint;
 use std::io::Write;
@@ -32,7 +32,8 @@ pub struct ModelArgs {
 }
 
 pub struct Loaded {
-    pub model: Gpt,
+    /// A causal language model (checked when loading).
+    pub model: Box<dyn Model>,
     pub tk: Tokenizer,
     /// The folder the tokenizer came from (a chat template may sit beside it).
     pub tokenizer_dir: PathBuf,
@@ -42,15 +43,22 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
         let ckpt = Checkpoint::open(&self.checkpoint)?;
         let tk = ckpt.load_tokenizer(self.tokenizer.as_deref())?;
-        let model = ckpt.load_model(&Device::Cpu)?;
+        let model = ckpt.load_causal_lm(&Device::Cpu, "this command")?;
         let path = self.tokenizer.clone().unwrap_or_else(|| ckpt.tokenizer_path());
         let tokenizer_dir = if path.is_dir() { path } else { path.parent().map(PathBuf::from).unwrap_or_default() };
         Ok(Loaded { model, tk, tokenizer_dir })
     }
 
-    pub fn engine<'m>(&self, model: &'m Gpt) -> Engine<'m> {
+    pub fn engine<'m>(&self, model: &'m dyn CausalLm) -> Engine<'m> {
         let e = Engine::new(model, &Device::Cpu);
         if self.no_cache { e.without_cache() } else { e }
+    }
+}
+
+impl Loaded {
+    /// The model's causal-LM side (every checkpoint `load` accepts has one).
+    pub fn lm(&self) -> &dyn CausalLm {
+        self.model.as_causal_lm().expect("checked by ModelArgs::load")
     }
 }
 
@@ -261,8 +269,8 @@ pub fn run(a: Args) -> Result<()> {
         return Err(Error::input("--n must be at least 1").into());
     }
     let loaded = a.model.load()?;
-    let (model, tk) = (&loaded.model, &loaded.tk);
-    let engine = a.model.engine(model);
+    let tk = &loaded.tk;
+    let engine = a.model.engine(loaded.lm());
     let prompt = prompt_ids(tk, &a.prompt, engine.max_seq_len(), a.truncate)?;
     if let Some(spec) = &a.compare {
         return compare(&engine, tk, &a, &prompt, spec);

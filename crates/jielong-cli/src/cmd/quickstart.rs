@@ -9,7 +9,6 @@ use anyhow::Result;
 use clap::Args as ClapArgs;
 use jielong_data::PrepareOptions;
 use jielong_generate::SamplingConfig;
-use jielong_models::GptConfig;
 use jielong_tokenizer::TokenizerKind;
 use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
 use jielong_train::Checkpoint;
@@ -30,6 +29,10 @@ pub struct Args {
     /// Tokenizer vocabulary size.
     #[arg(long, default_value_t = 2048)]
     pub vocab_size: usize,
+    /// Model family: gpt (GPT-2 layout) or llama (RMSNorm, SwiGLU, RoPE, grouped-query
+    /// attention); its `tiny` preset is trained.
+    #[arg(long, default_value = "gpt")]
+    pub family: String,
 }
 
 const PROMPTS: [&str; 3] = ["A language model", "注意力机制", "To train a tokenizer,"];
@@ -38,6 +41,9 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.minutes > 0.0 && a.minutes.is_finite()) {
         return Err(jielong_core::Error::input(format!("--minutes {} must be a positive number", a.minutes)).into());
     }
+    // The family's tiny preset. The handbook is small (tens of thousands of tokens): more
+    // dropout than usual holds off overfitting within the few hundred steps of a quickstart.
+    let model = jielong_models::family::preset(&a.family, "tiny")?.with_setting("dropout", 0.2.into())?;
     let t_start = Instant::now();
     let run_dir = a.out.join("run");
     let resume = jielong_train::checkpoint::latest(&run_dir)?.is_some();
@@ -77,9 +83,7 @@ pub fn run(a: Args) -> Result<()> {
     println!("\n[3/4] training for about {} minute(s) (Ctrl-C stops after a checkpoint; run again to resume)", a.minutes);
     let cfg = RunConfig {
         data: DataConfig { dir: shards.clone() },
-        // The handbook is small (tens of thousands of tokens): more dropout than usual holds
-        // off overfitting within the few hundred steps of a quickstart.
-        model: GptConfig { dropout: 0.2, ..GptConfig::tiny() },
+        model,
         train: TrainConfig {
             batch_size: 16,
             max_steps: 100_000,
@@ -108,8 +112,9 @@ pub fn run(a: Args) -> Result<()> {
     // 5. Samples.
     println!("\n[4/4] three samples (temperature 0.8, top-k 40):");
     let ckpt = Checkpoint::open(&run_dir)?;
-    let model = ckpt.load_model(&candle_core::Device::Cpu)?;
-    let engine = jielong_generate::Engine::new(&model, &candle_core::Device::Cpu);
+    let model = ckpt.load_causal_lm(&candle_core::Device::Cpu, "quickstart")?;
+    let lm = model.as_causal_lm().expect("checked when loading");
+    let engine = jielong_generate::Engine::new(lm, &candle_core::Device::Cpu);
     for (i, prompt) in PROMPTS.iter().enumerate() {
         let cfg = SamplingConfig { temperature: 0.8, top_k: 40, seed: i as u64, ..SamplingConfig::default() };
         let ids = generate::prompt_ids(&tk, prompt, engine.max_seq_len(), generate::Truncate::Left)?;

@@ -117,6 +117,18 @@ fn train(a: TrainArgs) -> Result<()> {
     let kind: TokenizerKind = a.kind.parse()?;
     let (docs, report) = jielong_text::read_corpus(&a.inputs)?;
     let texts: Vec<String> = docs.into_iter().map(|d| d.text).collect();
+    // As `data prepare` does: text that cleans to nothing but whitespace is no text. Checked
+    // here, before anything is written, to name the inputs (`Tokenizer::train` refuses too).
+    if texts.iter().all(|t| jielong_text::clean(t).0.trim().is_empty()) {
+        let names: Vec<String> = a.inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::input(format!(
+            "{}: no text to train the tokenizer on: the corpus is empty ({} {} read, all empty or only whitespace); pass files with text in them",
+            names.join(", "),
+            report.documents,
+            if report.documents == 1 { "document" } else { "documents" }
+        ))
+        .into());
+    }
     let tk = train_on(kind, a.vocab_size, &texts, &a.out)?;
     println!(
         "trained a {} tokenizer on {} documents ({} files, {} bytes): {} ids",

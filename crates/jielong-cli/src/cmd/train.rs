@@ -25,6 +25,10 @@ pub struct Args {
     /// (several times slower): a check that the kernels train the same model.
     #[arg(long)]
     pub reference_kernels: bool,
+    /// Start from this checkpoint's weights and model config (a run folder, a ckpt-NNNNNN
+    /// folder, or what `jielong import` wrote): the config's `train.init_from`.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -38,7 +42,10 @@ pub fn run(a: Args) -> Result<()> {
             (dir.clone(), RunConfig::load(&path, &a.sets)?, true)
         }
         (None, Some(config)) => {
-            let cfg = RunConfig::load(config, &a.sets)?;
+            let mut cfg = RunConfig::load(config, &a.sets)?;
+            if let Some(init) = &a.init_from {
+                cfg.train.init_from = Some(init.clone());
+            }
             let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
             (a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem)), cfg, false)
         }
@@ -60,9 +67,9 @@ pub fn run_with_progress(run_dir: &Path, cfg: RunConfig, resume: bool) -> Result
     let mut loss_ema: Option<f64> = None;
     let mut val = String::new();
     let summary = train(run_dir, cfg, resume, &stop, &mut |e| match e {
-        Event::Start { step, max_steps, n_params, tokens_per_step, resumed } => {
+        Event::Start { step, max_steps, n_params, tokens_per_step, resumed, model } => {
             println!(
-                "{} a GPT of {:.2} M parameters for {} steps of {} tokens{}",
+                "{} {model} ({:.2} M parameters) for {} steps of {} tokens{}",
                 if resumed { "resuming" } else { "training" },
                 n_params as f64 / 1e6,
                 max_steps,
