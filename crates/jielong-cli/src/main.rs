@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a small GPT on the built-in handbook, end to end, in a few minutes.
+    /// Train a small model (GPT or Llama) on the built-in handbook, end to end, in a few minutes.
     Quickstart(cmd::quickstart::Args),
     /// Train, inspect and use tokenizers.
     #[command(subcommand)]
@@ -31,7 +31,7 @@ enum Command {
     /// Turn text into token shards.
     #[command(subcommand)]
     Data(cmd::data::Command),
-    /// Train a GPT from a TOML config, or resume a run.
+    /// Train a model of any family from a TOML config, or resume a run.
     Train(cmd::train::Args),
     /// Continue a prompt: greedy, sampled or beam search; --explain, --compare.
     #[command(alias = "sample")]
@@ -40,6 +40,10 @@ enum Command {
     Chat(cmd::chat::Args),
     /// Cross-entropy, perplexity and bits per byte on text files.
     Eval(cmd::eval::Args),
+    /// Write a checkpoint as a Hugging Face folder (`--format hf`).
+    Export(cmd::export::Args),
+    /// Read a Hugging Face folder (GPT-2, Llama, Qwen2) into a jielong run folder.
+    Import(cmd::import::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -54,6 +58,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Export(a) => cmd::export::run(a),
+        Command::Import(a) => cmd::import::run(a),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }

@@ -57,11 +57,21 @@ pub struct Engine<'m> {
     model: &'m dyn CausalLm,
     dev: Device,
     use_cache: bool,
+    /// Ids the tokenizer knows: rows are cut to this many logits (an embedding table padded
+    /// past the tokenizer, as Qwen2's, must never be sampled into ids nothing can decode).
+    vocab_limit: usize,
 }
 
 impl<'m> Engine<'m> {
     pub fn new(model: &'m dyn CausalLm, dev: &Device) -> Self {
-        Self { model, dev: dev.clone(), use_cache: true }
+        Self { model, dev: dev.clone(), use_cache: true, vocab_limit: model.vocab_size() }
+    }
+
+    /// Only the first `n` ids are candidates (the tokenizer's vocabulary when it is smaller
+    /// than the model's embedding table).
+    pub fn with_vocab_limit(mut self, n: usize) -> Self {
+        self.vocab_limit = n.clamp(1, self.model.vocab_size());
+        self
     }
 
     /// Recompute the whole window every step instead of caching (for comparison and benchmarks).
@@ -78,8 +88,9 @@ impl<'m> Engine<'m> {
         self.model.max_seq_len()
     }
 
+    /// Ids that can be fed or produced (see `with_vocab_limit`).
     pub fn vocab_size(&self) -> usize {
-        self.model.vocab_size()
+        self.vocab_limit
     }
 
     /// A new sequence; its prompt is fed at the first `step`.
@@ -99,7 +110,10 @@ impl<'m> Engine<'m> {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let logits = if self.use_cache { self.step_cached(seqs)? } else { self.step_recompute(seqs)? };
+        let mut logits = if self.use_cache { self.step_cached(seqs)? } else { self.step_recompute(seqs)? };
+        if self.vocab_limit < self.model.vocab_size() {
+            logits = logits.narrow(1, 0, self.vocab_limit)?;
+        }
         Ok(logits.to_dtype(DType::F32)?.to_vec2::<f32>()?)
     }
 

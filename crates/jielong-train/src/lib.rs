@@ -5,6 +5,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+pub mod interchange;
 pub mod metrics;
 pub mod objective;
 pub mod schedule;

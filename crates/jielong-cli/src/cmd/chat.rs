@@ -81,7 +81,7 @@ impl Input {
 pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
     let tk = &loaded.tk;
-    let engine = a.model.engine(loaded.lm());
+    let engine = loaded.engine(&a.model);
     let template = match &a.template {
         Some(p) => ChatTemplate::load(p)?,
         None => ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?,

@@ -49,16 +49,18 @@ impl ModelArgs {
         Ok(Loaded { model, tk, tokenizer_dir })
     }
 
-    pub fn engine<'m>(&self, model: &'m dyn CausalLm) -> Engine<'m> {
-        let e = Engine::new(model, &Device::Cpu);
-        if self.no_cache { e.without_cache() } else { e }
-    }
 }
 
 impl Loaded {
     /// The model's causal-LM side (every checkpoint `load` accepts has one).
     pub fn lm(&self) -> &dyn CausalLm {
         self.model.as_causal_lm().expect("checked by ModelArgs::load")
+    }
+
+    /// The decoding engine over this model, its candidates the tokenizer's ids.
+    pub fn engine(&self, args: &ModelArgs) -> Engine<'_> {
+        let e = Engine::new(self.lm(), &Device::Cpu).with_vocab_limit(self.tk.vocab_size());
+        if args.no_cache { e.without_cache() } else { e }
     }
 }
 
@@ -270,7 +272,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let loaded = a.model.load()?;
     let tk = &loaded.tk;
-    let engine = a.model.engine(loaded.lm());
+    let engine = loaded.engine(&a.model);
     let prompt = prompt_ids(tk, &a.prompt, engine.max_seq_len(), a.truncate)?;
     if let Some(spec) = &a.compare {
         return compare(&engine, tk, &a, &prompt, spec);
