@@ -23,14 +23,21 @@ pub struct HfMeta {
     pub dtype: &'static str,
 }
 
+/// A `config.json` as parsed.
+pub type HfConfig = Map<String, Value>;
+/// Reads a family's config from a `config.json`.
+pub type ConfigFromHf = fn(&HfConfig) -> std::result::Result<Box<dyn FamilyConfig>, String>;
+/// Writes a family's config as a `config.json`.
+pub type ConfigToHf = fn(&dyn FamilyConfig, &HfMeta) -> std::result::Result<HfConfig, String>;
+
 /// A family's mapping to and from Hugging Face.
 pub struct HfCodec {
     /// The `model_type`s of `config.json` this family reads ("gpt2"; "llama", "qwen2").
     pub model_types: &'static [&'static str],
     /// The family's config from a `config.json`; the error names the field.
-    pub config_from_hf: fn(&Map<String, Value>) -> std::result::Result<Box<dyn FamilyConfig>, String>,
+    pub config_from_hf: ConfigFromHf,
     /// A `config.json` for the family's config; an error says what Hugging Face cannot express.
-    pub config_to_hf: fn(&dyn FamilyConfig, &HfMeta) -> std::result::Result<Map<String, Value>, String>,
+    pub config_to_hf: ConfigToHf,
     /// A tensor name of a Hugging Face file → the model's parameter name, or None for a buffer
     /// that is not a parameter (GPT-2's `attn.bias` mask, Llama's `rotary_emb.inv_freq`).
     pub name_from_hf: fn(&str) -> Option<String>,

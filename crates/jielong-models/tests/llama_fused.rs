@@ -55,7 +55,7 @@ fn llama_fused_path_matches_composed_path_and_cached_decoding_matches_recompute(
         // Decoding: cached logits equal the full forward pass at every step, one sequence
         // and a batch of different lengths.
         let engine = Engine::new(&model, &dev);
-        let mut seqs = vec![engine.sequence(vec![3, 14, 15, 9, 26]).unwrap(), engine.sequence(vec![7]).unwrap()];
+        let mut seqs = [engine.sequence(vec![3, 14, 15, 9, 26]).unwrap(), engine.sequence(vec![7]).unwrap()];
         let mut worst = 0f32;
         for step in 0..40 {
             let rows = {

@@ -44,7 +44,7 @@ pub fn causal_attention_packed_gqa(qkv: &Tensor, n_head: usize, n_kv_head: usize
     if qkv.dtype() != DType::F32 || !qkv.device().is_cpu() {
         candle_core::bail!("fused attention runs on CPU f32 only");
     }
-    if n_kv_head == 0 || n_head % n_kv_head != 0 || width % (n_head + 2 * n_kv_head) != 0 {
+    if n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) || !width.is_multiple_of(n_head + 2 * n_kv_head) {
         candle_core::bail!("fused attention: width {width} is not (n_head {n_head} + 2 × n_kv_head {n_kv_head}) × head size");
     }
     qkv.contiguous()?.apply_op1(PackedAttention { n_head, n_kv_head })

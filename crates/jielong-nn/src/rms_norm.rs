@@ -106,7 +106,7 @@ impl CustomOp2 for RmsNormOp {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (xs, w) = (contiguous_f32(s1, l1, "rms norm input")?, contiguous_f32(s2, l2, "rms norm weight")?);
         let c = w.len();
-        if c == 0 || xs.len() % c != 0 {
+        if c == 0 || !xs.len().is_multiple_of(c) {
             candle_core::bail!("rms norm: last dimension must equal the weight size {c}");
         }
         let mut ys = kernel::uninit_f32(xs.len());

@@ -19,7 +19,7 @@ fn sigmoid(x: f32) -> f32 {
 
 /// `gate_up` (…, 2f) → silu(gate) · up (…, f).
 pub fn swiglu(gate_up: &Tensor) -> Result<Tensor> {
-    if gate_up.dim(D::Minus1)? % 2 != 0 {
+    if !gate_up.dim(D::Minus1)?.is_multiple_of(2) {
         candle_core::bail!("swiglu: the last dimension must hold gate and up, got {}", gate_up.dim(D::Minus1)?);
     }
     if !crate::fused_for(gate_up) {
