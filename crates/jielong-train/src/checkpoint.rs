@@ -201,3 +201,24 @@ mod sweep_tests {
         assert!(mine.exists() && real.exists(), "live and complete folders stay");
     }
 }
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_meta_from_before_families_loads_as_gpt() {
+        // meta.json as jielong wrote it before model families: `family` beside a model table
+        // of GPT keys, no `objective`.
+        let old = r#"{"format_version":1,"family":"gpt","model":{"vocab_size":320,"n_layer":2,"n_head":2,"n_embd":32,"max_seq_len":32,"dropout":0.1,"bias":true,"tie_embeddings":true,"pos_encoding":"rope","layer_norm_eps":1e-5,"rope_theta":10000.0},"tokenizer_hash":"ab","step":6,"tokens_seen":100,"seed":1337,"val_loss":null,"train_loss":5.1,"elapsed_s":1.0}"#;
+        let meta: CheckpointMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(meta.model.family(), "gpt");
+        assert_eq!(meta.objective, Objective::CausalLm);
+        let gpt = meta.model.get::<jielong_models::GptConfig>().unwrap();
+        assert_eq!((gpt.n_layer, gpt.pos_encoding), (2, jielong_nn::PositionEncoding::Rope));
+        // Written again, the family is inside the model table too.
+        let new = serde_json::to_value(&meta).unwrap();
+        assert_eq!(new["model"]["family"], "gpt");
+        assert_eq!(new["objective"], "causal_lm");
+    }
+}
