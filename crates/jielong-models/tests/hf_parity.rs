@@ -103,6 +103,27 @@ fn export_writes_what_transformers_saves_and_round_trips_bit_for_bit() {
 }
 
 #[test]
+fn export_in_half_precision_rounds_each_weight_once() {
+    let (cfg, params) = hf::import(&fixture("qwen2-tiny")).unwrap();
+    for (dtype, name, tol) in [(DType::BF16, "bfloat16", 1.0 / 128.0), (DType::F16, "float16", 1.0 / 1024.0)] {
+        let out = tempfile::tempdir().unwrap();
+        let meta = hf::HfMeta { bos_token_id: Some(1), eos_token_id: Some(2), dtype: name };
+        hf::export(&cfg, &params, dtype, &meta, out.path()).unwrap();
+        let written = tensors(&out.path().join("model.safetensors"));
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+        assert_eq!((config["dtype"].as_str(), config["eos_token_id"].as_u64()), (Some(name), Some(2)));
+        for (k, v) in params.vars() {
+            let w = &written[&k];
+            assert_eq!(w.dtype(), dtype, "{k}");
+            let (a, b): (Vec<f32>, Vec<f32>) = (v.as_tensor().flatten_all().unwrap().to_vec1().unwrap(), w.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap());
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= tol * x.abs().max(1e-3)), "{k}: {name} is not the rounded f32");
+        }
+        // And a half-precision folder imports (to f32) as the same architecture.
+        assert_eq!(hf::import(out.path()).unwrap().0, cfg);
+    }
+}
+
+#[test]
 fn import_names_what_is_wrong_with_a_folder() {
     let src = fixture("llama-tiny");
     let case = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>), drop_tensor: Option<&str>| -> String {
