@@ -21,10 +21,11 @@
 //! ```
 //! d = n_embd / n_head.
 //!
-//! Training runs each layer as fused CPU kernels with their own backward: RMSNorm, one matmul
-//! for q|k|v (the three weights concatenated), RoPE on the packed projection, grouped-query
-//! attention straight from it (`jielong_nn::flash`), one matmul for gate|up, SwiGLU; the same
-//! code takes candle's composed ops on other devices and under `--reference-kernels`.
+//! Training runs each layer as one fused CPU op with its own backward
+//! (`jielong_nn::llama_block`: RMSNorm, one matmul for q|k|v, RoPE on the packed projection,
+//! grouped-query attention straight from it, one matmul for gate|up, SwiGLU, the residual adds);
+//! other devices and `--reference-kernels` take the per-op path below, built from candle's
+//! composed ops.
 
 use crate::family::{Family, FamilyConfig};
 use crate::state::{downcast, DecodeState};
@@ -32,7 +33,7 @@ use crate::{CausalLm, ForwardOpts, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
-use jielong_nn::{causal_attention_packed_gqa, causal_self_attention, linear, Dropout, KvCache, MaskSource, RmsNorm, Rope, WeightLayout};
+use jielong_nn::{causal_attention_packed_gqa, causal_self_attention, linear, llama_layer, BlockDropout, Dropout, KvCache, LlamaLayerWeights, MaskSource, RmsNorm, Rope, WeightLayout};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,8 +396,30 @@ impl Llama {
         let (h, kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim());
         let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
         let mut xs = self.dropout.forward(&self.embed.forward(ids)?, drop(0))?; // (b, t, c)
+        // The whole layer as one fused op (jielong_nn::llama_block) on CPU f32; its dropout
+        // masks are the ones the composed path below would draw (same generators and sites).
+        let fused_layers = jielong_nn::fused_for(&xs);
+        let c = self.cfg.n_embd;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 3 * i as u64;
+            if fused_layers {
+                let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
+                let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
+                let w = LlamaLayerWeights {
+                    input_norm: layer.input_norm.weight(),
+                    q: &layer.q,
+                    k: &layer.k,
+                    v: &layer.v,
+                    qkv_bias: layer.qkv_bias.as_ref().map(|(q, k, v)| (q, k, v)),
+                    o: &layer.o,
+                    post_norm: layer.post_norm.weight(),
+                    gate: &layer.gate,
+                    up: &layer.up,
+                    down: &layer.down,
+                };
+                xs = llama_layer(&xs, &w, &self.rope, h, kv, self.cfg.rms_norm_eps, dropout)?;
+                continue;
+            }
             // Attention: one matmul for q|k|v, RoPE on the packed rows, attention from them.
             let w_qkv = Tensor::cat(&[&layer.q, &layer.k, &layer.v], 0)?; // ((h + 2kv)·d, c)
             let b_qkv = match &layer.qkv_bias {

@@ -124,7 +124,7 @@ struct BlockOp {
 }
 
 /// out = x + m ⊙ y, element-wise; every element written.
-fn residual_plus_masked(x: &[f32], y: &[f32], m: &[f32], out: &mut [f32]) {
+pub(crate) fn residual_plus_masked(x: &[f32], y: &[f32], m: &[f32], out: &mut [f32]) {
     const CHUNK: usize = 16 * 1024;
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK).zip(m.par_chunks(CHUNK)))).for_each(|(o, (x, (y, m)))| {
         kernel::vectorized(|| {
@@ -136,7 +136,7 @@ fn residual_plus_masked(x: &[f32], y: &[f32], m: &[f32], out: &mut [f32]) {
 }
 
 /// g ⊙ m, element-wise: the gradient through a dropout multiplier.
-fn masked(g: &[f32], m: &[f32]) -> Vec<f32> {
+pub(crate) fn masked(g: &[f32], m: &[f32]) -> Vec<f32> {
     let mut out = kernel::uninit_f32(g.len());
     out.par_chunks_mut(16 * 1024).zip(g.par_chunks(16 * 1024).zip(m.par_chunks(16 * 1024))).for_each(|(o, (g, m))| {
         kernel::vectorized(|| o.iter_mut().zip(g.iter().zip(m)).for_each(|(o, (g, m))| *o = g * m))
@@ -144,17 +144,21 @@ fn masked(g: &[f32], m: &[f32]) -> Vec<f32> {
     out
 }
 
-/// x + (a·W + b), or x + m ⊙ (a·W + b) under dropout, into `out` (written whole).
+/// x + (a·W + b), or x + m ⊙ (a·W + b) under dropout, into `out` (written whole); `b` may be
+/// absent (Llama) and `W` in either layout.
 #[allow(clippy::too_many_arguments)]
-fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: &[f32], n_in: usize, n_out: usize, mask: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, mask: Option<&[f32]>, out: &mut [f32]) {
     match mask {
         None => {
-            residual_plus_bias(x, b, out);
-            linear_add_into(a, w, n_in, n_out, WeightLayout::InOut, out, true);
+            match b {
+                Some(b) => residual_plus_bias(x, b, out),
+                None => out.par_chunks_mut(16 * 1024).zip(x.par_chunks(16 * 1024)).for_each(|(o, x)| o.copy_from_slice(x)),
+            }
+            linear_add_into(a, w, n_in, n_out, layout, out, true);
         }
         Some(m) => {
             let mut y = kernel::uninit_f32(out.len());
-            linear_into(a, w, Some(b), n_in, n_out, WeightLayout::InOut, &mut y);
+            linear_into(a, w, b, n_in, n_out, layout, &mut y);
             residual_plus_masked(x, &y, m, out);
         }
     }
@@ -200,7 +204,7 @@ impl CustomOp2 for BlockOp {
             None => (None, None),
         };
         let mut x1 = kernel::uninit_f32(rows * c);
-        residual_linear(x, &attn, proj_w, proj_b, c, c, m_attn, &mut x1);
+        residual_linear(x, &attn, proj_w, Some(proj_b), c, c, WeightLayout::InOut, m_attn, &mut x1);
         let mut ln2 = kernel::uninit_f32(rows * c);
         layer_norm_into(&x1, ln2_w, ln2_b, self.eps, &mut ln2);
         let mut pre = kernel::uninit_f32(rows * 4 * c);
@@ -208,7 +212,7 @@ impl CustomOp2 for BlockOp {
         let mut act = kernel::uninit_f32(rows * 4 * c);
         gelu_into(&pre, &mut act);
         let mut out = kernel::uninit_f32(rows * c);
-        residual_linear(&x1, &act, mproj_w, mproj_b, 4 * c, c, m_mlp, &mut out);
+        residual_linear(&x1, &act, mproj_w, Some(mproj_b), 4 * c, c, WeightLayout::InOut, m_mlp, &mut out);
         *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, probs, x1, ln2, pre, act });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -188,6 +188,19 @@ pub(crate) fn attention_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t:
     backward(qkv, y, g, &Dims::mha(b, t, c, h), kept)
 }
 
+/// Grouped-query attention at slice level: `qkv` (b·t, (h + 2·kv)·d) → `y` (b·t, h·d), written
+/// whole; `keep` as for `attention_into`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_gqa_into(qkv: &[f32], b: usize, t: usize, h: usize, kv: usize, d: usize, y: &mut [f32], keep: Option<&mut [f32]>) {
+    forward(qkv, &Dims::new(b, t, h, kv, d), y, keep)
+}
+
+/// dqkv (b·t, (h + 2·kv)·d) of grouped-query attention for the upstream gradient `g` (b·t, h·d).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_gqa_backward(qkv: &[f32], y: &[f32], g: &[f32], b: usize, t: usize, h: usize, kv: usize, d: usize, kept: Option<&[f32]>) -> Vec<f32> {
+    backward(qkv, y, g, &Dims::new(b, t, h, kv, d), kept)
+}
+
 fn forward(qkv: &[f32], dm: &Dims, y: &mut [f32], keep: Option<&mut [f32]>) {
     let out = Out(y.as_mut_ptr());
     let per_head = probs_per_head(dm.t);

@@ -144,25 +144,68 @@ struct RopePacked {
 
 impl RopePacked {
     fn run(&self, xs: &[f32], t: usize) -> Vec<f32> {
-        let (d, half, w) = (self.d, self.d / 2, self.width);
-        let (cos, sin) = (&self.tables.0, &self.tables.1);
-        let sign = if self.inverse { -1.0f32 } else { 1.0 };
         let mut ys = kernel::uninit_f32(xs.len());
-        ys.par_chunks_mut(w).zip(xs.par_chunks(w)).enumerate().for_each(|(r, (y, x))| {
-            let pos = r % t;
-            let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
-            for h0 in (0..self.rotated).step_by(d) {
-                let (x1, x2) = (&x[h0..h0 + half], &x[h0 + half..h0 + d]);
-                let (y1, y2) = y[h0..h0 + d].split_at_mut(half);
-                for i in 0..half {
-                    let si = sign * s[i];
-                    y1[i] = x1[i] * c[i] - x2[i] * si;
-                    y2[i] = x2[i] * c[i] + x1[i] * si;
-                }
-            }
+        ys.par_chunks_mut(self.width).zip(xs.par_chunks(self.width)).enumerate().for_each(|(r, (y, x))| {
+            self.rotate_row(x, y, r % t);
             y[self.rotated..].copy_from_slice(&x[self.rotated..]);
         });
         ys
+    }
+
+    /// The rotation in place (each pair of values is read before it is written).
+    fn run_in_place(&self, xs: &mut [f32], t: usize) {
+        let half = self.d / 2;
+        let (cos, sin) = (&self.tables.0, &self.tables.1);
+        let sign = if self.inverse { -1.0f32 } else { 1.0 };
+        xs.par_chunks_mut(self.width).enumerate().for_each(|(r, row)| {
+            let pos = r % t;
+            let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+            for h in row[..self.rotated].chunks_mut(self.d) {
+                let (x1, x2) = h.split_at_mut(half);
+                for i in 0..half {
+                    let (a, b, si) = (x1[i], x2[i], sign * s[i]);
+                    x1[i] = a * c[i] - b * si;
+                    x2[i] = b * c[i] + a * si;
+                }
+            }
+        });
+    }
+
+    /// The query and key heads of one row at position `pos`, from `x` into `y`.
+    fn rotate_row(&self, x: &[f32], y: &mut [f32], pos: usize) {
+        for h0 in (0..self.rotated).step_by(self.d) {
+            self.rotate_pair(&x[h0..h0 + self.d], &mut y[h0..h0 + self.d], pos);
+        }
+    }
+
+    /// One head of `d` values: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin).
+    fn rotate_pair(&self, x: &[f32], y: &mut [f32], pos: usize) {
+        let half = self.d / 2;
+        let (cos, sin) = (&self.tables.0, &self.tables.1);
+        let sign = if self.inverse { -1.0f32 } else { 1.0 };
+        let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+        let (x1, x2) = x.split_at(half);
+        let (y1, y2) = y.split_at_mut(half);
+        for i in 0..half {
+            let si = sign * s[i];
+            y1[i] = x1[i] * c[i] - x2[i] * si;
+            y2[i] = x2[i] * c[i] + x1[i] * si;
+        }
+    }
+}
+
+impl Rope {
+    /// Rotate, in place, the query and key heads of packed rows `xs` ((b·t) rows of
+    /// (n_q + 2·n_kv)·d values, positions 0..t in each sequence), or rotate back with
+    /// `inverse` (the backward pass of the rotation): slice level, for fused layers.
+    pub(crate) fn rotate_packed_in_place(&self, xs: &mut [f32], t: usize, n_q: usize, n_kv: usize, inverse: bool) {
+        let d = self.head_dim;
+        let op = RopePacked { tables: self.half.clone(), d, rotated: (n_q + n_kv) * d, width: (n_q + 2 * n_kv) * d, inverse };
+        op.run_in_place(xs, t);
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
     }
 }
 

@@ -36,6 +36,39 @@ pub fn swiglu_reference(gate_up: &Tensor) -> Result<Tensor> {
     candle_nn::ops::silu(&gate)?.mul(&up)
 }
 
+/// ys (rows, f) = silu(gate) · up from `xs` (rows, 2f) = [gate | up]; every element written.
+pub(crate) fn swiglu_into(xs: &[f32], f: usize, ys: &mut [f32]) {
+    let f2 = 2 * f;
+    ys.par_chunks_mut(f * ROWS_PER_TASK).zip(xs.par_chunks(f2 * ROWS_PER_TASK)).for_each(|(yb, xb)| {
+        kernel::vectorized(|| {
+            for (y, x) in yb.chunks_mut(f).zip(xb.chunks(f2)) {
+                let (gate, up) = x.split_at(f);
+                for j in 0..f {
+                    y[j] = gate[j] * sigmoid(gate[j]) * up[j];
+                }
+            }
+        })
+    });
+}
+
+/// dx (rows, 2f) = [d gate | d up] for the upstream gradient `g` (rows, f); every element written.
+pub(crate) fn swiglu_backward_into(x: &[f32], g: &[f32], f: usize, dx: &mut [f32]) {
+    let f2 = 2 * f;
+    dx.par_chunks_mut(f2 * ROWS_PER_TASK).zip(x.par_chunks(f2 * ROWS_PER_TASK).zip(g.par_chunks(f * ROWS_PER_TASK))).for_each(|(db, (xb, gb))| {
+        kernel::vectorized(|| {
+            for ((d, x), g) in db.chunks_mut(f2).zip(xb.chunks(f2)).zip(gb.chunks(f)) {
+                let (gate, up) = x.split_at(f);
+                let (d_gate, d_up) = d.split_at_mut(f);
+                for j in 0..f {
+                    let s = sigmoid(gate[j]);
+                    d_gate[j] = g[j] * up[j] * s * (1.0 + gate[j] * (1.0 - s));
+                    d_up[j] = g[j] * gate[j] * s;
+                }
+            }
+        })
+    });
+}
+
 struct SwiGlu;
 
 impl CustomOp1 for SwiGlu {
@@ -49,16 +82,7 @@ impl CustomOp1 for SwiGlu {
         let f2 = *dims.last().expect("rank ≥ 1");
         let f = f2 / 2;
         let mut ys = kernel::uninit_f32(xs.len() / 2);
-        ys.par_chunks_mut(f * ROWS_PER_TASK).zip(xs.par_chunks(f2 * ROWS_PER_TASK)).for_each(|(yb, xb)| {
-            kernel::vectorized(|| {
-                for (y, x) in yb.chunks_mut(f).zip(xb.chunks(f2)) {
-                    let (gate, up) = x.split_at(f);
-                    for j in 0..f {
-                        y[j] = gate[j] * sigmoid(gate[j]) * up[j];
-                    }
-                }
-            })
-        });
+        swiglu_into(xs, f, &mut ys);
         *dims.last_mut().expect("rank ≥ 1") = f;
         Ok((CpuStorage::F32(ys), Shape::from(dims)))
     }
@@ -69,19 +93,7 @@ impl CustomOp1 for SwiGlu {
         let f = f2 / 2;
         let dx = kernel::with_f32([(arg, "swiglu input"), (&dy, "swiglu gradient")], |[x, g]| {
             let mut dx = kernel::uninit_f32(x.len());
-            dx.par_chunks_mut(f2 * ROWS_PER_TASK).zip(x.par_chunks(f2 * ROWS_PER_TASK).zip(g.par_chunks(f * ROWS_PER_TASK))).for_each(|(db, (xb, gb))| {
-                kernel::vectorized(|| {
-                    for ((d, x), g) in db.chunks_mut(f2).zip(xb.chunks(f2)).zip(gb.chunks(f)) {
-                        let (gate, up) = x.split_at(f);
-                        let (d_gate, d_up) = d.split_at_mut(f);
-                        for j in 0..f {
-                            let s = sigmoid(gate[j]);
-                            d_gate[j] = g[j] * up[j] * s * (1.0 + gate[j] * (1.0 - s));
-                            d_up[j] = g[j] * gate[j] * s;
-                        }
-                    }
-                })
-            });
+            swiglu_backward_into(x, g, f, &mut dx);
             Ok(dx)
         })?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
