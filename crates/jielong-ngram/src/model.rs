@@ -1,0 +1,168 @@
+//! A trained n-gram model in backoff form, the form ARPA files and KenLM use: for every stored
+//! n-gram, its log10 probability and (if it is a context) its log10 backoff weight, so that
+//!
+//! ```text
+//! log10 p(w | h) = log10 p(h w)                       if h w is stored
+//!                = log10 b(h) + log10 p(w | h')       otherwise (b = 1 when h is not stored)
+//! ```
+//!
+//! Every smoothing method jielong trains is written into this form exactly (see
+//! `estimate.rs`), so scoring, sampling, ARPA and the binary file share one code path.
+
+use crate::key::{extend, pack};
+use crate::table::{Buf, Entry, Table};
+use crate::vocab::{Vocab, BOS, UNK};
+
+/// What a model file records besides its tables.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    pub order: usize,
+    /// The smoothing it was trained with ("arpa" when imported from an ARPA file).
+    pub smoothing: String,
+    /// add-k's k, or interpolated add-k's k per order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub k: Vec<f64>,
+    /// Kneser-Ney discounts D1, D2, D3+ per order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<[f64; 3]>,
+    /// How text is cut into units: words, chars, space or tokens.
+    pub units: String,
+    /// For units = tokens: the tokenizer file it was trained with and its SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_sha256: Option<String>,
+    /// How text is cut into sentences: lines or unicode.
+    pub sentences: String,
+    /// `--prune` thresholds per order (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune: Vec<u64>,
+    /// Sentences and units (</s> included) counted in training.
+    #[serde(default)]
+    pub training_sentences: u64,
+    #[serde(default)]
+    pub training_tokens: u64,
+}
+
+pub struct NgramModel {
+    pub(crate) meta: ModelMeta,
+    pub(crate) vocab: Vocab,
+    /// Per id: [log10 p, log10 b] of the unigram.
+    pub(crate) unigrams: Buf<[f64; 2]>,
+    /// Orders 2..=N.
+    pub(crate) tables: Vec<Table>,
+}
+
+impl std::fmt::Debug for NgramModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NgramModel({}-gram {}, {} units)", self.meta.order, self.meta.smoothing, self.vocab.len())
+    }
+}
+
+impl NgramModel {
+    /// From tables: `unigrams[id]` = [log10 p, log10 b]; `orders[m − 2]` the entries of order m.
+    pub fn from_parts(meta: ModelMeta, vocab: Vocab, unigrams: Vec<[f64; 2]>, orders: Vec<Vec<Entry>>) -> Self {
+        debug_assert_eq!(unigrams.len(), vocab.len());
+        let tables = orders.iter().map(|e| Table::build(e)).collect();
+        Self { meta, vocab, unigrams: Buf::owned(unigrams), tables }
+    }
+
+    pub(crate) fn from_tables(meta: ModelMeta, vocab: Vocab, unigrams: Buf<[f64; 2]>, tables: Vec<Table>) -> Self {
+        Self { meta, vocab, unigrams, tables }
+    }
+
+    pub fn order(&self) -> usize {
+        self.meta.order
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ModelMeta {
+        &mut self.meta
+    }
+
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// Number of stored n-grams of order `m` (unigrams: the vocabulary, `<s>` included).
+    pub fn count(&self, m: usize) -> usize {
+        if m == 1 {
+            self.unigrams.len()
+        } else {
+            self.tables[m - 2].len()
+        }
+    }
+
+    /// log10 p(w | context): `context` oldest first (only its last N − 1 units matter; a
+    /// sentence's context starts with `<s>`).
+    #[inline]
+    pub fn log10_prob(&self, context: &[u32], w: u32) -> f64 {
+        let n = self.meta.order;
+        let ctx = &context[context.len().saturating_sub(n - 1)..];
+        let mut backoff = 0.0;
+        for m in (2..=ctx.len() + 1).rev() {
+            let h = pack(&ctx[ctx.len() - (m - 1)..]);
+            if let Some(e) = self.tables[m - 2].get(extend(h, w)) {
+                return e.logp + backoff;
+            }
+            backoff += self.log10_backoff_key(h, m - 1);
+        }
+        self.unigrams[w as usize][0] + backoff
+    }
+
+    /// log10 b of the n-gram with `key` of `order` (0 when it is not stored).
+    #[inline]
+    fn log10_backoff_key(&self, key: u128, order: usize) -> f64 {
+        if order == 1 {
+            self.unigrams[key as usize][1]
+        } else {
+            self.tables[order - 2].get(key).map_or(0.0, |e| e.logb)
+        }
+    }
+
+    /// The stored log10 probability and backoff of `ngram`, if it is stored.
+    pub fn entry(&self, ngram: &[u32]) -> Option<(f64, f64)> {
+        match ngram.len() {
+            0 => None,
+            1 => self.unigrams.get(ngram[0] as usize).map(|u| (u[0], u[1])),
+            m if m <= self.meta.order => self.tables[m - 2].get(pack(ngram)).map(|e| (e.logp, e.logb)),
+            _ => None,
+        }
+    }
+
+    /// log10 p(w | context) for every id w (`<s>`: −∞, it is never predicted).
+    pub fn distribution(&self, context: &[u32]) -> Vec<f64> {
+        (0..self.vocab.len() as u32).map(|w| if w == BOS { f64::NEG_INFINITY } else { self.log10_prob(context, w) }).collect()
+    }
+
+    /// The ids of a sentence's units (`<unk>` for unknown ones).
+    pub fn ids<S: AsRef<str>>(&self, units: &[S]) -> Vec<u32> {
+        units.iter().map(|u| self.vocab.id(u.as_ref())).collect()
+    }
+
+    /// Every stored n-gram of order `m` as (ids, log10 p, log10 b), sorted by ids.
+    pub fn ngrams(&self, m: usize) -> Vec<(Vec<u32>, f64, f64)> {
+        if m == 1 {
+            return self.unigrams.iter().enumerate().map(|(i, u)| (vec![i as u32], u[0], u[1])).collect();
+        }
+        let mut out: Vec<(u128, f64, f64)> = self.tables[m - 2].entries().map(|e| (e.key(), e.logp, e.logb)).collect();
+        out.sort_unstable_by_key(|e| e.0);
+        out.into_iter().map(|(k, p, b)| (crate::key::unpack(k, m), p, b)).collect()
+    }
+
+    pub(crate) fn unigram_slice(&self) -> &[[f64; 2]] {
+        &self.unigrams
+    }
+
+    pub(crate) fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    /// Whether `id` is `<unk>`.
+    pub fn is_unk(id: u32) -> bool {
+        id == UNK
+    }
+}
