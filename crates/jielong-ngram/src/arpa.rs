@@ -135,7 +135,7 @@ pub fn read(path: &Path) -> Result<NgramModel> {
                 None => return Err(Error::format(path, format!("missing the {header} section (the \\data\\ section declares order {n})"))),
                 Some((_, l)) if l.trim().is_empty() => continue,
                 Some((_, l)) if l.trim() == header => break,
-                Some((i, l)) => return Err(err(i, format!("expected {header}, found `{}`", l.trim()))),
+                Some((i, l)) => return Err(err(i, format!("missing the {header} section: found `{}` where it should start", l.trim()))),
             }
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(if m > 1 { declared[m - 1] } else { 0 });
