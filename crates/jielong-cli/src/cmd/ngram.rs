@@ -346,7 +346,8 @@ fn join(model: &NgramModel, split: &Splitter, ids: &[u32]) -> Result<String> {
             let mut s = String::new();
             for w in words {
                 let cjk = |c: Option<char>| c.is_some_and(|c| ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{3000}'..='\u{303f}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c));
-                if !s.is_empty() && !(cjk(s.chars().last()) && cjk(w.chars().next())) {
+                let both_cjk = cjk(s.chars().last()) && cjk(w.chars().next());
+                if !s.is_empty() && !both_cjk {
                     s.push(' ');
                 }
                 s.push_str(w);
