@@ -233,8 +233,11 @@ pub fn read(path: &Path) -> Result<NgramModel> {
         prune: Vec::new(),
         training_sentences: 0,
         training_tokens: 0,
+        suffix_closed: false,
     };
-    Ok(NgramModel::from_parts(meta, vocab, unigrams, orders))
+    let mut model = NgramModel::from_parts(meta, vocab, unigrams, orders);
+    model.meta_mut().suffix_closed = model.check_suffix_closed();
+    Ok(model)
 }
 
 /// A log10 value, taken literally as KenLM does (so −99 is 10^−99, not exactly zero).

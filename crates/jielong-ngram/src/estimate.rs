@@ -104,6 +104,7 @@ pub fn estimate(counts: &Counts, vocab: Vocab, cfg: &TrainConfig) -> Result<Ngra
         prune: cfg.prune.clone(),
         training_sentences: counts.sentences,
         training_tokens: counts.tokens,
+        suffix_closed: true,
     };
     let mut order_discounts = vec![[0.0; 3]; n];
     if adjusted {

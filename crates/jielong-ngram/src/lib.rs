@@ -27,7 +27,7 @@ pub mod vocab;
 
 pub use counts::{index_sentences, Counts};
 pub use estimate::{train, TrainConfig};
-pub use model::{ModelMeta, NgramModel};
+pub use model::{ModelMeta, NgramModel, State};
 pub use score::Score;
 pub use smoothing::Smoothing;
 pub use vocab::Vocab;

@@ -9,7 +9,7 @@
 //! Every smoothing method jielong trains is written into this form exactly (see
 //! `estimate.rs`), so scoring, sampling, ARPA and the binary file share one code path.
 
-use crate::key::{extend, pack};
+use crate::key::{extend, pack, ID_BITS, MAX_ORDER};
 use crate::table::{Buf, Entry, Table};
 use crate::vocab::{Vocab, BOS, UNK};
 
@@ -42,6 +42,21 @@ pub struct ModelMeta {
     pub training_sentences: u64,
     #[serde(default)]
     pub training_tokens: u64,
+    /// Every stored n-gram's suffix (its last m − 1 units) is stored too. True for every model
+    /// jielong trains and every lmplz ARPA file; checked when an ARPA file is read. Scoring
+    /// stops looking for longer matches at the first miss only when this holds.
+    #[serde(default)]
+    pub suffix_closed: bool,
+}
+
+/// What scoring carries from one word to the next: the last N − 1 units (most recent first) and
+/// the log10 backoffs of the context's suffixes (index j: the last j + 1 units; 0 when not
+/// stored), as in KenLM's `State`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct State {
+    pub ctx: [u32; MAX_ORDER - 1],
+    pub backoff: [f64; MAX_ORDER - 1],
+    pub len: usize,
 }
 
 pub struct NgramModel {
@@ -113,6 +128,69 @@ impl NgramModel {
         self.unigrams[w as usize][0] + backoff
     }
 
+    /// The state at the start of a sentence: the context `<s>`.
+    pub fn begin_sentence(&self) -> State {
+        let mut s = State::default();
+        if self.meta.order > 1 {
+            s.ctx[0] = BOS;
+            s.backoff[0] = self.unigrams[BOS as usize][1];
+            s.len = 1;
+        }
+        s
+    }
+
+    /// log10 p(w | state), and the state after w in `out`: the same value as
+    /// [`log10_prob`](Self::log10_prob) with the state's context, found as KenLM does it. The
+    /// n-grams ending in w are looked up from the shortest up, stopping at the first miss (no
+    /// longer one can exist when the model is suffix-closed); the entries found carry the
+    /// backoffs the next word will need, so each word costs about one lookup per matched order
+    /// plus one.
+    #[inline]
+    pub fn score(&self, state: &State, w: u32, out: &mut State) -> f64 {
+        let n1 = self.meta.order - 1;
+        let u = self.unigrams[w as usize];
+        let mut logp = u[0];
+        let max_ctx = state.len.min(n1);
+        let new_len = (max_ctx + 1).min(n1);
+        if n1 > 0 {
+            out.ctx[0] = w;
+            out.backoff[0] = u[1];
+        }
+        let mut key = w as u128;
+        let mut matched = 0;
+        for j in 0..max_ctx {
+            key |= (state.ctx[j] as u128) << (ID_BITS as usize * (j + 1));
+            match self.tables[j].get(key) {
+                Some(e) => {
+                    logp = e.logp;
+                    matched = j + 1;
+                    if j + 1 < n1 {
+                        out.backoff[j + 1] = e.logb;
+                    }
+                }
+                None if self.meta.suffix_closed => break,
+                None => {
+                    if j + 1 < n1 {
+                        out.backoff[j + 1] = 0.0;
+                    }
+                }
+            }
+        }
+        for j in matched..max_ctx {
+            logp += state.backoff[j];
+        }
+        for j in 1..new_len {
+            out.ctx[j] = state.ctx[j - 1];
+        }
+        if self.meta.suffix_closed {
+            for j in (matched + 1)..new_len {
+                out.backoff[j] = 0.0;
+            }
+        }
+        out.len = new_len;
+        logp
+    }
+
     /// log10 b of the n-gram with `key` of `order` (0 when it is not stored).
     #[inline]
     fn log10_backoff_key(&self, key: u128, order: usize) -> f64 {
@@ -164,5 +242,21 @@ impl NgramModel {
     /// Whether `id` is `<unk>`.
     pub fn is_unk(id: u32) -> bool {
         id == UNK
+    }
+}
+
+impl NgramModel {
+    /// Whether every stored n-gram of order ≥ 2 has its suffix stored.
+    pub(crate) fn check_suffix_closed(&self) -> bool {
+        (2..=self.meta.order).all(|m| {
+            self.tables[m - 2].entries().all(|e| {
+                let s = crate::key::suffix(e.key(), m);
+                if m == 2 {
+                    (s as usize) < self.unigrams.len()
+                } else {
+                    self.tables[m - 3].get(s).is_some()
+                }
+            })
+        })
     }
 }

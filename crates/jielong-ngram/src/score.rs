@@ -2,8 +2,8 @@
 //! perplexity with and without OOVs) and the ones `jielong eval` prints for neural models
 //! (cross-entropy in nats per unit, bits per byte), so the two line up.
 
-use crate::model::NgramModel;
-use crate::vocab::{BOS, EOS, UNK};
+use crate::model::{NgramModel, State};
+use crate::vocab::{EOS, UNK};
 
 /// Totals over the sentences scored so far.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
@@ -25,18 +25,17 @@ impl Score {
     /// Score one sentence (unit ids, no boundaries); returns its log10 probability, `</s>`
     /// included, as KenLM's `query` prints per sentence.
     pub fn add_sentence(&mut self, model: &NgramModel, ids: &[u32]) -> f64 {
-        let n = model.order();
-        let mut ctx: Vec<u32> = Vec::with_capacity(ids.len() + 2);
-        ctx.push(BOS);
+        let mut state = model.begin_sentence();
+        let mut next = State::default();
         let mut total = 0.0;
         for &w in ids.iter().chain(std::iter::once(&EOS)) {
-            let lp = model.log10_prob(&ctx[ctx.len().saturating_sub(n - 1)..], w);
+            let lp = model.score(&state, w, &mut next);
+            std::mem::swap(&mut state, &mut next);
             total += lp;
             if w == UNK {
                 self.oovs += 1;
                 self.log10_oov += lp;
             }
-            ctx.push(w);
         }
         self.sentences += 1;
         self.tokens += ids.len() as u64 + 1;

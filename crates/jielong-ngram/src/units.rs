@@ -110,6 +110,17 @@ impl Splitter {
         })
     }
 
+    /// The ids of `sentence`'s units in `vocab` (`<unk>` for unknown ones), without building
+    /// a string per unit (what scoring needs).
+    pub fn ids(&self, sentence: &str, vocab: &Vocab) -> Result<Vec<u32>> {
+        Ok(match self.kind {
+            UnitKind::Words => jielong_text::segment::word_tokens(sentence).into_iter().map(|u| vocab.id(u)).collect(),
+            UnitKind::Chars => jielong_text::segment::chars(sentence).into_iter().map(|u| vocab.id(u)).collect(),
+            UnitKind::Space => sentence.split_whitespace().map(|u| vocab.id(u)).collect(),
+            UnitKind::Tokens => self.split(sentence)?.iter().map(|u| vocab.id(u)).collect(),
+        })
+    }
+
     /// For `tokens`: a vocabulary holding every piece of the tokenizer, so that every id has a
     /// probability even if training never saw it.
     pub fn seed_vocab(&self) -> Option<Vocab> {

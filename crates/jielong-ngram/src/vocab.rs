@@ -4,7 +4,7 @@
 //! like a word).
 
 use jielong_core::{Error, Result};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 pub const UNK: u32 = 0;
 pub const BOS: u32 = 1;
@@ -28,7 +28,7 @@ impl Default for Vocab {
 impl Vocab {
     /// A vocabulary holding only `<unk>`, `<s>` and `</s>`.
     pub fn new() -> Self {
-        let mut v = Self { words: Vec::new(), index: HashMap::new() };
+        let mut v = Self { words: Vec::new(), index: HashMap::default() };
         for w in [UNK_STR, BOS_STR, EOS_STR] {
             v.insert(w);
         }

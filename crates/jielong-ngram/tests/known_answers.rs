@@ -174,3 +174,30 @@ fn pruning_drops_rare_ngrams_and_unigram_threshold_makes_unk() {
     assert_eq!(pruned.vocab().get("language"), None);
     assert!(pruned.vocab().get("the").is_some());
 }
+
+#[test]
+fn state_scoring_matches_backoff_search() {
+    // The KenLM-style incremental scorer (used by eval) and the plain backoff search give the
+    // same value for every word of random sentences, for every method and order.
+    let mut rng = Rng::new(5);
+    for order in 1..=5 {
+        for smoothing in [Smoothing::Mle, Smoothing::AddK { k: 0.5 }, Smoothing::InterpolatedAddK { ks: vec![0.5; order] }, Smoothing::ModifiedKneserNey] {
+            let model = fixture_model(order, smoothing.clone(), &[]);
+            let v = model.vocab().len() as u64;
+            let the = model.vocab().id("the");
+            for _ in 0..30 {
+                let mut state = model.begin_sentence();
+                let mut next = jielong_ngram::State::default();
+                let mut ctx = vec![BOS];
+                for i in 0..12 {
+                    let w = if i % 3 == 0 { the } else { [UNK, EOS, 3 + rng.below(v - 3) as u32][rng.below(3) as usize] };
+                    let a = model.score(&state, w, &mut next);
+                    let b = model.log10_prob(&ctx, w);
+                    assert!(a == b || (a - b).abs() < 1e-12, "order {order} {smoothing:?} {ctx:?} {w}: {a} vs {b}");
+                    std::mem::swap(&mut state, &mut next);
+                    ctx.push(w);
+                }
+            }
+        }
+    }
+}

@@ -259,9 +259,9 @@ fn eval(a: EvalArgs) -> Result<()> {
     for doc in &docs {
         score.bytes += doc.text.len() as u64;
         for s in mode.split(&doc.text) {
-            let units = split.split(s)?;
-            if !units.is_empty() {
-                score.add_sentence(&model, &model.ids(&units));
+            let ids = split.ids(s, model.vocab())?;
+            if !ids.is_empty() {
+                score.add_sentence(&model, &ids);
             }
         }
     }
