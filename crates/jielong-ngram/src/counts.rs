@@ -105,8 +105,18 @@ fn run_lengths(sorted: &[u128]) -> Vec<Gram> {
 
 /// Turn sentences of unit strings into ids, building the vocabulary: `seed` (e.g. a tokenizer's
 /// pieces, so every id has a place even if unseen) plus every unit seen more than
-/// `min_count` times; rarer units become `<unk>` (the unigram `--prune` threshold).
+/// `min_count` times; rarer units become `<unk>` (the unigram `--prune` threshold). Literal
+/// `<s>` and `</s>` in the text are dropped, as KenLM does (it reads them as whitespace):
+/// sentence boundaries come only from the sentence splitting.
 pub fn index_sentences<S: AsRef<str>>(sentences: &[Vec<S>], seed: Option<Vocab>, min_count: u64) -> (Vocab, Vec<Vec<u32>>) {
+    let (vocab, mut ids) = index_all(sentences, seed, min_count);
+    for s in &mut ids {
+        s.retain(|&w| w != BOS && w != EOS);
+    }
+    (vocab, ids)
+}
+
+fn index_all<S: AsRef<str>>(sentences: &[Vec<S>], seed: Option<Vocab>, min_count: u64) -> (Vocab, Vec<Vec<u32>>) {
     let mut vocab = seed.unwrap_or_default();
     if min_count > 0 {
         let mut freq: HashMap<&str, u64> = HashMap::new();
@@ -163,5 +173,13 @@ mod tests {
         // Highest order keeps raw counts.
         assert_eq!(find(&[BOS, 3, 4]).adjusted, 1);
         assert!(c.grams[0].iter().all(|g| g.key != BOS as u128));
+    }
+
+    #[test]
+    fn index_sentences_drops_literal_boundaries_and_prunes_rare_units() {
+        let (v, ids) = index_sentences(&[vec!["x", "<s>", "y", "</s>", "x"]], None, 0);
+        assert_eq!(ids, vec![vec![v.id("x"), v.id("y"), v.id("x")]]);
+        let (v, ids) = index_sentences(&[vec!["x", "y", "x"]], None, 1);
+        assert_eq!((v.get("y"), ids), (None, vec![vec![3, UNK, 3]]));
     }
 }
