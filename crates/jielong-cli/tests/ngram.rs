@@ -125,3 +125,26 @@ fn cli_ngram_bad_input_is_one_line_exit_2_and_writes_nothing() {
     assert_user_error(&jielong(&["ngram", "export", "--model", "old.jlng", "--out", "old.arpa"], p), "format version 9");
     assert!(!p.join("old.arpa").exists());
 }
+
+#[test]
+fn cli_ngram_over_tokens_runs_through_the_shared_engine() {
+    // A token-level n-gram model is a causal LM: `jielong eval` and `jielong generate`
+    // (greedy, sampled, beam) take it as --checkpoint, on the same ids as a neural model.
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let (train, test) = (fixture("train.txt"), fixture("test.txt"));
+    assert_ok(&jielong(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", "--out", "tok", &train], p));
+    assert_ok(&jielong(&["ngram", "train", "--order", "3", "--units", "tokens", "--tokenizer", "tok", "--sentences", "document", "--out", "tk.jlng", &train], p));
+    let o = jielong(&["eval", "--checkpoint", "tk.jlng", "--text", &test, "--json"], p);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ce = v["cross_entropy"].as_f64().unwrap();
+    assert!(ce > 0.5 && ce < (300f64).ln(), "{v}");
+    for strategy in ["greedy", "sample", "beam"] {
+        let o = jielong(&["generate", "--checkpoint", "tk.jlng", "--prompt", "the cat", "--strategy", strategy, "--max-tokens", "8", "--seed", "1"], p);
+        assert_ok(&o);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("the cat"), "{strategy}: {}", text(&o));
+    }
+    assert_ok(&jielong(&["ngram", "train", "--order", "2", "--units", "words", "--out", "w.jlng", &train], p));
+    assert_user_error(&jielong(&["eval", "--checkpoint", "w.jlng", "--text", &test], p), "only a model trained with --units tokens");
+}

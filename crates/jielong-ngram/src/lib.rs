@@ -10,11 +10,14 @@
 //! - [`arpa`], [`binary`]: the two file formats.
 //! - [`score`]: cross-entropy, perplexity (with and without OOVs, as KenLM's `query`), bits
 //!   per byte, OOV rate.
+//! - [`causal`]: a model over a tokenizer's pieces as a causal LM of the family spine, so the
+//!   shared engine (`jielong generate/eval --checkpoint MODEL`) runs it.
 //! - [`units`]: cutting text into sentences and units (words, characters, whitespace-separated
 //!   tokens, or a tokenizer's pieces).
 
 pub mod arpa;
 pub mod binary;
+pub mod causal;
 pub mod counts;
 pub mod estimate;
 pub mod key;

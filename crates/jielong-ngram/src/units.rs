@@ -45,6 +45,9 @@ impl UnitKind {
 pub enum SentenceMode {
     Lines,
     Unicode,
+    /// Each document is one sequence, line breaks included (with `--units tokens`, the ids a
+    /// neural model sees, so `jielong eval --checkpoint` figures line up).
+    Document,
 }
 
 impl SentenceMode {
@@ -52,7 +55,8 @@ impl SentenceMode {
         match s {
             "lines" | "line" => Ok(SentenceMode::Lines),
             "unicode" => Ok(SentenceMode::Unicode),
-            other => Err(Error::input(format!("--sentences {other} is not known: use lines or unicode"))),
+            "document" | "documents" => Ok(SentenceMode::Document),
+            other => Err(Error::input(format!("--sentences {other} is not known: use lines, unicode or document"))),
         }
     }
 
@@ -60,6 +64,7 @@ impl SentenceMode {
         match self {
             SentenceMode::Lines => "lines",
             SentenceMode::Unicode => "unicode",
+            SentenceMode::Document => "document",
         }
     }
 
@@ -68,6 +73,7 @@ impl SentenceMode {
         match self {
             SentenceMode::Lines => text.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
             SentenceMode::Unicode => jielong_text::segment::sentences(text),
+            SentenceMode::Document => if text.trim().is_empty() { Vec::new() } else { vec![text] },
         }
     }
 }
@@ -135,7 +141,7 @@ impl Splitter {
 
 /// A tokenizer piece as a unit string (whitespace in a piece, which byte-level tokenizers never
 /// have, would break ARPA lines; it is written as U+2581).
-fn piece(tok: &Tokenizer, id: u32) -> String {
+pub(crate) fn piece(tok: &Tokenizer, id: u32) -> String {
     let p = tok.id_to_piece(id).unwrap_or_else(|| format!("<id{id}>"));
     if p.chars().any(char::is_whitespace) {
         p.chars().map(|c| if c.is_whitespace() { '\u{2581}' } else { c }).collect()

@@ -42,7 +42,9 @@ pub struct UnitArgs {
     /// tokenizer.json (or its folder) for --units tokens.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// lines (one sentence per line, KenLM's convention) or unicode (also split within lines).
+    /// lines (one sentence per line, KenLM's convention), unicode (also split within lines) or
+    /// document (a whole document is one sequence; with --units tokens, the ids `jielong eval`
+    /// feeds a neural model).
     #[arg(long, default_value = "lines")]
     pub sentences: String,
 }
