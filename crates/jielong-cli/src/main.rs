@@ -47,6 +47,9 @@ enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Counting language models: n-grams with MLE, add-k, Kneser-Ney; ARPA; KenLM-exact.
+    #[command(subcommand)]
+    Ngram(cmd::ngram::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd::export::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Ngram(c) => cmd::ngram::run(c),
     }
 }
 

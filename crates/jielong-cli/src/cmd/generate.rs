@@ -19,7 +19,8 @@ use std::time::Instant;
 /// Which checkpoint and tokenizer to load.
 #[derive(ClapArgs, Clone)]
 pub struct ModelArgs {
-    /// A run folder (its latest checkpoint) or a ckpt-NNNNNN folder.
+    /// A run folder (its latest checkpoint), a ckpt-NNNNNN folder, or an n-gram model file
+    /// trained with `jielong ngram train --units tokens`.
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Use this tokenizer instead of the run's own (it must be the same one).
@@ -41,6 +42,11 @@ pub struct Loaded {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
+        // An n-gram model file trained with --units tokens is a causal LM over the same ids.
+        if self.checkpoint.is_file() && jielong_ngram::binary::is_binary(&self.checkpoint)? {
+            let (lm, tk, tokenizer_dir) = jielong_ngram::causal::NgramLm::load(&self.checkpoint, self.tokenizer.as_deref())?;
+            return Ok(Loaded { model: Box::new(lm), tk, tokenizer_dir });
+        }
         let ckpt = Checkpoint::open(&self.checkpoint)?;
         let tk = ckpt.load_tokenizer(self.tokenizer.as_deref())?;
         let model = ckpt.load_causal_lm(&Device::Cpu, "this command")?;
