@@ -47,6 +47,9 @@ enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Word vectors: train word2vec, GloVe, fastText; neighbours, analogies, evaluation, maps.
+    #[command(subcommand)]
+    Vectors(cmd::vectors::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd::export::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Vectors(c) => cmd::vectors::run(c),
     }
 }
 

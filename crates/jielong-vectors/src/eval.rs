@@ -82,6 +82,19 @@ impl<'a> Index<'a> {
         best
     }
 
+    /// Rows nearest (by cosine) to any vector, e.g. an unseen word's fastText vector.
+    pub fn nearest_to(&self, v: &[f32], topn: usize) -> Vec<(String, f32)> {
+        let n = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        let q: Vec<f32> = v.iter().map(|x| (*x as f64 / n) as f32).collect();
+        let mut all: Vec<(usize, f32)> = (0..self.emb.len())
+            // SAFETY: both have dim floats.
+            .map(|i| (i, unsafe { dot(q.as_ptr(), self.unit_row(i).as_ptr(), self.emb.dim) }))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all.truncate(topn);
+        self.named(all)
+    }
+
     /// Nearest neighbours of one word.
     pub fn neighbors(&self, word: &str, topn: usize) -> Result<Vec<(String, f32)>> {
         let i = self.lookup(word)?;

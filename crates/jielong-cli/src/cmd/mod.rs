@@ -11,3 +11,4 @@ pub mod profile;
 pub mod quickstart;
 pub mod tokenizer;
 pub mod train;
+pub mod vectors;
