@@ -80,7 +80,7 @@ fn vectors_bad_input_gives_one_line_and_status_2() {
     let c = s(&corpus);
     std::fs::write(dir.join("empty.txt"), " \n\n").unwrap();
     let train = |extra: &[&str], input: &str| {
-        let mut args = vec!["vectors", "train", "--dim", "8", "--epochs", "1", "--out", "out"];
+        let mut args = vec!["vectors", "train", "--epochs", "1", "--out", "out"];
         args.extend(extra);
         args.push(input);
         jielong(&args, dir)
@@ -99,8 +99,10 @@ fn vectors_bad_input_gives_one_line_and_status_2() {
     assert_user_error(&jielong(&["vectors", "neighbors", "--vectors", "bad-width.txt", "x"], dir), "has 2 numbers, expected 3");
     std::fs::write(dir.join("bad.bin"), "2 3\nx 1 2\n").unwrap();
     assert_user_error(&jielong(&["vectors", "similarity", "--vectors", "bad.bin", "x", "y"], dir), "truncated");
-    std::fs::write(dir.join("hdr.txt"), "2 x\nx 1 2\n").unwrap();
-    assert_user_error(&jielong(&["vectors", "similarity", "--vectors", "hdr.txt", "x", "y"], dir), "first line should be");
+    // A folder's vectors.txt must start with the word2vec header.
+    std::fs::create_dir_all(dir.join("hdr")).unwrap();
+    std::fs::write(dir.join("hdr/vectors.txt"), "2 x\nx 1 2\n").unwrap();
+    assert_user_error(&jielong(&["vectors", "similarity", "--vectors", "hdr", "x", "y"], dir), "first line should be");
     assert_user_error(&jielong(&["vectors", "neighbors", "--vectors", "out", "zzzunknown"], dir), "not in the vocabulary");
     assert_user_error(&jielong(&["vectors", "analogy", "--vectors", "out", "model", "zzz", "words"], dir), "\"zzz\" is not in the vocabulary");
     assert_user_error(&jielong(&["vectors", "neighbors", "--vectors", "nothing-here", "x"], dir), "no such vectors file");

@@ -57,9 +57,16 @@ pub fn keep_thresholds(counts: &[u64], sample: f64) -> Vec<u64> {
 }
 
 /// The table negatives are drawn from: `cum[i] = round(Σ_{j≤i} c_j^p / Σ_j c_j^p · (2^31 − 1))`.
+///
+/// gensim draws from it by bisection; that costs about log2(V) unpredictable branches per
+/// negative, a large share of the inner loop. Here the same distribution (each word's share
+/// `(cum[i] − cum[i−1]) / cum[V−1]`) is drawn in constant time by Walker's alias method: pick a
+/// column uniformly, keep it with its stored probability, else take its alias.
 #[derive(Debug, Clone)]
 pub struct NegativeTable {
     pub cum: Vec<u32>,
+    prob: Vec<u32>,
+    alias: Vec<u32>,
 }
 
 impl NegativeTable {
@@ -74,18 +81,56 @@ impl NegativeTable {
                 acc += (c as f64).powf(power);
                 (acc / total * Self::DOMAIN).round() as u32
             })
-            .collect();
-        Self { cum }
+            .collect::<Vec<u32>>();
+        let (prob, alias) = alias_tables(&cum);
+        Self { cum, prob, alias }
     }
 
     /// The word whose cumulative interval holds a uniform draw (bisection, as gensim's
-    /// `bisect_left(cum_table, r)`).
-    #[inline]
-    pub fn sample(&self, rng: &mut Lcg) -> u32 {
+    /// `bisect_left(cum_table, r)`): the reference the alias draw is tested against.
+    pub fn sample_bisect(&self, rng: &mut Lcg) -> u32 {
         let last = *self.cum.last().unwrap();
         let r = rng.below(last);
         self.cum.partition_point(|&x| x <= r) as u32
     }
+
+    /// One draw in constant time (alias method, same distribution).
+    #[inline]
+    pub fn sample(&self, rng: &mut Lcg) -> u32 {
+        let x = rng.next();
+        let col = (((x >> 16) & 0xFFFF_FFFF) * self.prob.len() as u64 >> 32) as usize;
+        // The low bits of an LCG are weak; the keep test uses bits 0..32 of the next state.
+        let u = (rng.next() >> 24) as u32;
+        if u < self.prob[col] {
+            col as u32
+        } else {
+            self.alias[col]
+        }
+    }
+}
+
+/// Walker/Vose alias tables for the shares `cum[i] − cum[i − 1]`; probabilities as fractions of
+/// 2^32 (u32, with `u32::MAX` meaning "always keep").
+fn alias_tables(cum: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let n = cum.len();
+    let total = *cum.last().unwrap_or(&0) as f64;
+    let mut scaled: Vec<f64> = (0..n).map(|i| (cum[i] - if i == 0 { 0 } else { cum[i - 1] }) as f64 / total * n as f64).collect();
+    let mut alias: Vec<u32> = (0..n as u32).collect();
+    let mut prob = vec![u32::MAX; n];
+    let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+    while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+        prob[s] = (scaled[s] * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+        alias[s] = l as u32;
+        scaled[l] -= 1.0 - scaled[s];
+        if scaled[l] < 1.0 {
+            large.pop();
+            small.push(l);
+        }
+    }
+    (prob, alias)
+}
+
+impl NegativeTable {
 }
 
 #[cfg(test)]
@@ -115,16 +160,41 @@ mod tests {
         // counts 16 and 1: 16^0.75 = 8, 1^0.75 = 1 → cum = [8/9, 1] · (2^31 − 1).
         let t = NegativeTable::new(&[16, 1], 0.75);
         assert_eq!(t.cum, [(8.0 / 9.0 * NegativeTable::DOMAIN).round() as u32, 2_147_483_647]);
-        // Draw frequencies follow 8:1 (within 1% over 90,000 draws).
-        let mut rng = Lcg(7);
-        let mut n = [0u32; 2];
-        for _ in 0..90_000 {
-            n[t.sample(&mut rng) as usize] += 1;
+        // Draw frequencies follow 8:1, by bisection and by the alias method.
+        for alias in [false, true] {
+            let mut rng = Lcg(7);
+            let mut n = [0u32; 2];
+            for _ in 0..90_000 {
+                n[if alias { t.sample(&mut rng) } else { t.sample_bisect(&mut rng) } as usize] += 1;
+            }
+            assert!((n[1] as f64 - 10_000.0).abs() < 400.0, "alias {alias}: {n:?}");
         }
-        assert!((n[1] as f64 - 10_000.0).abs() < 900.0, "{n:?}");
         // Power 1 is the plain unigram distribution; power 0 uniform.
         assert_eq!(NegativeTable::new(&[3, 1], 1.0).cum[0], (0.75 * NegativeTable::DOMAIN).round() as u32);
         assert_eq!(NegativeTable::new(&[3, 1], 0.0).cum[0], (0.5 * NegativeTable::DOMAIN).round() as u32);
+    }
+
+    /// The alias draw has the cumulative table's distribution: chi-square over a Zipf vocabulary.
+    #[test]
+    fn sampling_alias_matches_the_cumulative_table() {
+        let counts: Vec<u64> = (1..=200u64).map(|r| 100_000 / r).collect();
+        let t = NegativeTable::new(&counts, 0.75);
+        let total = *t.cum.last().unwrap() as f64;
+        let draws = 2_000_000;
+        let mut n = vec![0u64; counts.len()];
+        let mut rng = Lcg(99);
+        for _ in 0..draws {
+            n[t.sample(&mut rng) as usize] += 1;
+        }
+        let chi: f64 = (0..counts.len())
+            .map(|i| {
+                let p = (t.cum[i] - if i == 0 { 0 } else { t.cum[i - 1] }) as f64 / total;
+                let e = p * draws as f64;
+                (n[i] as f64 - e).powi(2) / e
+            })
+            .sum();
+        // 199 degrees of freedom: the 0.001 critical value is about 267.
+        assert!(chi < 267.0, "chi-square {chi}");
     }
 
     #[test]

@@ -17,7 +17,13 @@ use jielong_vectors::glove::{self, GloveConfig};
 use jielong_vectors::schedule::Progress;
 use jielong_vectors::word2vec::{self, Arch, Loss, Word2VecConfig};
 use jielong_vectors::{Corpus, CorpusOptions, Embeddings};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// `println!` that returns the write error (a closed pipe ends the command quietly, exit 0).
+macro_rules! say {
+    ($($t:tt)*) => { writeln!(std::io::stdout(), $($t)*)? };
+}
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -295,7 +301,7 @@ fn train(a: TrainArgs) -> Result<()> {
     });
     jielong_core::fs::write_json_atomic(&dir.path().join("meta.json"), &meta)?;
     let out = dir.commit()?;
-    println!(
+    say!(
         "{}: {} words in the vocabulary ({} words read, {} kept), {} epochs in {:.1} s: {:.0} words/s on {threads} thread{}",
         serde_json::to_value(a.method)?.as_str().unwrap_or("?"),
         emb.len(),
@@ -306,7 +312,7 @@ fn train(a: TrainArgs) -> Result<()> {
         words_per_s,
         if threads == 1 { "" } else { "s" }
     );
-    println!("wrote {} ({}, meta.json)", out.display(), files.iter().map(|f| f.file_name()).collect::<Vec<_>>().join(", "));
+    say!("wrote {} ({}, meta.json)", out.display(), files.iter().map(|f| f.file_name()).collect::<Vec<_>>().join(", "));
     Ok(())
 }
 
@@ -326,10 +332,11 @@ fn load(path: &Path) -> Result<(Embeddings, Option<FastTextModel>)> {
     Ok((emb, None))
 }
 
-fn print_list(list: &[(String, f32)]) {
+fn print_list(list: &[(String, f32)]) -> Result<()> {
     for (w, s) in list {
-        println!("  {s:>7.4}  {w}");
+        say!("  {s:>7.4}  {w}");
     }
+    Ok(())
 }
 
 fn neighbors(a: NeighborsArgs) -> Result<()> {
@@ -337,11 +344,11 @@ fn neighbors(a: NeighborsArgs) -> Result<()> {
     let ix = Index::new(&emb);
     for w in &a.words {
         if ix.index.contains_key(w.as_str()) {
-            println!("{w}:");
-            print_list(&ix.neighbors(w, a.top)?);
+            say!("{w}:");
+            print_list(&ix.neighbors(w, a.top)?)?;
         } else if let Some(v) = ft.as_ref().and_then(|m| m.word_vector(w)) {
-            println!("{w} (not in the vocabulary; vector from its character n-grams):");
-            print_list(&ix.nearest_to(&v, a.top));
+            say!("{w} (not in the vocabulary; vector from its character n-grams):");
+            print_list(&ix.nearest_to(&v, a.top))?;
         } else {
             return Err(Error::input(format!("{w:?} is not in the vocabulary of {} ({} words)", a.vectors.display(), emb.len())).into());
         }
@@ -354,15 +361,15 @@ fn analogy(a: AnalogyArgs) -> Result<()> {
     let ix = Index::new(&emb);
     let (x, y, z) = (&a.words[0], &a.words[1], &a.words[2]);
     let list = ix.analogy(x, y, z, a.top)?;
-    println!("{x} : {y} :: {z} : ?   ({y} − {x} + {z})");
-    print_list(&list);
+    say!("{x} : {y} :: {z} : ?   ({y} − {x} + {z})");
+    print_list(&list)?;
     Ok(())
 }
 
 fn similarity(a: SimilarityArgs) -> Result<()> {
     let (emb, _) = load(&a.vectors)?;
     let ix = Index::new(&emb);
-    println!("{:.4}", ix.similarity(&a.words[0], &a.words[1])?);
+    say!("{:.4}", ix.similarity(&a.words[0], &a.words[1])?);
     Ok(())
 }
 
@@ -398,19 +405,19 @@ fn evaluate(a: EvalArgs) -> Result<()> {
             },
             "pairs": pairs.iter().map(|(f, r)| serde_json::json!({"file": f, "spearman": r.spearman, "pearson": r.pearson, "pairs": r.pairs, "oov_pairs": r.oov_pairs, "oov_ratio": r.oov_ratio()})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string(&v)?);
+        say!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
-    println!("analogies: {} ({} most frequent words)", a.analogies.display(), a.restrict);
+    say!("analogies: {} ({} most frequent words)", a.analogies.display(), a.restrict);
     for s in &rep.sections {
         let n = s.correct + s.incorrect;
         if n > 0 {
-            println!("  {:<32} {:>6.1}%  {:>5}/{}", s.name, 100.0 * s.accuracy(), s.correct, n);
+            say!("  {:<32} {:>6.1}%  {:>5}/{}", s.name, 100.0 * s.accuracy(), s.correct, n);
         } else {
-            println!("  {:<32}      -  (no question with every word known)", s.name);
+            say!("  {:<32}      -  (no question with every word known)", s.name);
         }
     }
-    println!(
+    say!(
         "  {:<32} {:>6.1}%  {:>5}/{}   ({} of {} questions skipped: a word outside the vocabulary)",
         "total",
         100.0 * rep.total.accuracy(),
@@ -420,7 +427,7 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         rep.questions
     );
     for (f, r) in &pairs {
-        println!("{f}: Spearman ρ {:.4}, Pearson r {:.4} on {} pairs ({} pairs with an unknown word, {:.1}%)", r.spearman, r.pearson, r.pairs, r.oov_pairs, 100.0 * r.oov_ratio());
+        say!("{f}: Spearman ρ {:.4}, Pearson r {:.4} on {} pairs ({} pairs with an unknown word, {:.1}%)", r.spearman, r.pearson, r.pairs, r.oov_pairs, 100.0 * r.oov_ratio());
     }
     Ok(())
 }
@@ -443,6 +450,6 @@ fn plot(a: PlotArgs) -> Result<()> {
     let points = jielong_vectors::pca::project_2d(&rows);
     let title = format!("PCA of {} words from {}", words.len(), a.vectors.display());
     jielong_core::fs::write_atomic(&a.out, jielong_vectors::pca::svg(&points, &words, &title).as_bytes())?;
-    println!("wrote {} ({} words, first two principal components)", a.out.display(), words.len());
+    say!("wrote {} ({} words, first two principal components)", a.out.display(), words.len());
     Ok(())
 }
