@@ -46,7 +46,7 @@ impl GloveConfig {
         if self.epochs == 0 {
             return Err(Error::input("--epochs 0: train for at least one epoch"));
         }
-        if !(self.x_max > 0.0) {
+        if self.x_max.is_nan() || self.x_max <= 0.0 {
             return Err(Error::input(format!("--x-max {}: must be positive (100 is GloVe's default)", self.x_max)));
         }
         Ok(())

@@ -105,8 +105,8 @@ mod tests {
         let out = SharedMatrix::new(u0.clone(), rows, dim);
         let sig = Sigmoid::new(true);
         let mut e = vec![0f32; dim];
-        for r in 0..rows {
-            unsafe { classifier_step(h.as_ptr(), &out, r, labels[r], alpha, &sig, false, &mut e) };
+        for (r, &label) in labels.iter().enumerate() {
+            unsafe { classifier_step(h.as_ptr(), &out, r, label, alpha, &sig, false, &mut e) };
         }
         let u1 = out.into_vec();
 

@@ -14,7 +14,7 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_mul(25_214_903_917).wrapping_add(11);
         self.0
     }
@@ -22,7 +22,7 @@ impl Lcg {
     /// A 32-bit draw (the high bits, which are the good ones of an LCG).
     #[inline]
     pub fn next_u32(&mut self) -> u32 {
-        (self.next() >> 16) as u32
+        (self.next_u64() >> 16) as u32
     }
 
     /// Uniform in [0, n) (bias below n / 2^32).
@@ -97,10 +97,10 @@ impl NegativeTable {
     /// One draw in constant time (alias method, same distribution).
     #[inline]
     pub fn sample(&self, rng: &mut Lcg) -> u32 {
-        let x = rng.next();
-        let col = (((x >> 16) & 0xFFFF_FFFF) * self.prob.len() as u64 >> 32) as usize;
-        // The low bits of an LCG are weak; the keep test uses bits 0..32 of the next state.
-        let u = (rng.next() >> 24) as u32;
+        let x = rng.next_u64();
+        let col = ((((x >> 16) & 0xFFFF_FFFF) * self.prob.len() as u64) >> 32) as usize;
+        // The low bits of an LCG are weak: both draws use high bits.
+        let u = (rng.next_u64() >> 24) as u32;
         if u < self.prob[col] {
             col as u32
         } else {
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn sampling_lcg_is_word2vec_c() {
         let mut r = Lcg(1);
-        assert_eq!(r.next(), 25_214_903_928);
-        assert_eq!(r.next(), 25_214_903_928u64.wrapping_mul(25_214_903_917).wrapping_add(11));
+        assert_eq!(r.next_u64(), 25_214_903_928);
+        assert_eq!(r.next_u64(), 25_214_903_928u64.wrapping_mul(25_214_903_917).wrapping_add(11));
     }
 }

@@ -87,10 +87,10 @@ impl Word2VecConfig {
         if let Loss::Negative(0) = self.loss {
             return Err(Error::input("--negative 0 with no --hs: choose negative samples (5 is usual) or --hs"));
         }
-        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
+        if self.alpha.is_nan() || self.alpha <= 0.0 || self.alpha.is_infinite() {
             return Err(Error::input(format!("--alpha {}: the learning rate must be a positive number", self.alpha)));
         }
-        if !(self.sample >= 0.0) {
+        if self.sample.is_nan() || self.sample < 0.0 {
             return Err(Error::input(format!("--sample {}: must be 0 (off) or positive", self.sample)));
         }
         Ok(())
