@@ -12,12 +12,64 @@
 use crate::hogwild::SharedMatrix;
 use crate::sigmoid::Sigmoid;
 
-/// Dot product with eight independent accumulators (so the compiler vectorises it).
+/// Dot product with eight independent accumulators (so the compiler vectorises it). On x86-64
+/// machines with AVX2 and FMA (checked once at run time) the same loop runs compiled for them:
+/// 8-wide vectors instead of the baseline's 4-wide SSE2 (Rust does not fuse `a·b + c` on its
+/// own, so the results are the same bits either way).
 ///
 /// # Safety
 /// `a` and `b` must each point to `n` readable floats.
 #[inline]
 pub unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return dot_avx2(a, b, n);
+    }
+    dot_body(a, b, n)
+}
+
+/// `y += a·x` (dispatched like [`dot`]).
+///
+/// # Safety
+/// `x` must point to `n` readable floats and `y` to `n` writable ones.
+#[inline]
+pub unsafe fn axpy(a: f32, x: *const f32, y: *mut f32, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return axpy_avx2(a, x, y, n);
+    }
+    axpy_body(a, x, y, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let yes = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            STATE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        s => s == 2,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
+    dot_body(a, b, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(a: f32, x: *const f32, y: *mut f32, n: usize) {
+    axpy_body(a, x, y, n)
+}
+
+#[inline(always)]
+unsafe fn dot_body(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = n / 8;
     for c in 0..chunks {
@@ -33,12 +85,8 @@ pub unsafe fn dot(a: *const f32, b: *const f32, n: usize) -> f32 {
     s
 }
 
-/// `y += a·x`.
-///
-/// # Safety
-/// `x` must point to `n` readable floats and `y` to `n` writable ones.
-#[inline]
-pub unsafe fn axpy(a: f32, x: *const f32, y: *mut f32, n: usize) {
+#[inline(always)]
+unsafe fn axpy_body(a: f32, x: *const f32, y: *mut f32, n: usize) {
     for k in 0..n {
         *y.add(k) += a * *x.add(k);
     }
