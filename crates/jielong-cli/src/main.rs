@@ -50,6 +50,9 @@ enum Command {
     /// Counting language models: n-grams with MLE, add-k, Kneser-Ney; ARPA; KenLM-exact.
     #[command(subcommand)]
     Ngram(cmd::ngram::Command),
+    /// Word vectors: train word2vec, GloVe, fastText; neighbours, analogies, evaluation, maps.
+    #[command(subcommand)]
+    Vectors(cmd::vectors::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => cmd::import::run(a),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Ngram(c) => cmd::ngram::run(c),
+        Command::Vectors(c) => cmd::vectors::run(c),
     }
 }
 

@@ -12,3 +12,4 @@ pub mod profile;
 pub mod quickstart;
 pub mod tokenizer;
 pub mod train;
+pub mod vectors;
