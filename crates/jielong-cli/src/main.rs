@@ -47,6 +47,9 @@ enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Lexical retrieval: index documents (bag of words, TF-IDF, BM25) and search them.
+    #[command(subcommand)]
+    Lexical(cmd::lexical::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd::export::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Lexical(c) => cmd::lexical::run(c),
     }
 }
 

@@ -237,9 +237,9 @@ impl LexicalIndex {
         Ok(raw.into_iter().map(|(d, s)| (d as usize, s)).collect())
     }
 
-    /// The `k` best documents for `query`, best first (ties: earlier document first), each with
-    /// its best passage. Empty when no query word is in the index.
-    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+    /// The `k` best (document, score) for `query`, best first (ties: earlier document first),
+    /// without passages: what batch retrieval and evaluation need.
+    pub fn top_k(&self, query: &str, k: usize) -> Result<Vec<(usize, f64)>> {
         let mut scored = self.scores(query)?;
         scored.retain(|&(_, s)| s > 0.0);
         let by = |a: &(usize, f64), b: &(usize, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -249,6 +249,13 @@ impl LexicalIndex {
         }
         scored.sort_by(by);
         scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// The `k` best documents for `query`, best first (ties: earlier document first), each with
+    /// its best passage. Empty when no query word is in the index.
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let scored = self.top_k(query, k)?;
         let terms = term_texts(query);
         let qset: HashSet<&str> = terms.iter().map(String::as_str).collect();
         Ok(scored

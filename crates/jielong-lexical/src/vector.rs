@@ -146,8 +146,8 @@ impl VectorIndex {
         for (t, qw) in weights {
             let i = self.lookup[&t];
             let (from, to) = (self.file.offsets[i] as usize, self.file.offsets[i + 1] as usize);
-            for j in from..to {
-                *acc.entry(self.file.docs[j]).or_insert(0.0) += qw / norm * self.file.weights[j];
+            for (&d, &dw) in self.file.docs[from..to].iter().zip(&self.file.weights[from..to]) {
+                *acc.entry(d).or_insert(0.0) += qw / norm * dw;
             }
         }
         acc.into_iter().collect()
