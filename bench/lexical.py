@@ -3,7 +3,7 @@
 on the same passages of the Shakespeare plays (scripts/fetch-data) and the same queries.
 
 - BM25: jielong (tantivy postings, exact-length textbook BM25, k1 1.2, b 0.75) vs bm25s
-  (method "lucene", same k1 and b; it leaves out Lucene's old (k1 + 1) factor, so its scores are
+  (method "lucene", same k1 and b, its numpy and numba backends, one thread; it leaves out Lucene's old (k1 + 1) factor, so its scores are
   ours / 2.2 and rank identically) and rank_bm25's BM25Okapi (its idf differs: ln((N - n + 0.5)
   / (n + 0.5)) with negative values floored to 0.25 x the mean idf).
 - TF-IDF: jielong --scheme tfidf (raw tf) vs scikit-learn TfidfVectorizer + a sparse dot product.
@@ -20,7 +20,7 @@ Python tokenization + index construction in-process (interpreter start and impor
 Queries/s: the query loop only (jielong reports its own from `search --queries`; the index is
 already open on both sides); rank_bm25 runs the first 100 queries only (it is slow).
 
-Usage: .venv-bench/bin/pip install rank_bm25 bm25s scikit-learn
+Usage: .venv-bench/bin/pip install rank_bm25 bm25s numba scikit-learn
        cargo build --release && .venv-bench/bin/python bench/lexical.py [--rounds 3]
 """
 
@@ -92,16 +92,19 @@ def run_jielong(binary, scheme, queries_file):
     return build, qps, top
 
 
-def run_bm25s(passages, queries):
+def run_bm25s(passages, queries, backend):
     import bm25s
 
     t0 = time.perf_counter()
-    retriever = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+    retriever = bm25s.BM25(method="lucene", k1=1.2, b=0.75, backend=backend)
     retriever.index([tokenize(p["text"]) for p in passages], show_progress=False)
     build = time.perf_counter() - t0
     vocab = retriever.vocab_dict
     qtok = [[t for t in tokenize(q) if t in vocab] or [""] for q in queries]
     t0 = time.perf_counter()
+    if backend == "numba":  # compile once, outside the timed loop
+        retriever.retrieve(qtok[:2], k=10, show_progress=False, n_threads=1)
+        t0 = time.perf_counter()
     docs, scores = retriever.retrieve(qtok, k=10, show_progress=False, n_threads=1)
     qps = len(queries) / (time.perf_counter() - t0)
     top = [[(passages[d]["id"], float(s) * 2.2) for d, s in zip(dr, sr) if s > 0] for dr, sr in zip(docs, scores)]
@@ -167,14 +170,15 @@ def main():
     args = ap.parse_args()
     passages, queries = prepare(args.queries, seed=14)
     qfile = os.path.join(WORK, "queries.txt")
-    import bm25s, rank_bm25, sklearn  # noqa: E401  (versions)
+    import bm25s, numba, rank_bm25, sklearn  # noqa: E401  (versions)
 
     print(f"{len(passages)} passages, {sum(len(tokenize(p['text'])) for p in passages)} words, {len(queries)} queries; "
-          f"python {sys.version.split()[0]}, bm25s {bm25s.__version__}, rank_bm25 {getattr(rank_bm25, '__version__', '0.2.2')}, "
+          f"python {sys.version.split()[0]}, bm25s {bm25s.__version__}, numba {numba.__version__}, rank_bm25 {getattr(rank_bm25, '__version__', '0.2.2')}, "
           f"scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs", flush=True)
     sides = {
         "jielong bm25": lambda: run_jielong(args.jielong, "bm25", qfile),
-        "bm25s (lucene)": lambda: run_bm25s(passages, queries),
+        "bm25s (lucene, numpy)": lambda: run_bm25s(passages, queries, "numpy"),
+        "bm25s (lucene, numba)": lambda: run_bm25s(passages, queries, "numba"),
         "rank_bm25 BM25Okapi": lambda: run_rank_bm25(passages, queries),
         "jielong tfidf": lambda: run_jielong(args.jielong, "tfidf", qfile),
         "scikit-learn tfidf": lambda: run_sklearn(passages, queries),
@@ -191,7 +195,7 @@ def main():
     med = {k: (statistics.median(b), statistics.median(q)) for k, (b, q) in times.items()}
     print("\n| side | build (s, median) | queries/s (median) | jielong build speed-up | jielong query speed-up | top-10 overlap | same top-1 | top-10 scores equal |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, ours in [("bm25s (lucene)", "jielong bm25"), ("rank_bm25 BM25Okapi", "jielong bm25"), ("scikit-learn tfidf", "jielong tfidf")]:
+    for name, ours in [("bm25s (lucene, numpy)", "jielong bm25"), ("bm25s (lucene, numba)", "jielong bm25"), ("rank_bm25 BM25Okapi", "jielong bm25"), ("scikit-learn tfidf", "jielong tfidf")]:
         ov, t1, se = agreement(tops[ours][: len(tops[name])], tops[name])
         print(f"| {ours} | {med[ours][0]:.2f} | {med[ours][1]:.0f} | | | | | |")
         print(f"| {name} | {med[name][0]:.2f} | {med[name][1]:.0f} | {med[name][0] / med[ours][0]:.2f}x | "

@@ -18,7 +18,6 @@ use crate::analyze::{JielongTokenizer, TOKENIZER_NAME};
 use crate::docs::Doc;
 use jielong_core::error::IoContext;
 use jielong_core::{Error, Result};
-use std::collections::HashMap;
 use std::path::Path;
 use tantivy::postings::Postings;
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST};
@@ -32,12 +31,13 @@ pub const LENGTHS: &str = "lengths.json";
 /// A BM25 index: tantivy's postings plus exact document lengths.
 pub struct Bm25Index {
     k1: f64,
-    b: f64,
     searcher: Searcher,
     body: Field,
     /// For each segment, the document number of each of its docs.
     ords: Vec<Vec<u32>>,
     lengths: Vec<u32>,
+    /// k1 · (1 − b + b · |d| / avgdl) of every document, computed once.
+    norms: Vec<f64>,
     avgdl: f64,
 }
 
@@ -130,7 +130,8 @@ impl Bm25Index {
             return Err(Error::format(dir, format!("the BM25 index holds {total} documents and {} lengths, docs.jsonl {n_docs}; rebuild it", lengths.len())));
         }
         let avgdl = lengths.iter().map(|&l| l as f64).sum::<f64>() / n_docs.max(1) as f64;
-        Ok(Bm25Index { k1, b, searcher, body, ords, lengths, avgdl })
+        let norms = lengths.iter().map(|&l| k1 * (1.0 - b + b * l as f64 / avgdl)).collect();
+        Ok(Bm25Index { k1, searcher, body, ords, lengths, norms, avgdl })
     }
 
     fn term(&self, t: &str) -> Term {
@@ -149,14 +150,16 @@ impl Bm25Index {
         let n = self.lengths.len();
         let mut qtf: Vec<(&str, f64)> = crate::vector::counts(query_terms).into_iter().map(|(t, c)| (t, c as f64)).collect();
         qtf.sort_by(|a, b| a.0.cmp(b.0));
-        let mut acc: HashMap<u32, f64> = HashMap::new();
-        let (k1, b) = (self.k1, self.b);
+        // A dense accumulator: every term's contribution is positive (idf > 0, tf ≥ 1), so 0
+        // means "not touched yet".
+        let mut acc = vec![0.0f64; n];
+        let mut touched: Vec<u32> = Vec::new();
         for (t, times) in qtf {
             let df = self.doc_freq(t)?;
             if df == 0 {
                 continue;
             }
-            let w = times * idf(n, df);
+            let w = times * idf(n, df) * (self.k1 + 1.0);
             let term = self.term(t);
             for (seg, ords) in self.searcher.segment_readers().iter().zip(&self.ords) {
                 let inv = seg.inverted_index(self.body).map_err(|e| Error::Other(format!("tantivy: {e}")))?;
@@ -166,14 +169,16 @@ impl Bm25Index {
                 while postings.doc() != TERMINATED {
                     let d = ords[postings.doc() as usize];
                     let tf = postings.term_freq() as f64;
-                    let dl = self.lengths[d as usize] as f64;
-                    let s = w * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / self.avgdl));
-                    *acc.entry(d).or_insert(0.0) += s;
+                    let slot = &mut acc[d as usize];
+                    if *slot == 0.0 {
+                        touched.push(d);
+                    }
+                    *slot += w * tf / (tf + self.norms[d as usize]);
                     postings.advance();
                 }
             }
         }
-        Ok(acc.into_iter().collect())
+        Ok(touched.into_iter().map(|d| (d, acc[d as usize])).collect())
     }
 
     /// The searcher over the tantivy index (for callers that want tantivy's own queries).

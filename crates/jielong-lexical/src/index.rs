@@ -195,7 +195,7 @@ impl LexicalIndex {
                 };
                 Scorer::Bm25(Bm25Index::open(path, docs.len(), k1, b)?)
             }
-            Scheme::Bow | Scheme::Tfidf => Scorer::Vector(VectorIndex::load(path, p)?),
+            Scheme::Bow | Scheme::Tfidf => Scorer::Vector(VectorIndex::load(path, p, docs.len())?),
         };
         Ok(LexicalIndex { meta, docs, scorer })
     }

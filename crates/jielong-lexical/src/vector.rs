@@ -31,6 +31,7 @@ struct VectorFile {
 /// An inverted index of unit-length document vectors.
 pub struct VectorIndex {
     params: Params,
+    n_docs: usize,
     lookup: HashMap<String, usize>,
     file: VectorFile,
 }
@@ -99,7 +100,7 @@ impl VectorIndex {
             }
             offsets.push(docs.len() as u64);
         }
-        VectorIndex { params, lookup, file: VectorFile { terms, df: dfs, idf, offsets, docs, weights } }
+        VectorIndex { params, n_docs: n, lookup, file: VectorFile { terms, df: dfs, idf, offsets, docs, weights } }
     }
 
     /// Write into the (temporary) index folder `dir`.
@@ -111,18 +112,19 @@ impl VectorIndex {
         std::io::Write::flush(&mut w).at(&path)
     }
 
-    /// Read from an index folder.
-    pub fn load(dir: &Path, params: Params) -> Result<Self> {
+    /// Read from an index folder of `n_docs` documents.
+    pub fn load(dir: &Path, params: Params, n_docs: usize) -> Result<Self> {
         let path = dir.join(FILE);
         let bytes = std::fs::read(&path).at(&path)?;
         let file: VectorFile = serde_json::from_slice(&bytes)
             .map_err(|e| Error::format(&path, format!("{e}; rebuild the index with `jielong lexical index`")))?;
         let n = file.terms.len();
-        if file.df.len() != n || file.idf.len() != n || file.offsets.len() != n + 1 || file.docs.len() != file.weights.len() {
+        let bad_doc = file.docs.iter().any(|&d| d as usize >= n_docs);
+        if file.df.len() != n || file.idf.len() != n || file.offsets.len() != n + 1 || file.docs.len() != file.weights.len() || bad_doc {
             return Err(Error::format(&path, "inconsistent lengths; rebuild the index with `jielong lexical index`"));
         }
         let lookup = file.terms.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
-        Ok(VectorIndex { params, lookup, file })
+        Ok(VectorIndex { params, n_docs, lookup, file })
     }
 
     pub fn contains(&self, term: &str) -> bool {
@@ -142,14 +144,21 @@ impl VectorIndex {
         if norm == 0.0 {
             return Vec::new();
         }
-        let mut acc: HashMap<u32, f64> = HashMap::new();
+        // Dense accumulator; every weight is positive, so 0 means "not touched yet".
+        let mut acc = vec![0.0f64; self.n_docs];
+        let mut touched: Vec<u32> = Vec::new();
         for (t, qw) in weights {
             let i = self.lookup[&t];
             let (from, to) = (self.file.offsets[i] as usize, self.file.offsets[i + 1] as usize);
+            let q = qw / norm;
             for (&d, &dw) in self.file.docs[from..to].iter().zip(&self.file.weights[from..to]) {
-                *acc.entry(d).or_insert(0.0) += qw / norm * dw;
+                let slot = &mut acc[d as usize];
+                if *slot == 0.0 {
+                    touched.push(d);
+                }
+                *slot += q * dw;
             }
         }
-        acc.into_iter().collect()
+        touched.into_iter().map(|d| (d, acc[d as usize])).collect()
     }
 }
