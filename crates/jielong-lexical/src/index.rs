@@ -111,7 +111,11 @@ impl LexicalIndex {
                 let words: u64 = lengths.iter().map(|&l| l as u64).sum();
                 let tdir = dir.path().join(bm25::DIR);
                 let index = tantivy::Index::open_in_dir(&tdir).map_err(|e| Error::Other(format!("tantivy: {e}")))?;
-                let reader: tantivy::IndexReader = index.reader().map_err(|e| Error::Other(format!("tantivy: {e}")))?;
+                let reader: tantivy::IndexReader = index
+                    .reader_builder()
+                    .reload_policy(tantivy::ReloadPolicy::Manual)
+                    .try_into()
+                    .map_err(|e| Error::Other(format!("tantivy: {e}")))?;
                 let searcher = reader.searcher();
                 let body = index.schema().get_field("body").map_err(|e| Error::Other(format!("tantivy: {e}")))?;
                 // Distinct terms over segments (a term in two segments counts once).
