@@ -192,6 +192,16 @@ impl LexicalIndex {
             return Err(Error::format(path, format!("meta.json says {} documents, docs.jsonl holds {}; rebuild the index", meta.documents, docs.len())));
         }
         let p = meta.params;
+        let needed: &[&str] = match p.scheme {
+            Scheme::Bm25 => &[bm25::DIR, bm25::LENGTHS],
+            Scheme::Bow | Scheme::Tfidf => &[crate::vector::FILE],
+        };
+        if let Some(missing) = needed.iter().find(|f| !path.join(f).exists()) {
+            return Err(Error::format(
+                path,
+                format!("meta.json says scheme {} but {missing} is missing; rebuild the index with `jielong lexical index`", p.scheme.name()),
+            ));
+        }
         let scorer = match p.scheme {
             Scheme::Bm25 => {
                 let (Some(k1), Some(b)) = (p.k1, p.b) else {

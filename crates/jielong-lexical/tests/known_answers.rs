@@ -124,6 +124,12 @@ fn build_refuses_empty_corpus_and_open_refuses_other_folders() {
     std::fs::write(&meta, text).unwrap();
     let e = LexicalIndex::open(&out).err().unwrap();
     assert!(e.is_user_error() && e.to_string().contains("version 99"), "{e}");
+
+    // meta.json and the files disagree: a tfidf index whose meta.json claims bm25.
+    let text = std::fs::read_to_string(&meta).unwrap().replace("\"version\": 99", "\"version\": 1").replace("\"tfidf\"", "\"bm25\"");
+    std::fs::write(&meta, text).unwrap();
+    let e = LexicalIndex::open(&out).err().unwrap();
+    assert!(e.is_user_error() && e.to_string().contains("scheme bm25 but tantivy is missing"), "{e}");
 }
 
 #[test]
