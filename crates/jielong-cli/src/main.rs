@@ -53,6 +53,9 @@ enum Command {
     /// Word vectors: train word2vec, GloVe, fastText; neighbours, analogies, evaluation, maps.
     #[command(subcommand)]
     Vectors(cmd::vectors::Command),
+    /// Lexical retrieval: index documents (bag of words, TF-IDF, BM25) and search them.
+    #[command(subcommand)]
+    Lexical(cmd::lexical::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -69,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Ngram(c) => cmd::ngram::run(c),
         Command::Vectors(c) => cmd::vectors::run(c),
+        Command::Lexical(c) => cmd::lexical::run(c),
     }
 }
 

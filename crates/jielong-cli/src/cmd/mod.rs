@@ -7,6 +7,7 @@ pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod lexical;
 pub mod ngram;
 pub mod profile;
 pub mod quickstart;
