@@ -37,15 +37,7 @@ impl Default for GloveConfig {
 
 impl GloveConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.dim == 0 {
-            return Err(Error::input("--dim 0: vectors need at least one dimension (100 is usual)"));
-        }
-        if self.window == 0 {
-            return Err(Error::input("--window 0: a word needs at least one neighbour on each side (5 is usual)"));
-        }
-        if self.epochs == 0 {
-            return Err(Error::input("--epochs 0: train for at least one epoch"));
-        }
+        crate::word2vec::validate_shape(self.dim, self.window, self.epochs)?;
         if self.x_max.is_nan() || self.x_max <= 0.0 {
             return Err(Error::input(format!("--x-max {}: must be positive (100 is GloVe's default)", self.x_max)));
         }

@@ -72,18 +72,24 @@ impl Default for Word2VecConfig {
     }
 }
 
+/// The checks every method shares: a dimension, a window and an epoch count of at least one.
+pub(crate) fn validate_shape(dim: usize, window: usize, epochs: usize) -> Result<()> {
+    if dim == 0 {
+        return Err(Error::input("--dim 0: vectors need at least one dimension (100 is usual)"));
+    }
+    if window == 0 {
+        return Err(Error::input("--window 0: a word needs at least one neighbour on each side (5 is usual)"));
+    }
+    if epochs == 0 {
+        return Err(Error::input("--epochs 0: train for at least one epoch"));
+    }
+    Ok(())
+}
+
 impl Word2VecConfig {
     /// One-line errors for values that cannot train.
     pub fn validate(&self) -> Result<()> {
-        if self.dim == 0 {
-            return Err(Error::input("--dim 0: vectors need at least one dimension (100 is usual)"));
-        }
-        if self.window == 0 {
-            return Err(Error::input("--window 0: a word needs at least one neighbour on each side (5 is usual)"));
-        }
-        if self.epochs == 0 {
-            return Err(Error::input("--epochs 0: train for at least one epoch"));
-        }
+        validate_shape(self.dim, self.window, self.epochs)?;
         if let Loss::Negative(0) = self.loss {
             return Err(Error::input("--negative 0 with no --hs: choose negative samples (5 is usual) or --hs"));
         }
