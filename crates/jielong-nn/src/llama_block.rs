@@ -128,7 +128,7 @@ pub fn llama_layer(x: &Tensor, w: &LlamaLayerWeights, rope: &Rope, n_head: usize
     if x.dtype() != DType::F32 || !x.device().is_cpu() {
         candle_core::bail!("the fused Llama layer runs on CPU f32 only");
     }
-    if n_head == 0 || n_kv_head == 0 || c % n_head != 0 || n_head % n_kv_head != 0 {
+    if n_head == 0 || n_kv_head == 0 || !c.is_multiple_of(n_head) || !n_head.is_multiple_of(n_kv_head) {
         candle_core::bail!("Llama layer: n_embd {c}, n_head {n_head} and n_kv_head {n_kv_head} do not make heads");
     }
     if rope.head_dim() != c / n_head || t > rope.max_len() {
