@@ -159,6 +159,19 @@ impl NgramModel {
         }
     }
 
+    /// Ask the memory system for the slots that scoring `seq[t]` after `seq[..t]` will read
+    /// (`seq` starts with `<s>`), so that a caller who knows the next words can overlap their
+    /// cache misses with the current word's work.
+    #[inline]
+    pub fn prefetch(&self, seq: &[u32], t: usize) {
+        let n1 = self.meta.order - 1;
+        let mut h = hash_start(seq[t]);
+        for j in 0..t.min(n1) {
+            h = hash_extend(h, seq[t - 1 - j]);
+            self.tables[j].prefetch(stored(h));
+        }
+    }
+
     /// [`score`](Self::score) through the exact entries (full keys, f64 values): equal to
     /// `log10_prob` up to the order of additions.
     pub fn score_exact(&self, state: &State, w: u32, out: &mut State) -> f64 {
