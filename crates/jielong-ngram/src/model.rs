@@ -191,19 +191,19 @@ impl NgramModel {
         }
         let mut hashes = [0u64; MAX_ORDER - 1];
         let mut h = hash_start(w);
-        for j in 0..max_ctx {
+        for (j, hj) in hashes.iter_mut().enumerate().take(max_ctx) {
             h = hash_extend(h, state.ctx[j]);
-            hashes[j] = stored(h);
-            self.tables[j].prefetch(hashes[j]);
+            *hj = stored(h);
+            self.tables[j].prefetch(*hj);
         }
         let mut key = w as u128;
         let mut matched = 0;
-        for j in 0..max_ctx {
+        for (j, &hj) in hashes.iter().enumerate().take(max_ctx) {
             let found = if EXACT {
                 key |= (state.ctx[j] as u128) << (ID_BITS as usize * (j + 1));
-                self.tables[j].get_with_hash(key, hashes[j]).map(|e| (e.logp, e.logb))
+                self.tables[j].get_with_hash(key, hj).map(|e| (e.logp, e.logb))
             } else {
-                self.tables[j].get_hashed(hashes[j]).map(|s| (s.logp as f64, s.logb as f64))
+                self.tables[j].get_hashed(hj).map(|s| (s.logp as f64, s.logb as f64))
             };
             match found {
                 Some((p, b)) => {
