@@ -11,13 +11,19 @@
 //! …   padding to a multiple of 8; offsets in the header count from here
 //!     vocabulary: u32 offsets (vocab_len + 1) then the UTF-8 bytes of the units
 //!     unigrams: vocab_len × [f64 log10 p, f64 log10 b]
-//!     one probing hash table per order 2..N: slots × {u64 key_lo, u64 key_hi, f64 log10 p, f64 log10 b}
+//!     per order 2..N, a probing hash table in two arrays of the same length (slots):
+//!       hot:  slots × {u64 hash of the n-gram (0: empty), f32 log10 p, f32 log10 b}   16 bytes
+//!       cold: slots × {u64 key_lo, u64 key_hi, f64 log10 p, f64 log10 b}             32 bytes
 //! ```
+//!
+//! Scoring text reads only the hot arrays (what KenLM's probing structure holds); the cold ones
+//! hold each n-gram exactly, for distributions, export and enumeration (see `table.rs`).
+//! Version 1 kept only the cold layout, looked up by key.
 //!
 //! A file of another version is refused with a one-line error that says to re-export it.
 
 use crate::model::{ModelMeta, NgramModel};
-use crate::table::{Buf, Entry, Table};
+use crate::table::{Buf, Entry, Slot, Table};
 use crate::vocab::Vocab;
 use jielong_core::error::IoContext;
 use jielong_core::{Error, Result};
@@ -27,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub const MAGIC: &[u8; 8] = b"JLNGRAM\0";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
@@ -37,8 +43,20 @@ struct Header {
     vocab_bytes: usize,
     vocab_bytes_len: usize,
     unigrams: usize,
-    /// Per order 2..N: (byte offset, slots, entries).
-    tables: Vec<(usize, usize, usize)>,
+    /// Per order 2..N.
+    tables: Vec<TableAt>,
+}
+
+/// Where one order's table lies and what it holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TableAt {
+    /// Byte offsets of the hot slots and the cold entries.
+    slots_at: usize,
+    entries_at: usize,
+    slots: usize,
+    len: usize,
+    /// No two stored n-grams share a hash.
+    hash_unique: bool,
 }
 
 fn align8(x: usize) -> usize {
@@ -84,7 +102,17 @@ pub fn write(model: &NgramModel, path: &Path) -> Result<()> {
     let vocab_offsets = place(offsets.len() * 4);
     let vocab_bytes = place(blob.len());
     let unigrams = place(model.unigram_slice().len() * 16);
-    let tables = model.tables().iter().map(|t| (place(std::mem::size_of_val(t.slots())), t.slots().len(), t.len())).collect();
+    let tables = model
+        .tables()
+        .iter()
+        .map(|t| TableAt {
+            slots_at: place(std::mem::size_of_val(t.slots())),
+            entries_at: place(std::mem::size_of_val(t.raw_entries())),
+            slots: t.slots().len(),
+            len: t.len(),
+            hash_unique: t.is_hash_unique(),
+        })
+        .collect();
     let header = Header {
         meta: model.meta().clone(),
         vocab_len: words.len(),
@@ -112,8 +140,9 @@ pub fn write(model: &NgramModel, path: &Path) -> Result<()> {
         section(out, header.vocab_offsets, bytemuck::cast_slice(&offsets))?;
         section(out, header.vocab_bytes, &blob)?;
         section(out, header.unigrams, bytemuck::cast_slice(model.unigram_slice()))?;
-        for (t, &(offset, _, _)) in model.tables().iter().zip(&header.tables) {
-            section(out, offset, bytemuck::cast_slice(t.slots()))?;
+        for (t, at) in model.tables().iter().zip(&header.tables) {
+            section(out, at.slots_at, bytemuck::cast_slice(t.slots()))?;
+            section(out, at.entries_at, bytemuck::cast_slice(t.raw_entries()))?;
         }
         Ok(())
     })
@@ -170,9 +199,10 @@ pub fn load(path: &Path) -> Result<NgramModel> {
         return Err(bad("the header's tables do not match its order"));
     }
     let mut tables = Vec::with_capacity(header.tables.len());
-    for &(offset, slots, len) in &header.tables {
-        let buf: Buf<Entry> = Buf::mapped(&map, base + offset, slots).ok_or_else(|| bad("a table is cut short"))?;
-        tables.push(Table::from_slots(buf, len).ok_or_else(|| bad("a table is not valid"))?);
+    for (i, at) in header.tables.iter().enumerate() {
+        let slots: Buf<Slot> = Buf::mapped(&map, base + at.slots_at, at.slots).ok_or_else(|| bad("a table is cut short"))?;
+        let entries: Buf<Entry> = Buf::mapped(&map, base + at.entries_at, at.slots).ok_or_else(|| bad("a table is cut short"))?;
+        tables.push(Table::from_parts(i + 2, slots, entries, at.len, at.hash_unique).ok_or_else(|| bad("a table is not valid"))?);
     }
     Ok(NgramModel::from_tables(header.meta, vocab, unigrams, tables))
 }

@@ -19,11 +19,13 @@ use jielong_core::{Error, Result};
 pub struct TrainConfig {
     pub order: usize,
     pub smoothing: Smoothing,
-    /// lmplz's `--prune`: per order, n-grams seen at most this many times are dropped (the last
-    /// value applies to the remaining orders; non-decreasing). The unigram value is applied
-    /// when the vocabulary is built (rarer units become `<unk>`, see `index_sentences`);
-    /// higher orders are pruned after estimation and the backoffs recomputed so that every
-    /// distribution still sums to one.
+    /// lmplz's `--prune`: per order, n-grams seen at most this many times (raw count) are
+    /// dropped (the last value applies to the remaining orders; non-decreasing). As in lmplz,
+    /// the discounts are estimated from every n-gram, a pruned n-gram still counts in its
+    /// context's denominator, and its own mass moves to the context's backoff weight, so the
+    /// n-grams kept get lmplz's probabilities (`tests/kenlm.rs`). The unigram value (which
+    /// lmplz documents as 0 only) is applied when the vocabulary is built: rarer units become
+    /// `<unk>` (see `index_sentences`).
     pub prune: Vec<u64>,
     /// Kneser-Ney discounts to use when they cannot be estimated (KenLM's
     /// `--discount_fallback`).
@@ -149,6 +151,7 @@ pub fn estimate(counts: &Counts, vocab: Vocab, cfg: &TrainConfig) -> Result<Ngra
     let mut orders: Vec<Vec<Est>> = Vec::with_capacity(n.saturating_sub(1));
     for m in 2..=n {
         let grams = counts.order_grams(m);
+        let t = cfg.prune_threshold(m);
         let mut ests: Vec<Est> = grams.iter().map(|g| Est { key: g.key, raw: g.raw, p: 0.0, b: 1.0 }).collect();
         let mut contexts: Vec<(u128, f64)> = Vec::new();
         let mut i = 0;
@@ -192,18 +195,21 @@ pub fn estimate(counts: &Counts, vocab: Vocab, cfg: &TrainConfig) -> Result<Ngra
                         None
                     }
                 }
+                // Pruned n-grams (raw count ≤ t) give their whole mass to γ, as lmplz does.
                 Smoothing::InterpolatedAddK { ks } => {
                     let kv = ks[m - 1] * v;
-                    let gamma = kv / (total + kv);
-                    for (e, g) in ests[i..j].iter_mut().zip(group) {
+                    let pruned: u64 = group.iter().filter(|g| g.raw <= t).map(|g| g.raw).sum();
+                    let gamma = (kv + pruned as f64) / (total + kv);
+                    for (e, g) in ests[i..j].iter_mut().zip(group).filter(|(_, g)| g.raw > t) {
                         e.p = g.raw as f64 / (total + kv) + gamma * lower(g);
                     }
                     Some(gamma)
                 }
                 Smoothing::KneserNey | Smoothing::ModifiedKneserNey => {
                     let d = order_discounts[m - 1];
-                    let gamma = group.iter().map(|g| disc(&d, g.adjusted)).sum::<f64>() / total;
-                    for (e, g) in ests[i..j].iter_mut().zip(group) {
+                    let mass: f64 = group.iter().map(|g| if g.raw > t { disc(&d, g.adjusted) } else { g.adjusted as f64 }).sum();
+                    let gamma = mass / total;
+                    for (e, g) in ests[i..j].iter_mut().zip(group).filter(|(_, g)| g.raw > t) {
                         e.p = (g.adjusted as f64 - disc(&d, g.adjusted)).max(0.0) / total + gamma * lower(g);
                     }
                     Some(gamma)
@@ -215,11 +221,10 @@ pub fn estimate(counts: &Counts, vocab: Vocab, cfg: &TrainConfig) -> Result<Ngra
             i = j;
         }
         set_backoffs(&mut unigrams, &mut orders, m - 1, &contexts);
+        if t > 0 {
+            ests.retain(|e| e.raw > t);
+        }
         orders.push(ests);
-    }
-
-    if (2..=n).any(|m| cfg.prune_threshold(m) > 0) {
-        prune(&mut unigrams, &mut orders, cfg);
     }
 
     let to_log = |x: f64| if x > 0.0 { x.log10() } else { f64::NEG_INFINITY };
@@ -249,47 +254,5 @@ fn set_backoffs(unigrams: &mut [[f64; 2]], orders: &mut [Vec<Est>], ctx_order: u
                 o[at].b = gamma;
             }
         }
-    }
-}
-
-/// Drop n-grams at or under their order's threshold and recompute every context's backoff so
-/// that its distribution sums to one again:
-/// b(h) = (1 − Σ_{kept w} p(h w)) / (1 − Σ_{kept w} p(w | h')).
-fn prune(unigrams: &mut [[f64; 2]], orders: &mut [Vec<Est>], cfg: &TrainConfig) {
-    for m in 2..=cfg.order {
-        let t = cfg.prune_threshold(m);
-        orders[m - 2].retain(|e| e.raw > t);
-        let mut contexts: Vec<(u128, f64)> = Vec::new();
-        let (lower_orders, this) = orders.split_at(m - 2);
-        let ests = &this[0];
-        let mut i = 0;
-        while i < ests.len() {
-            let ctx = key::context(ests[i].key);
-            let (mut kept, mut kept_lower) = (0.0, 0.0);
-            while i < ests.len() && key::context(ests[i].key) == ctx {
-                kept += ests[i].p;
-                let s = key::suffix(ests[i].key, m);
-                kept_lower += if m == 2 {
-                    unigrams[s as usize][0]
-                } else {
-                    let lo = &lower_orders[m - 3];
-                    lo[lo.binary_search_by_key(&s, |e| e.key).expect("pruning keeps suffixes")].p
-                };
-                i += 1;
-            }
-            let (num, den) = (1.0 - kept, 1.0 - kept_lower);
-            contexts.push((ctx, if den > 1e-12 { num.max(0.0) / den } else { 1.0 }));
-        }
-        // Contexts whose continuations were all pruned back off with weight 1.
-        if m == 2 {
-            for u in unigrams.iter_mut() {
-                u[1] = 1.0;
-            }
-        } else {
-            for e in orders[m - 3].iter_mut() {
-                e.b = 1.0;
-            }
-        }
-        set_backoffs(unigrams, orders, m - 1, &contexts);
     }
 }

@@ -10,7 +10,7 @@
 //! `estimate.rs`), so scoring, sampling, ARPA and the binary file share one code path.
 
 use crate::key::{extend, pack, ID_BITS, MAX_ORDER};
-use crate::table::{Buf, Entry, Table};
+use crate::table::{hash_extend, hash_start, stored, Buf, Entry, Table};
 use crate::vocab::{Vocab, BOS, UNK};
 
 /// What a model file records besides its tables.
@@ -66,6 +66,8 @@ pub struct NgramModel {
     pub(crate) unigrams: Buf<[f64; 2]>,
     /// Orders 2..=N.
     pub(crate) tables: Vec<Table>,
+    /// Every table is hash-unique, so [`score`](NgramModel::score) may use hash-only lookups.
+    pub(crate) hash_unique: bool,
 }
 
 impl std::fmt::Debug for NgramModel {
@@ -78,12 +80,13 @@ impl NgramModel {
     /// From tables: `unigrams[id]` = [log10 p, log10 b]; `orders[m − 2]` the entries of order m.
     pub fn from_parts(meta: ModelMeta, vocab: Vocab, unigrams: Vec<[f64; 2]>, orders: Vec<Vec<Entry>>) -> Self {
         debug_assert_eq!(unigrams.len(), vocab.len());
-        let tables = orders.iter().map(|e| Table::build(e)).collect();
-        Self { meta, vocab, unigrams: Buf::owned(unigrams), tables }
+        let tables = orders.iter().enumerate().map(|(i, e)| Table::build(i + 2, e)).collect();
+        Self::from_tables(meta, vocab, Buf::owned(unigrams), tables)
     }
 
     pub(crate) fn from_tables(meta: ModelMeta, vocab: Vocab, unigrams: Buf<[f64; 2]>, tables: Vec<Table>) -> Self {
-        Self { meta, vocab, unigrams, tables }
+        let hash_unique = tables.iter().all(Table::is_hash_unique);
+        Self { meta, vocab, unigrams, tables, hash_unique }
     }
 
     pub fn order(&self) -> usize {
@@ -139,14 +142,44 @@ impl NgramModel {
         s
     }
 
-    /// log10 p(w | state), and the state after w in `out`: the same value as
-    /// [`log10_prob`](Self::log10_prob) with the state's context, found as KenLM does it. The
-    /// n-grams ending in w are looked up from the shortest up, stopping at the first miss (no
-    /// longer one can exist when the model is suffix-closed); the entries found carry the
-    /// backoffs the next word will need, so each word costs about one lookup per matched order
-    /// plus one.
+    /// log10 p(w | state), and the state after w in `out`: the value of
+    /// [`log10_prob`](Self::log10_prob) with the state's context, found as KenLM's `query` does
+    /// it, from the 16-byte probing slots (f32 values, hash-only lookups: see `table.rs`), so
+    /// it agrees with `log10_prob` to f32 rounding (about 1e-7 relative). The n-grams ending in
+    /// w are looked up from the shortest up, stopping at the first miss (no longer one can
+    /// exist when the model is suffix-closed); the entries found carry the backoffs the next
+    /// word will need, so each word costs about one lookup per matched order plus one. The
+    /// home slots of every order are prefetched first, so their cache misses overlap.
     #[inline]
     pub fn score(&self, state: &State, w: u32, out: &mut State) -> f64 {
+        if self.hash_unique {
+            self.score_with::<false>(state, w, out)
+        } else {
+            self.score_with::<true>(state, w, out)
+        }
+    }
+
+    /// Ask the memory system for the slots that scoring `seq[t]` after `seq[..t]` will read
+    /// (`seq` starts with `<s>`), so that a caller who knows the next words can overlap their
+    /// cache misses with the current word's work.
+    #[inline]
+    pub fn prefetch(&self, seq: &[u32], t: usize) {
+        let n1 = self.meta.order - 1;
+        let mut h = hash_start(seq[t]);
+        for j in 0..t.min(n1) {
+            h = hash_extend(h, seq[t - 1 - j]);
+            self.tables[j].prefetch(stored(h));
+        }
+    }
+
+    /// [`score`](Self::score) through the exact entries (full keys, f64 values): equal to
+    /// `log10_prob` up to the order of additions.
+    pub fn score_exact(&self, state: &State, w: u32, out: &mut State) -> f64 {
+        self.score_with::<true>(state, w, out)
+    }
+
+    #[inline(always)]
+    fn score_with<const EXACT: bool>(&self, state: &State, w: u32, out: &mut State) -> f64 {
         let n1 = self.meta.order - 1;
         let u = self.unigrams[w as usize];
         let mut logp = u[0];
@@ -156,16 +189,28 @@ impl NgramModel {
             out.ctx[0] = w;
             out.backoff[0] = u[1];
         }
+        let mut hashes = [0u64; MAX_ORDER - 1];
+        let mut h = hash_start(w);
+        for (j, hj) in hashes.iter_mut().enumerate().take(max_ctx) {
+            h = hash_extend(h, state.ctx[j]);
+            *hj = stored(h);
+            self.tables[j].prefetch(*hj);
+        }
         let mut key = w as u128;
         let mut matched = 0;
-        for j in 0..max_ctx {
-            key |= (state.ctx[j] as u128) << (ID_BITS as usize * (j + 1));
-            match self.tables[j].get(key) {
-                Some(e) => {
-                    logp = e.logp;
+        for (j, &hj) in hashes.iter().enumerate().take(max_ctx) {
+            let found = if EXACT {
+                key |= (state.ctx[j] as u128) << (ID_BITS as usize * (j + 1));
+                self.tables[j].get_with_hash(key, hj).map(|e| (e.logp, e.logb))
+            } else {
+                self.tables[j].get_hashed(hj).map(|s| (s.logp as f64, s.logb as f64))
+            };
+            match found {
+                Some((p, b)) => {
+                    logp = p;
                     matched = j + 1;
                     if j + 1 < n1 {
-                        out.backoff[j + 1] = e.logb;
+                        out.backoff[j + 1] = b;
                     }
                 }
                 None if self.meta.suffix_closed => break,

@@ -107,9 +107,9 @@ fn binary_of_another_version_is_refused() {
     bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let e = binary::load(&path).unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("format version 99, but this jielong reads version 1"), "{e}");
+    assert!(e.is_user_error() && e.to_string().contains("format version 99, but this jielong reads version 2"), "{e}");
     // Cut short: refused, not a crash.
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&binary::FORMAT_VERSION.to_le_bytes());
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let e = binary::load(&path).unwrap_err();
     assert!(e.is_user_error() && e.to_string().contains("damaged"), "{e}");

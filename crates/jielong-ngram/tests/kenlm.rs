@@ -4,6 +4,7 @@
 //! 1. Our modified Kneser-Ney on train.txt gives lmplz's ARPA: the same n-grams, and every
 //!    log10 probability and backoff within 2e-6 (KenLM computes in f32 and prints 8 significant
 //!    digits; we compute in f64).
+//!    The same with `--prune` (lmplz's pruning: thresholds per order on raw counts).
 //! 2. lmplz's ARPA, loaded by us, scores test.txt as KenLM's `query` did: every word's log10
 //!    probability, each sentence's total, the OOV count and both perplexities.
 
@@ -33,26 +34,46 @@ fn table(model: &NgramModel) -> HashMap<String, (f64, f64)> {
 
 const TOL: f64 = 2e-6;
 
+/// Train on train.txt as lmplz did for `arpa` and compare every n-gram's log10 probability
+/// and backoff; returns the largest difference.
+fn compare_with_lmplz(n: usize, prune: &[u64], arpa_name: &str) -> f64 {
+    let (vocab, ids) = index_sentences(&lines("train.txt"), None, 0);
+    let mut cfg = TrainConfig::new(n, Smoothing::ModifiedKneserNey);
+    cfg.prune = prune.to_vec();
+    let ours = train(&ids, vocab, &cfg).unwrap();
+    let kenlm = arpa::read(&fixture(arpa_name)).unwrap();
+    let (a, b) = (table(&ours), table(&kenlm));
+    for m in 1..=n {
+        assert_eq!(ours.count(m), kenlm.count(m), "{arpa_name}: {m}-gram counts differ");
+    }
+    assert_eq!(a.len(), b.len(), "{arpa_name}: n-gram counts differ");
+    let mut worst = 0f64;
+    for (gram, &(kp, kb)) in &b {
+        let &(p, bo) = a.get(gram).unwrap_or_else(|| panic!("{arpa_name}: KenLM has `{gram}`, we do not"));
+        if gram != "<s>" {
+            worst = worst.max((p - kp).abs());
+            assert!((p - kp).abs() <= TOL, "{arpa_name} `{gram}`: log10 p {p} vs KenLM {kp}");
+        }
+        worst = worst.max((bo - kb).abs());
+        assert!((bo - kb).abs() <= TOL, "{arpa_name} `{gram}`: log10 backoff {bo} vs KenLM {kb}");
+    }
+    eprintln!("{arpa_name}: {} n-grams, largest difference {worst:.2e}", a.len());
+    worst
+}
+
 #[test]
 fn modified_kneser_ney_matches_lmplz_arpa() {
     for n in [2, 3, 4] {
-        let (vocab, ids) = index_sentences(&lines("train.txt"), None, 0);
-        let ours = train(&ids, vocab, &TrainConfig::new(n, Smoothing::ModifiedKneserNey)).unwrap();
-        let kenlm = arpa::read(&fixture(&format!("kenlm-o{n}.arpa"))).unwrap();
-        let (a, b) = (table(&ours), table(&kenlm));
-        assert_eq!(a.len(), b.len(), "order {n}: n-gram counts differ");
-        let mut worst = 0f64;
-        for (gram, &(kp, kb)) in &b {
-            let &(p, bo) = a.get(gram).unwrap_or_else(|| panic!("order {n}: KenLM has `{gram}`, we do not"));
-            if gram != "<s>" {
-                worst = worst.max((p - kp).abs());
-                assert!((p - kp).abs() <= TOL, "order {n} `{gram}`: log10 p {p} vs KenLM {kp}");
-            }
-            worst = worst.max((bo - kb).abs());
-            assert!((bo - kb).abs() <= TOL, "order {n} `{gram}`: log10 backoff {bo} vs KenLM {kb}");
-        }
-        eprintln!("order {n}: {} n-grams, largest difference {worst:.2e}", a.len());
+        compare_with_lmplz(n, &[], &format!("kenlm-o{n}.arpa"));
     }
+}
+
+#[test]
+fn pruned_modified_kneser_ney_matches_lmplz_prune() {
+    // lmplz -o 3 --prune 0 1 and -o 4 --prune 0 1 1: singleton bigrams and up dropped, their
+    // mass moved to their contexts' backoffs; the n-grams kept change probability too.
+    compare_with_lmplz(3, &[0, 1], "kenlm-o3-prune01.arpa");
+    compare_with_lmplz(4, &[0, 1, 1], "kenlm-o4-prune011.arpa");
 }
 
 #[test]

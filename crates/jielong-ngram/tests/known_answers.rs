@@ -178,7 +178,8 @@ fn pruning_drops_rare_ngrams_and_unigram_threshold_makes_unk() {
 #[test]
 fn state_scoring_matches_backoff_search() {
     // The KenLM-style incremental scorer (used by eval) and the plain backoff search give the
-    // same value for every word of random sentences, for every method and order.
+    // same value for every word of random sentences, for every method and order: exactly
+    // through the full-key entries, to f32 rounding through the hash-only 16-byte slots.
     let mut rng = Rng::new(5);
     for order in 1..=5 {
         for smoothing in [Smoothing::Mle, Smoothing::AddK { k: 0.5 }, Smoothing::InterpolatedAddK { ks: vec![0.5; order] }, Smoothing::ModifiedKneserNey] {
@@ -188,13 +189,21 @@ fn state_scoring_matches_backoff_search() {
             for _ in 0..30 {
                 let mut state = model.begin_sentence();
                 let mut next = jielong_ngram::State::default();
+                let (mut exact, mut exact_next) = (model.begin_sentence(), jielong_ngram::State::default());
                 let mut ctx = vec![BOS];
                 for i in 0..12 {
                     let w = if i % 3 == 0 { the } else { [UNK, EOS, 3 + rng.below(v - 3) as u32][rng.below(3) as usize] };
+                    let e = model.score_exact(&exact, w, &mut exact_next);
                     let a = model.score(&state, w, &mut next);
                     let b = model.log10_prob(&ctx, w);
-                    assert!(a == b || (a - b).abs() < 1e-12, "order {order} {smoothing:?} {ctx:?} {w}: {a} vs {b}");
+                    assert!(e == b || (e - b).abs() < 1e-12, "order {order} {smoothing:?} {ctx:?} {w}: exact {e} vs {b}");
+                    // The fast path reads f32 values (as KenLM stores them): f32 rounding of
+                    // each term, no more.
+                    assert!(a == b || (a - b).abs() < 1e-6 * b.abs().max(1.0), "order {order} {smoothing:?} {ctx:?} {w}: {a} vs {b}");
+                    assert_eq!(next.ctx, exact_next.ctx);
+                    assert_eq!(next.len, exact_next.len);
                     std::mem::swap(&mut state, &mut next);
+                    std::mem::swap(&mut exact, &mut exact_next);
                     ctx.push(w);
                 }
             }

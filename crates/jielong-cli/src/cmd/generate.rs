@@ -42,10 +42,14 @@ pub struct Loaded {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
-        // An n-gram model file trained with --units tokens is a causal LM over the same ids.
-        if self.checkpoint.is_file() && jielong_ngram::binary::is_binary(&self.checkpoint)? {
-            let (lm, tk, tokenizer_dir) = jielong_ngram::causal::NgramLm::load(&self.checkpoint, self.tokenizer.as_deref())?;
-            return Ok(Loaded { model: Box::new(lm), tk, tokenizer_dir });
+        // A single model file of a family `jielong train` does not make (an n-gram model over
+        // a tokenizer's ids): see model_files.rs.
+        if let Some(loader) = super::model_files::loader_for(&self.checkpoint)? {
+            let (model, tk, tokenizer_dir) = (loader.load)(&self.checkpoint, self.tokenizer.as_deref())?;
+            if model.as_causal_lm().is_none() {
+                return Err(Error::input(format!("{} is a {} but not a causal language model", self.checkpoint.display(), loader.name)).into());
+            }
+            return Ok(Loaded { model, tk, tokenizer_dir });
         }
         let ckpt = Checkpoint::open(&self.checkpoint)?;
         let tk = ckpt.load_tokenizer(self.tokenizer.as_deref())?;

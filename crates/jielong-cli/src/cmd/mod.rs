@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod lexical;
+pub mod model_files;
 pub mod ngram;
 pub mod profile;
 pub mod quickstart;
