@@ -29,7 +29,14 @@ fn api_health_models_metrics_and_page() {
     assert_eq!(page.status, 200);
     assert!(page.headers.to_ascii_lowercase().contains("content-security-policy"), "{}", page.headers);
     assert!(page.text().contains("app.js"));
-    assert_eq!(get(srv.addr, "/app.js").status, 200);
+    let js = get(srv.addr, "/app.js");
+    assert_eq!(js.status, 200);
+    // Model text reaches the page only as text: no HTML sinks anywhere in the script, and the
+    // CSP forbids inline scripts besides.
+    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        assert!(!js.text().contains(sink), "app.js uses {sink}");
+    }
+    assert!(js.text().contains("textContent"));
     assert_eq!(get(srv.addr, "/style.css").status, 200);
     let nf = get(srv.addr, "/v2/nothing");
     assert_eq!(nf.status, 404);

@@ -14,3 +14,5 @@ pub mod quickstart;
 pub mod tokenizer;
 pub mod train;
 pub mod vectors;
+pub mod serve;
+pub mod feedback;
