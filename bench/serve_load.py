@@ -10,7 +10,6 @@ errors (0 expected).
 import argparse
 import http.client
 import json
-import statistics
 import threading
 import time
 from urllib.parse import urlparse
@@ -42,7 +41,7 @@ def client(host, port, key, max_tokens, deadline, out, i):
                 out["errors"] += 1
                 r.read()
                 continue
-            last, buf = None, b""
+            last = None
             while True:
                 line = r.readline()
                 if not line:

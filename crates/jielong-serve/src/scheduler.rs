@@ -151,11 +151,8 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
                         metrics.cancelled();
                         continue;
                     }
-                    match admit(&engine, job) {
-                        Ok(l) => live.push(l),
-                        Err((job, msg)) => {
-                            let _ = job.tx.send((job.index, Event::Aborted(msg)));
-                        }
+                    if let Some(l) = admit(&engine, job) {
+                        live.push(l);
                     }
                 }
                 if st.shutdown && shutdown_at.is_none() {
@@ -233,21 +230,22 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
     }
 }
 
-fn admit(engine: &Engine, job: Job) -> Result<Live, (Job, String)> {
-    let seq = match engine.sequence(job.prompt.clone()) {
-        Ok(s) => s,
-        Err(e) => return Err((job, e.to_string())),
-    };
-    let chain = match job.sampling.build(&job.prompt, 0) {
-        Ok(c) => c,
-        Err(e) => return Err((job, e.to_string())),
+/// The job as a live sequence, or None after telling its client why not.
+fn admit(engine: &Engine, job: Job) -> Option<Live> {
+    let made = engine.sequence(job.prompt.clone()).and_then(|seq| Ok((seq, job.sampling.build(&job.prompt, 0)?)));
+    let (seq, chain) = match made {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = job.tx.send((job.index, Event::Aborted(e.to_string())));
+            return None;
+        }
     };
     let now = Instant::now();
     if job.max_tokens == 0 {
         let _ = job.tx.send((job.index, Event::Done { finish: Finish::Length }));
         job.cancel.store(true, Ordering::Relaxed);
     }
-    Ok(Live { job, seq, chain, started: now, last: now })
+    Some(Live { job, seq, chain, started: now, last: now })
 }
 
 /// log softmax of the model's row at `id`, and the `k` most likely ids.

@@ -140,6 +140,7 @@ console.log("escaping: <script> and <img onerror> shown as text");
 await send("Emulation.setDeviceMetricsOverride", { width: 390, height: 780, deviceScaleFactor: 2, mobile: true });
 await evaluate("document.getElementById('lang').click(), true");
 await until("Chinese labels", "document.getElementById('send').textContent === '发送'");
+await sleep(500); // the sidebar slides away (a 0.2 s transition)
 const narrow = await evaluate("document.getElementById('sidebar').getBoundingClientRect().right <= 1 && document.getElementById('toggle-side').offsetWidth > 0");
 if (!narrow) fail("on a narrow screen the conversation list should fold away behind ☰");
 await shot("chat-phone-zh.png");
