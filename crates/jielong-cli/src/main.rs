@@ -56,6 +56,11 @@ enum Command {
     /// Lexical retrieval: index documents (bag of words, TF-IDF, BM25) and search them.
     #[command(subcommand)]
     Lexical(cmd::lexical::Command),
+    /// Serve a checkpoint: an OpenAI-compatible API, a chat page at /, 👍/👎 feedback.
+    Serve(cmd::serve::Args),
+    /// Feedback collected by `jielong serve`: stats, export as KTO/DPO training data.
+    #[command(subcommand)]
+    Feedback(cmd::feedback::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -73,6 +78,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ngram(c) => cmd::ngram::run(c),
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Lexical(c) => cmd::lexical::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Feedback(c) => cmd::feedback::run(c),
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`tokenizer.json`, GPT-2's `encoder.json` + `vocab.bpe`) through Hugging Face `tokenizers`.
 //! The file on disk is always HF's `tokenizer.json`, so any HF-compatible tool can load it.
 
-mod byte_level;
+pub mod byte_level;
 pub mod chat;
 pub mod stream;
 pub mod tokenizer;

@@ -15,3 +15,5 @@ pub mod quickstart;
 pub mod tokenizer;
 pub mod train;
 pub mod vectors;
+pub mod serve;
+pub mod feedback;

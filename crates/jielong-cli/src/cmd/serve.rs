@@ -1,0 +1,112 @@
+//! `jielong serve`: an OpenAI-compatible HTTP server over a checkpoint, with a chat page at `/`
+//! and a 👍/👎 feedback store (the server itself lives in the jielong-serve crate).
+
+use super::generate::ModelArgs;
+use anyhow::Result;
+use jielong_core::Error;
+use jielong_serve::request::Limits;
+use jielong_serve::{LanguageModel, ServeConfig};
+use jielong_tokenizer::ChatTemplate;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on (loopback by default; any other address wants --api-key).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on the /v1 routes.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Sequences decoded together in one forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+    /// Sequences that may wait for a slot; beyond that requests get 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest `n` a request may ask for.
+    #[arg(long, default_value_t = 8)]
+    pub max_n: usize,
+    /// Largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: usize,
+    /// `max_tokens` for requests that give none.
+    #[arg(long, default_value_t = 256)]
+    pub default_max_tokens: usize,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 4)]
+    pub max_body_mb: usize,
+    /// The name clients pass as `model` (default: the run folder's name).
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// A Jinja chat template file, or a Hugging Face tokenizer_config.json with one.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// SQLite file for 👍/👎 feedback (default: feedback.sqlite in the run folder).
+    #[arg(long)]
+    pub feedback_db: Option<PathBuf>,
+    /// Keep no feedback.
+    #[arg(long)]
+    pub no_feedback: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.parallel == 0 || a.max_n == 0 || a.max_tokens == 0 || a.max_body_mb == 0 {
+        return Err(Error::input("--parallel, --max-n, --max-tokens and --max-body-mb must be at least 1").into());
+    }
+    if a.default_max_tokens > a.max_tokens {
+        return Err(Error::input(format!("--default-max-tokens {} is above --max-tokens {}", a.default_max_tokens, a.max_tokens)).into());
+    }
+    let loaded = a.model.load()?;
+    let template = match &a.template {
+        Some(p) => ChatTemplate::load(p)?,
+        None => ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?,
+    };
+    // The weights file and where the run lives: a checkpoint folder or an n-gram model file.
+    let (weights, run_dir) = if a.model.checkpoint.is_file() {
+        (a.model.checkpoint.clone(), a.model.checkpoint.parent().map(PathBuf::from).unwrap_or_default())
+    } else {
+        let ckpt = jielong_train::Checkpoint::open(&a.model.checkpoint)?;
+        (ckpt.dir.join("model.safetensors"), ckpt.run_dir().to_path_buf())
+    };
+    let checkpoint_hash = jielong_serve::file_hash(&weights)?;
+    let model_id = a.model_name.clone().unwrap_or_else(|| {
+        let base = if a.model.checkpoint.is_file() { &a.model.checkpoint } else { &run_dir };
+        std::fs::canonicalize(base).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "jielong".into())
+    });
+    let feedback_db = (!a.no_feedback).then(|| a.feedback_db.clone().unwrap_or_else(|| run_dir.join("feedback.sqlite")));
+    let cfg = ServeConfig {
+        host: a.host.clone(),
+        port: a.port,
+        api_key: a.api_key.clone().filter(|k| !k.is_empty()),
+        parallel: a.parallel,
+        queue: a.queue,
+        limits: Limits { max_n: a.max_n, max_tokens: a.max_tokens, default_max_tokens: a.default_max_tokens },
+        max_body_bytes: a.max_body_mb << 20,
+        model_id: model_id.clone(),
+        checkpoint_hash,
+        feedback_db: feedback_db.clone(),
+        grace: Duration::from_secs(5),
+    };
+    let context = loaded.lm().max_seq_len();
+    let tk = loaded.tk;
+    let model: Box<dyn LanguageModel> = Box::new(loaded.model);
+    let origin = template.origin.clone();
+    let server = jielong_serve::start(model, tk, template, cfg, true)?;
+    let url = format!("http://{}", server.addr);
+    eprintln!("jielong serve · model `{model_id}` · context {context} tokens · template {origin}");
+    eprintln!("  chat page      {url}/");
+    eprintln!("  OpenAI API     {url}/v1  (chat/completions, completions, models)");
+    eprintln!("  metrics        {url}/metrics");
+    match &feedback_db {
+        Some(p) => eprintln!("  feedback       {} (jielong feedback stats --db {})", p.display(), p.display()),
+        None => eprintln!("  feedback       off"),
+    }
+    eprintln!("Ctrl-C to stop.");
+    server.join();
+    Ok(())
+}

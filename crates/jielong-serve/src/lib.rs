@@ -1,0 +1,279 @@
+//! `jielong serve`: an OpenAI-compatible HTTP server over a trained checkpoint, a chat page for
+//! the browser, and a store for the 👍/👎 feedback people give on replies.
+//!
+//! The shape: one engine thread owns the model and decodes every live sequence together, one
+//! batched forward pass per step (`scheduler`); HTTP tasks on a tokio runtime parse requests,
+//! render chat templates, tokenize, and turn token events back into text (`routes`, `drive`,
+//! `respond`). They meet at a bounded queue.
+
+pub mod drive;
+pub mod error;
+pub mod feedback;
+pub mod metrics;
+pub mod request;
+pub mod respond;
+pub mod routes;
+pub mod scheduler;
+pub mod web;
+
+use axum::routing::{get, post};
+use axum::Router;
+use jielong_core::{Error, Result};
+use jielong_models::CausalLm;
+use jielong_tokenizer::{ChatTemplate, Tokenizer};
+use metrics::Metrics;
+use request::Limits;
+use scheduler::Scheduler;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Something that holds a causal language model the engine thread can own.
+pub trait LanguageModel: Send + 'static {
+    fn lm(&self) -> &dyn CausalLm;
+}
+
+impl LanguageModel for Box<dyn jielong_models::Model> {
+    fn lm(&self) -> &dyn CausalLm {
+        self.as_causal_lm().expect("the caller loads causal language models only")
+    }
+}
+
+/// Any `CausalLm` by value (tests, the n-gram model).
+pub struct Owned<M: CausalLm + 'static>(pub M);
+
+impl<M: CausalLm + 'static> LanguageModel for Owned<M> {
+    fn lm(&self) -> &dyn CausalLm {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub host: String,
+    pub port: u16,
+    pub api_key: Option<String>,
+    /// Sequences decoded together.
+    pub parallel: usize,
+    /// Sequences that may wait for a slot before requests get 429.
+    pub queue: usize,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    /// The name clients pass as `model`.
+    pub model_id: String,
+    /// A hash of the weights, stored with each feedback row.
+    pub checkpoint_hash: String,
+    /// The SQLite file for feedback (None: the feedback routes answer 404).
+    pub feedback_db: Option<PathBuf>,
+    /// On shutdown, live streams get this long to finish before they are cut.
+    pub grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_key: None,
+            parallel: 16,
+            queue: 64,
+            limits: Limits { max_n: 8, max_tokens: 4096, default_max_tokens: 256 },
+            max_body_bytes: 4 << 20,
+            model_id: "jielong".into(),
+            checkpoint_hash: String::new(),
+            feedback_db: None,
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every HTTP task shares.
+pub struct AppState {
+    pub tk: Arc<Tokenizer>,
+    pub template: ChatTemplate,
+    pub model_id: String,
+    pub checkpoint_hash: String,
+    pub max_seq_len: usize,
+    pub limits: Limits,
+    pub api_key: Option<String>,
+    pub sched: Arc<Scheduler>,
+    pub metrics: Arc<Metrics>,
+    pub feedback: Option<Mutex<feedback::Store>>,
+    /// Byte-level tokenizers: piece characters → bytes (for `logprobs` bytes).
+    pub byte_table: Option<HashMap<char, u8>>,
+    pub created: u64,
+}
+
+impl AppState {
+    pub fn fingerprint(&self) -> String {
+        format!("jielong-{}", &self.checkpoint_hash[..self.checkpoint_hash.len().min(12)])
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Arc<tokio::sync::Notify>,
+    http: Option<std::thread::JoinHandle<()>>,
+    engine: Option<std::thread::JoinHandle<()>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Server {
+    /// Begin a graceful shutdown (as Ctrl-C does).
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Wait until the server has shut down.
+    pub fn join(mut self) {
+        if let Some(h) = self.http.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.engine.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The router over a state (exposed for tests that want no socket).
+pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    let api = Router::new()
+        .route("/v1/models", get(routes::models))
+        .route("/v1/completions", post(routes::completions))
+        .route("/v1/chat/completions", post(routes::chat))
+        .route("/v1/feedback", post(feedback::rate).get(feedback::list))
+        .route("/v1/feedback/compare", post(feedback::compare))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), routes::auth));
+    Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/style.css", get(web::style))
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics))
+        .merge(api)
+        .fallback(routes::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Start the engine thread and the HTTP server; returns once the socket is bound. With
+/// `signals`, Ctrl-C and SIGTERM begin a graceful shutdown.
+pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplate, cfg: ServeConfig, signals: bool) -> Result<Server> {
+    if !is_loopback(&cfg.host) && cfg.api_key.is_none() {
+        eprintln!(
+            "warning: serving on {} without --api-key: anyone who can reach this address can use the model and write feedback",
+            cfg.host
+        );
+    }
+    let metrics = Arc::new(Metrics::default());
+    let sched = Arc::new(Scheduler::new(cfg.parallel, cfg.queue, metrics.clone()));
+    let feedback = match &cfg.feedback_db {
+        Some(p) => Some(Mutex::new(feedback::Store::open(p)?)),
+        None => None,
+    };
+    let vocab_limit = tk.vocab_size();
+    let max_seq_len = model.lm().max_seq_len();
+    if model.lm().vocab_size() < vocab_limit {
+        return Err(Error::input(format!(
+            "the tokenizer has {vocab_limit} ids but the model only {}: they do not belong together",
+            model.lm().vocab_size()
+        )));
+    }
+    let byte_table = tk.is_byte_level().then(jielong_tokenizer::byte_level::char_to_byte);
+    let state = Arc::new(AppState {
+        tk: Arc::new(tk),
+        template,
+        model_id: cfg.model_id.clone(),
+        checkpoint_hash: cfg.checkpoint_hash.clone(),
+        max_seq_len,
+        limits: cfg.limits.clone(),
+        api_key: cfg.api_key.clone(),
+        sched: sched.clone(),
+        metrics: metrics.clone(),
+        feedback,
+        byte_table,
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    });
+
+    let engine_sched = sched.clone();
+    let grace = cfg.grace;
+    let engine = std::thread::Builder::new()
+        .name("jielong-engine".into())
+        .spawn(move || scheduler::run(model.lm(), vocab_limit, &engine_sched, grace))
+        .map_err(|e| Error::input(format!("cannot start the engine thread: {e}")))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::input(format!("cannot start the async runtime: {e}")))?;
+    let addr_text = format!("{}:{}", cfg.host, cfg.port);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&addr_text))
+        .map_err(|e| Error::input(format!("cannot listen on {addr_text}: {e}; pick another --port or --host")))?;
+    let addr = listener.local_addr().map_err(|e| Error::input(format!("{addr_text}: {e}")))?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let app = router(state, cfg.max_body_bytes);
+    let stop2 = stop.clone();
+    let http = std::thread::Builder::new()
+        .name("jielong-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let shutdown = async move {
+                    let term = async {
+                        #[cfg(unix)]
+                        {
+                            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                                Ok(mut s) => {
+                                    s.recv().await;
+                                }
+                                Err(_) => std::future::pending::<()>().await,
+                            }
+                        }
+                        #[cfg(not(unix))]
+                        std::future::pending::<()>().await
+                    };
+                    if signals {
+                        tokio::select! {
+                            _ = stop2.notified() => {}
+                            _ = tokio::signal::ctrl_c() => { eprintln!("shutting down: finishing live replies (Ctrl-C again to force)"); }
+                            _ = term => { eprintln!("SIGTERM: shutting down"); }
+                        }
+                    } else {
+                        stop2.notified().await;
+                    }
+                    // The engine finishes or aborts live sequences; their streams then end.
+                    sched.shutdown();
+                };
+                let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|e| Error::input(format!("cannot start the HTTP thread: {e}")))?;
+    Ok(Server { addr, stop, http: Some(http), engine: Some(engine), metrics })
+}
+
+/// A short hash of a checkpoint's weights file (sha256, hex), stored with feedback rows so a
+/// row always says which weights wrote the reply.
+pub fn file_hash(path: &std::path::Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
