@@ -56,6 +56,9 @@ enum Command {
     /// Lexical retrieval: index documents (bag of words, TF-IDF, BM25) and search them.
     #[command(subcommand)]
     Lexical(cmd::lexical::Command),
+    /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
+    #[command(subcommand)]
+    Task(cmd::task::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -73,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ngram(c) => cmd::ngram::run(c),
         Command::Vectors(c) => cmd::vectors::run(c),
         Command::Lexical(c) => cmd::lexical::run(c),
+        Command::Task(c) => cmd::task::run(c),
     }
 }
 

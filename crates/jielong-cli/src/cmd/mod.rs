@@ -11,6 +11,7 @@ pub mod lexical;
 pub mod ngram;
 pub mod profile;
 pub mod quickstart;
+pub mod task;
 pub mod tokenizer;
 pub mod train;
 pub mod vectors;
