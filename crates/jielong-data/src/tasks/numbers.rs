@@ -140,7 +140,7 @@ mod tests {
             (100_010, "one hundred thousand ten"),
             (1_000_001, "one million one"),
             (100_000_000, "one hundred million"),
-            (3_000_400_000_015, "three trillion four hundred thousand fifteen"),
+            (3_000_400_000_015, "three trillion four hundred million fifteen"),
         ] {
             assert_eq!(english(n).unwrap(), want, "{n}");
         }
