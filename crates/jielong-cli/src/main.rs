@@ -61,6 +61,9 @@ enum Command {
     /// Feedback collected by `jielong serve`: stats, export as KTO/DPO training data.
     #[command(subcommand)]
     Feedback(cmd::feedback::Command),
+    /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
+    #[command(subcommand)]
+    Task(cmd::task::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -80,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lexical(c) => cmd::lexical::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Feedback(c) => cmd::feedback::run(c),
+        Command::Task(c) => cmd::task::run(c),
     }
 }
 

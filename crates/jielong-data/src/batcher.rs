@@ -17,7 +17,7 @@ pub struct Batch {
     pub targets: Vec<u32>,
 }
 
-fn window_batch(data: &TokenDataset, starts: &[usize], seq_len: usize) -> Batch {
+pub(crate) fn window_batch(data: &TokenDataset, starts: &[usize], seq_len: usize) -> Batch {
     let mut inputs = Vec::with_capacity(starts.len() * seq_len);
     let mut targets = Vec::with_capacity(starts.len() * seq_len);
     let mut row = Vec::with_capacity(seq_len + 1);

@@ -8,6 +8,8 @@ pub mod dataset;
 pub mod meta;
 pub mod prepare;
 pub mod shard;
+pub mod streams;
+pub mod tasks;
 
 pub use baseline::UnigramBaseline;
 pub use batcher::{Batch, RandomWindows};
@@ -15,3 +17,4 @@ pub use dataset::TokenDataset;
 pub use meta::{DataMeta, PrepareReport, SplitMeta};
 pub use prepare::{prepare, PrepareOptions};
 pub use shard::{Shard, ShardHeader};
+pub use streams::SequentialStreams;

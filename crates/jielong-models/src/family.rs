@@ -60,7 +60,13 @@ pub struct Family {
 }
 
 /// Every family jielong knows.
-pub static FAMILIES: &[Family] = &[crate::gpt::FAMILY, crate::llama::FAMILY];
+pub static FAMILIES: &[Family] = &[
+    crate::gpt::FAMILY,
+    crate::llama::FAMILY,
+    crate::recurrent::RNN_FAMILY,
+    crate::recurrent::LSTM_FAMILY,
+    crate::recurrent::GRU_FAMILY,
+];
 
 /// The registry entry called `name`, or an error listing the known ones.
 pub fn family(name: &str) -> Result<&'static Family, Error> {

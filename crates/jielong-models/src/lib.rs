@@ -15,12 +15,14 @@ pub mod family;
 pub mod gpt;
 pub mod hf;
 pub mod llama;
+pub mod recurrent;
 pub mod state;
 
 pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
 pub use gpt::{Gpt, GptConfig};
 pub use jielong_nn::KvCache;
 pub use llama::{Llama, LlamaConfig};
+pub use recurrent::{Cell, Recurrent, RecurrentConfig, RecurrentState};
 pub use state::DecodeState;
 
 use candle_core::{Result, Tensor};
@@ -42,6 +44,21 @@ pub trait Model: Send + Sync {
     fn config(&self) -> ModelConfig;
     /// The model as a causal language model, if it is one.
     fn as_causal_lm(&self) -> Option<&dyn CausalLm>;
+    /// The model as a recurrent net whose state can be carried across batches (truncated
+    /// backpropagation through time), if it is one.
+    fn as_recurrent(&self) -> Option<&dyn RecurrentLm> {
+        None
+    }
+}
+
+/// A recurrent language model: training from a given state, returning the state at the end.
+pub trait RecurrentLm: Send + Sync {
+    /// Shape of the carried state for `batch` sequences: (n_state, batch, hidden).
+    fn state_shape(&self, batch: usize) -> (usize, usize, usize);
+    /// Mean next-token cross-entropy of `ids` (b, t) against `targets` from state `init`
+    /// (None: zeros), and the state after the last token, detached from the graph (so the
+    /// next batch's backward stops here: truncated backpropagation through time).
+    fn loss_carried(&self, ids: &Tensor, targets: &Tensor, init: Option<&Tensor>, opts: ForwardOpts) -> Result<(Tensor, Tensor)>;
 }
 
 /// A model that gives next-token logits for every position of a batch of sequences.

@@ -1,6 +1,6 @@
 //! Checkpoints: `ckpt-NNNNNN/{model.safetensors, optim.safetensors, meta.json}` inside a run
-//! folder. Each is built under a temporary name and renamed, so a crash or a kill mid-write
-//! leaves the previous checkpoint intact and never a half-written one.
+//! folder (and `carry.safetensors` for a recurrent run with sequential batching). Each is
+//! built under a temporary name and renamed, so a crash or a kill mid-write leaves the previous checkpoint intact and never a half-written one.
 
 use crate::config::RunConfig;
 use jielong_core::fs::AtomicDir;
@@ -10,6 +10,23 @@ use jielong_models::{Model, ModelConfig};
 use std::path::{Path, PathBuf};
 
 pub const CKPT_VERSION: u32 = 1;
+
+/// The hidden state a `batching = "sequential"` run carries into its next step,
+/// (n_state, batch_size, hidden), saved beside the weights so a resumed run continues from it.
+pub const CARRY_FILE: &str = "carry.safetensors";
+
+/// The carried state saved in checkpoint folder `dir`, if there is one.
+pub fn load_carry(dir: &Path) -> Result<Option<candle_core::Tensor>> {
+    let path = dir.join(CARRY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut tensors = jielong_nn::params::load_tensors(&path)?;
+    match tensors.iter().position(|(n, _)| n == "state") {
+        Some(i) => Ok(Some(tensors.swap_remove(i).1)),
+        None => Err(Error::format(&path, "holds no `state` tensor: the checkpoint is damaged; resume from an earlier one")),
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointMeta {
@@ -115,11 +132,15 @@ pub fn save(
     params: &jielong_nn::ParamStore,
     opt: &crate::AdamW,
     keep: usize,
+    carry: Option<&candle_core::Tensor>,
 ) -> Result<PathBuf> {
     let target = run_dir.join(ckpt_name(meta.step));
     let dir = AtomicDir::new(&target)?;
     params.save(&dir.path().join("model.safetensors"))?;
     opt.save(&dir.path().join("optim.safetensors"))?;
+    if let Some(state) = carry {
+        jielong_nn::params::save_tensors(&dir.path().join(CARRY_FILE), &[("state".to_string(), state.clone())])?;
+    }
     jielong_core::fs::write_json_atomic(&dir.path().join("meta.json"), meta)?;
     let path = dir.commit()?;
     sweep_stale_tmp(run_dir);

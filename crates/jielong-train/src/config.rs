@@ -58,6 +58,27 @@ pub struct TrainConfig {
     /// replaces `[model]`, the optimizer starts afresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// How training windows are drawn: `random` (independent windows, each from a fresh
+    /// state) or `sequential` (recurrent families: the split cut into batch_size streams read
+    /// in order, the hidden state carried from batch to batch and detached: truncated
+    /// backpropagation through time). Written to config.toml only when not `random`.
+    #[serde(skip_serializing_if = "Batching::is_random")]
+    pub batching: Batching,
+}
+
+/// `train.batching`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Batching {
+    #[default]
+    Random,
+    Sequential,
+}
+
+impl Batching {
+    pub fn is_random(&self) -> bool {
+        *self == Batching::Random
+    }
 }
 
 impl Default for TrainConfig {
@@ -83,6 +104,7 @@ impl Default for TrainConfig {
             data_parallel: 1,
             objective: Objective::CausalLm,
             init_from: None,
+            batching: Batching::Random,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct StepRunner {
     data_parallel: usize,
     /// Worker pools by shard count, built on first use and kept.
     pools: Mutex<Vec<Arc<Vec<ThreadPool>>>>,
+    /// `batching = "sequential"`: the recurrent state (n_state, batch_size, hidden) at the end
+    /// of the last micro-batch, detached; the next micro-batch starts from it.
+    pub carry: Option<Tensor>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +77,7 @@ impl StepRunner {
             params.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()) })
+        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None })
     }
 
     /// Shards for a micro-batch of `rows` sequences (see `TrainConfig::data_parallel`).
@@ -196,6 +199,49 @@ impl StepRunner {
     fn step_in_pool(&mut self, batches: &[Batch], lr: f64, grad_clip: f64, seed: u64, step: u64) -> Result<StepStats> {
         let seeds: Vec<u64> = (0..batches.len() as u64).map(|i| Rng::derive(seed, &[step, i, 0xD0]).next_u64()).collect();
         let (grads, loss) = self.gradients(batches, &seeds)?;
+        let accum = 1.0 / batches.len() as f64;
+        let grad_norm = self.opt.grad_norm(&grads)? * accum;
+        let clip = if grad_clip > 0.0 && grad_norm > grad_clip { grad_clip / (grad_norm + 1e-6) } else { 1.0 };
+        self.opt.step(&grads, lr, accum * clip)?;
+        Ok(StepStats { loss, grad_norm })
+    }
+}
+
+/// Truncated backpropagation through time (`batching = "sequential"`).
+impl StepRunner {
+    /// Forward + backward over micro-batches that continue one another: micro-batch i starts
+    /// from the state the previous one ended in (`self.carry`), or from zeros where `resets[i]`
+    /// (a new pass over the streams); the state after it, detached, becomes `self.carry`.
+    /// Each micro-batch runs whole (no data-parallel shards). Returns the summed gradients and
+    /// the mean loss.
+    pub fn gradients_carried(&mut self, batches: &[Batch], resets: &[bool], dropout_seeds: &[u64]) -> Result<(GradStore, f64)> {
+        let rnn = self.model.as_recurrent().ok_or_else(|| {
+            jielong_core::Error::input(format!(
+                "train.batching = \"sequential\" carries a recurrent state from batch to batch; family {} has none: use batching = \"random\"",
+                self.model.config().family()
+            ))
+        })?;
+        let mut total: Option<GradStore> = None;
+        let mut loss_sum = 0f64;
+        for ((batch, &reset), &seed) in batches.iter().zip(resets).zip(dropout_seeds) {
+            let init = if reset { None } else { self.carry.take() };
+            let (ids, targets) = batch_tensors(batch, &self.device)?;
+            let (loss, last) = rnn.loss_carried(&ids, &targets, init.as_ref(), ForwardOpts { dropout_seed: Some(seed), first_row: 0 })?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            let grads = loss.backward()?;
+            self.carry = Some(last);
+            let mut stores: Vec<GradStore> = total.take().into_iter().collect();
+            stores.push(grads);
+            total = Some(self.sum_gradients(stores)?);
+        }
+        let grads = total.expect("at least one micro-batch");
+        Ok((grads, loss_sum / batches.len() as f64))
+    }
+
+    /// `step` for sequential batching: the same seeds, clipping and update, the state carried.
+    pub fn step_carried(&mut self, batches: &[Batch], resets: &[bool], lr: f64, grad_clip: f64, seed: u64, step: u64) -> Result<StepStats> {
+        let seeds: Vec<u64> = (0..batches.len() as u64).map(|i| Rng::derive(seed, &[step, i, 0xD0]).next_u64()).collect();
+        let (grads, loss) = rayon::scope(|_| self.gradients_carried(batches, resets, &seeds))?;
         let accum = 1.0 / batches.len() as f64;
         let grad_norm = self.opt.grad_norm(&grads)? * accum;
         let clip = if grad_clip > 0.0 && grad_norm > grad_clip { grad_clip / (grad_norm + 1e-6) } else { 1.0 };

@@ -6,14 +6,14 @@
 //! run resumed from its checkpoint at step s computes the same losses as one never stopped.
 
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, CKPT_VERSION};
-use crate::config::RunConfig;
+use crate::config::{Batching, RunConfig};
 use crate::eval::evaluate;
 use crate::metrics::{self, MetricRow};
 use crate::schedule::lr_at;
 use crate::step::StepRunner;
 use candle_core::Device;
 use jielong_core::{Error, Result};
-use jielong_data::{RandomWindows, TokenDataset, UnigramBaseline};
+use jielong_data::{RandomWindows, SequentialStreams, TokenDataset, UnigramBaseline};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -92,6 +92,19 @@ pub fn train(
     let t = cfg.model.max_seq_len();
     let sampler = RandomWindows::new(&train_data, cfg.train.seed, cfg.train.batch_size, t)?;
     let mut runner = StepRunner::new(&cfg.model, &cfg.train, &dev)?;
+    // Sequential batching (recurrent families): streams read in order, the state carried.
+    let streams = match cfg.train.batching {
+        Batching::Random => None,
+        Batching::Sequential => {
+            if runner.model.as_recurrent().is_none() {
+                return Err(Error::input(format!(
+                    "train.batching = \"sequential\" carries a recurrent state from batch to batch; family {} has none: use batching = \"random\" or family rnn, lstm or gru",
+                    cfg.model.family()
+                )));
+            }
+            Some(SequentialStreams::new(train_data.len(), cfg.train.batch_size, t)?)
+        }
+    };
     if let Some(ckpt) = &init {
         runner.params.load(&ckpt.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
     }
@@ -115,6 +128,15 @@ pub fn train(
         }
         runner.params.load(&ckpt.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
         runner.opt.load(&ckpt.dir.join("optim.safetensors"), ckpt.meta.step)?;
+        if streams.is_some() {
+            runner.carry = checkpoint::load_carry(&ckpt.dir)?;
+            if runner.carry.is_none() && ckpt.meta.step > 0 {
+                return Err(Error::input(format!(
+                    "{} holds no carried state (carry.safetensors): it was trained with batching = \"random\"; resume with the batching it started with",
+                    ckpt.dir.display()
+                )));
+            }
+        }
         start_step = ckpt.meta.step;
         tokens_seen = ckpt.meta.tokens_seen;
         elapsed_before = ckpt.meta.elapsed_s;
@@ -157,8 +179,18 @@ pub fn train(
     while step < tc.max_steps {
         let t0 = Instant::now();
         let lr = lr_at(&tc, step);
-        let batches: Vec<_> = (0..tc.grad_accum as u64).map(|m| sampler.batch(&train_data, step, m)).collect();
-        let stats = runner.step(&batches, lr, tc.grad_clip, tc.seed, step)?;
+        let stats = match &streams {
+            None => {
+                let batches: Vec<_> = (0..tc.grad_accum as u64).map(|m| sampler.batch(&train_data, step, m)).collect();
+                runner.step(&batches, lr, tc.grad_clip, tc.seed, step)?
+            }
+            Some(streams) => {
+                let ks: Vec<u64> = (0..tc.grad_accum as u64).map(|m| step * tc.grad_accum as u64 + m).collect();
+                let batches: Vec<_> = ks.iter().map(|&k| streams.batch(&train_data, k)).collect();
+                let resets: Vec<bool> = ks.iter().map(|&k| streams.starts_epoch(k)).collect();
+                runner.step_carried(&batches, &resets, lr, tc.grad_clip, tc.seed, step)?
+            }
+        };
         if !stats.loss.is_finite() {
             return Err(Error::Other(format!(
                 "loss became {} at step {step}: lower train.learning_rate or set train.grad_clip",
@@ -214,7 +246,7 @@ pub fn train(
                 train_loss: Some(stats.loss),
                 elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
             };
-            let path = checkpoint::save(run_dir, &meta, &runner.params, &runner.opt, tc.keep_checkpoints)?;
+            let path = checkpoint::save(run_dir, &meta, &runner.params, &runner.opt, tc.keep_checkpoints, runner.carry.as_ref())?;
             on_event(Event::Checkpoint { step, path: path.clone() });
             last_ckpt = Some(path);
         }

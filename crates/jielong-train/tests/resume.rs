@@ -52,6 +52,43 @@ fn config_for(data: &Path, model: ModelConfig) -> RunConfig {
     }
 }
 
+fn lstm(cell: &str) -> ModelConfig {
+    ModelConfig::from_json(serde_json::json!({"family": cell, "n_layer": 2, "hidden_size": 24, "n_embd": 16, "max_seq_len": 12, "dropout": 0.1, "tie_embeddings": true})).unwrap()
+}
+
+#[test]
+fn resume_of_lstm_with_random_windows_matches_uninterrupted_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    resume_matches(dir.path(), config_for(&data, lstm("lstm")));
+}
+
+#[test]
+fn resume_of_gru_with_sequential_batching_carries_the_state_bit_for_bit() {
+    // Truncated BPTT: the state carried into step 7 comes from the checkpoint at step 6.
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let mut cfg = config_for(&data, lstm("gru"));
+    cfg.train.batching = jielong_train::config::Batching::Sequential;
+    resume_matches(dir.path(), cfg.clone());
+    assert!(dir.path().join("cut/ckpt-000006/carry.safetensors").exists());
+    // Without the carried state, a resumed run would start step 7 from zeros: refuse.
+    std::fs::remove_file(dir.path().join("cut/ckpt-000012/carry.safetensors")).unwrap();
+    cfg.train.max_steps = 14;
+    let e = train(&dir.path().join("cut"), cfg, true, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("no carried state"), "{e}");
+}
+
+#[test]
+fn sequential_batching_needs_a_recurrent_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let mut cfg = config(&data);
+    cfg.train.batching = jielong_train::config::Batching::Sequential;
+    let e = train(&dir.path().join("run"), cfg, false, &AtomicBool::new(false), &mut |_| {}).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("family gpt has none"), "{e}");
+}
+
 #[test]
 fn resume_after_interrupt_matches_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();

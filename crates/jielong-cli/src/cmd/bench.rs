@@ -24,7 +24,7 @@ pub struct GenerateArgs {
     /// The model of `bench train --preset` (random weights).
     #[arg(long, default_value = "medium")]
     pub preset: String,
-    /// Model family (gpt, llama).
+    /// Model family (gpt, llama, rnn, lstm, gru).
     #[arg(long, default_value = "gpt")]
     pub family: String,
     /// Tokens decoded per sequence; the prompt fills the rest of the context window.
@@ -48,7 +48,7 @@ pub struct TrainArgs {
     /// have the same shapes with half as many key/value heads and a SwiGLU MLP of Llama's width.
     #[arg(long, default_value = "small")]
     pub preset: String,
-    /// Model family (gpt, llama).
+    /// Model family (gpt, llama, rnn, lstm, gru).
     #[arg(long, default_value = "gpt")]
     pub family: String,
     /// Timed steps.

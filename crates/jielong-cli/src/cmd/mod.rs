@@ -12,6 +12,7 @@ pub mod model_files;
 pub mod ngram;
 pub mod profile;
 pub mod quickstart;
+pub mod task;
 pub mod tokenizer;
 pub mod train;
 pub mod vectors;
