@@ -338,6 +338,12 @@ impl Tokenizer {
         self.word_level
     }
 
+    /// Whether every token is a whole piece of text looked up in a table (a word-level model:
+    /// the `word` and `char` kinds), rather than a subword.
+    pub fn has_word_level_model(&self) -> bool {
+        matches!(self.inner.get_model(), tokenizers::models::ModelWrapper::WordLevel(_))
+    }
+
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }

@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// replaces `[model]`, the optimizer starts afresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Start the token embedding table from these word vectors (a `jielong vectors train`
+    /// folder or a vectors file) when the tokenizer is word-level; see `init_embeddings.rs`.
+    /// Only a fresh run reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_embeddings: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +88,7 @@ impl Default for TrainConfig {
             data_parallel: 1,
             objective: Objective::CausalLm,
             init_from: None,
+            init_embeddings: None,
         }
     }
 }
