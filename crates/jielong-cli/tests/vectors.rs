@@ -91,6 +91,10 @@ fn vectors_bad_input_gives_one_line_and_status_2() {
     assert_user_error(&train(&["--window", "0"], c), "--window 0");
     assert_user_error(&train(&["--method", "glove", "--window", "0"], c), "--window 0");
     assert_user_error(&train(&[], "nowhere.txt"), "no such file");
+    // Flags are checked before the corpus is read: a bad flag wins over a missing file.
+    assert_user_error(&train(&["--dim", "0"], "nowhere.txt"), "--dim 0");
+    assert_user_error(&train(&["--method", "fasttext", "--hs"], "nowhere.txt"), "drop --hs");
+    assert_user_error(&train(&["--method", "glove", "--x-max", "0"], "nowhere.txt"), "--x-max 0");
     assert!(!dir.join("out").exists(), "no output after a failed run");
 
     assert_ok(&train(&["--min-count", "1"], c));

@@ -118,15 +118,24 @@ pub struct FastTextTrained {
     pub words: u64,
 }
 
+impl FastTextConfig {
+    /// One-line errors for values that cannot train (the word2vec checks, then fastText's own).
+    pub fn validate(&self) -> Result<()> {
+        self.base.validate()?;
+        if !matches!(self.base.loss, Loss::Negative(_)) {
+            return Err(Error::input("fasttext trains with negative sampling only here: drop --hs"));
+        }
+        if self.maxn > 0 && (self.minn == 0 || self.minn > self.maxn) {
+            return Err(Error::input(format!("--minn {} --maxn {}: need 1 <= minn <= maxn (fastText uses 3 and 6)", self.minn, self.maxn)));
+        }
+        Ok(())
+    }
+}
+
 pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Progress)) -> Result<FastTextTrained> {
     let base = &cfg.base;
-    base.validate()?;
-    let Loss::Negative(negative) = base.loss else {
-        return Err(Error::input("fasttext trains with negative sampling only here: drop --hs"));
-    };
-    if cfg.maxn > 0 && (cfg.minn == 0 || cfg.minn > cfg.maxn) {
-        return Err(Error::input(format!("--minn {} --maxn {}: need 1 <= minn <= maxn (fastText uses 3 and 6)", cfg.minn, cfg.maxn)));
-    }
+    cfg.validate()?;
+    let Loss::Negative(negative) = base.loss else { unreachable!("validate refuses --hs") };
     let v = corpus.vocab.len();
     let dim = base.dim;
     // Rows of each word's bag: itself, then its n-gram buckets (offset by V).

@@ -215,13 +215,6 @@ fn train(a: TrainArgs) -> Result<()> {
     if threads == 0 {
         return Err(Error::input("--threads 0: use at least one thread").into());
     }
-    let (docs, report) = jielong_text::read_corpus(&a.inputs)?;
-    let opts = CorpusOptions { units: a.units, lowercase: a.lowercase, min_count: a.min_count };
-    let corpus = Corpus::build(docs.iter().map(|d| d.text.as_str()), &opts)?;
-    drop(docs);
-    if let Some(p) = &a.save_corpus {
-        jielong_core::fs::write_atomic(p, corpus.to_lines().as_bytes())?;
-    }
     let epochs = a.epochs.unwrap_or(if a.method == Method::Glove { 25 } else { 5 });
     let base = Word2VecConfig {
         arch: if a.method == Method::Cbow { Arch::Cbow } else { Arch::SkipGram },
@@ -237,6 +230,30 @@ fn train(a: TrainArgs) -> Result<()> {
         ns_exponent: 0.75,
         exact_sigmoid: a.exact_sigmoid,
     };
+    let glove_cfg = GloveConfig {
+        dim: a.dim,
+        window: a.window,
+        x_max: a.x_max,
+        alpha: a.glove_alpha,
+        eta: a.alpha.unwrap_or(0.05) as f64,
+        epochs,
+        threads,
+        seed: a.seed,
+    };
+    let fasttext_cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket };
+    // The flags first (cheap), so a bad one errors before the corpus is read.
+    match a.method {
+        Method::Skipgram | Method::Cbow => base.validate()?,
+        Method::Glove => glove_cfg.validate()?,
+        Method::Fasttext => fasttext_cfg.validate()?,
+    }
+    let (docs, report) = jielong_text::read_corpus(&a.inputs)?;
+    let opts = CorpusOptions { units: a.units, lowercase: a.lowercase, min_count: a.min_count };
+    let corpus = Corpus::build(docs.iter().map(|d| d.text.as_str()), &opts)?;
+    drop(docs);
+    if let Some(p) = &a.save_corpus {
+        jielong_core::fs::write_atomic(p, corpus.to_lines().as_bytes())?;
+    }
     let (bar, mut update) = progress_bar();
     let dir = jielong_core::fs::AtomicDir::new(&a.out)?;
     let mut files = vec![Format::Word2VecBinary, Format::Word2VecText];
@@ -246,16 +263,7 @@ fn train(a: TrainArgs) -> Result<()> {
             (t.embeddings, t.seconds, serde_json::to_value(&base)?)
         }
         Method::Glove => {
-            let cfg = GloveConfig {
-                dim: a.dim,
-                window: a.window,
-                x_max: a.x_max,
-                alpha: a.glove_alpha,
-                eta: a.alpha.unwrap_or(0.05) as f64,
-                epochs,
-                threads,
-                seed: a.seed,
-            };
+            let cfg = glove_cfg;
             let t = glove::train(&corpus, &cfg, &mut update)?;
             files.push(Format::GloveText);
             let mut h = serde_json::to_value(&cfg)?;
@@ -264,7 +272,7 @@ fn train(a: TrainArgs) -> Result<()> {
             (t.embeddings, t.seconds, h)
         }
         Method::Fasttext => {
-            let cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket };
+            let cfg = fasttext_cfg;
             let t = fasttext::train(&corpus, &cfg, &mut update)?;
             files.push(Format::FastTextVec);
             formats::write(&dir.path().join("ngrams.bin"), &t.model.ngram_rows, Format::Word2VecBinary)?;
