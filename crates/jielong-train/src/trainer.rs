@@ -132,13 +132,14 @@ pub fn train(
                 run_dir.display()
             )));
         }
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-        let _ = std::fs::remove_file(&metrics_path);
+        // Before the run folder is made: a bad vectors folder leaves nothing behind.
         if let Some(dir) = &cfg.train.init_embeddings {
             let tokenizer = jielong_tokenizer::Tokenizer::load(&cfg.data.dir.join("tokenizer.json"))?;
             let done = crate::init_embeddings(&runner.params, &cfg.model, &tokenizer, dir)?;
             on_event(Event::EmbeddingsInitialized(done));
         }
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+        let _ = std::fs::remove_file(&metrics_path);
         if cfg.train.max_minutes > 0.0 {
             calibrate(&mut cfg, &runner, &train_data, &sampler)?;
         }

@@ -178,8 +178,26 @@ pub struct PlotArgs {
     /// Draw the N most frequent words.
     #[arg(long)]
     pub top: Option<usize>,
+    /// pca (the two directions of largest variance) or tsne (keeps each word's neighbours near).
+    #[arg(long, value_enum, default_value = "pca")]
+    pub method: PlotMethod,
+    /// t-SNE: effective neighbours per word (default 30, or (words − 1) / 3 when fewer words).
+    #[arg(long)]
+    pub perplexity: Option<f64>,
+    /// t-SNE: gradient steps.
+    #[arg(long, default_value_t = 1000)]
+    pub iterations: usize,
+    /// t-SNE: seed of the starting map.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlotMethod {
+    Pca,
+    Tsne,
 }
 
 pub fn run(c: Command) -> Result<()> {
@@ -455,9 +473,26 @@ fn plot(a: PlotArgs) -> Result<()> {
     for w in &words {
         rows.push(emb.row(ix.lookup(w)?).to_vec());
     }
-    let points = jielong_vectors::pca::project_2d(&rows);
-    let title = format!("PCA of {} words from {}", words.len(), a.vectors.display());
+    let (points, title, what) = match a.method {
+        PlotMethod::Pca => {
+            (jielong_vectors::pca::project_2d(&rows), format!("PCA of {} words from {}", words.len(), a.vectors.display()), "first two principal components".to_string())
+        }
+        PlotMethod::Tsne => {
+            // Unit rows: distances then follow cosine similarity, as neighbors does.
+            for r in &mut rows {
+                let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    r.iter_mut().for_each(|x| *x /= norm);
+                }
+            }
+            let perplexity = a.perplexity.unwrap_or_else(|| 30f64.min((words.len() as f64 - 1.0) / 3.0).max(1.0));
+            let cfg = jielong_vectors::tsne::TsneConfig { perplexity, iterations: a.iterations, seed: a.seed };
+            let points = jielong_vectors::tsne::tsne_2d(&rows, &cfg)?;
+            let title = format!("t-SNE of {} words from {} (perplexity {perplexity:.3}, {} iterations)", words.len(), a.vectors.display(), a.iterations);
+            (points, title, format!("t-SNE, perplexity {perplexity:.3}, seed {}", a.seed))
+        }
+    };
     jielong_core::fs::write_atomic(&a.out, jielong_vectors::pca::svg(&points, &words, &title).as_bytes())?;
-    say!("wrote {} ({} words, first two principal components)", a.out.display(), words.len());
+    say!("wrote {} ({} words, {what})", a.out.display(), words.len());
     Ok(())
 }
