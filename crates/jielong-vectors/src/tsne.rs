@@ -149,10 +149,10 @@ pub fn tsne_2d(rows: &[Vec<f32>], cfg: &TsneConfig) -> Result<Vec<(f64, f64)>> {
             grad[2 * i] = 4.0 * gx;
             grad[2 * i + 1] = 4.0 * gy;
         }
-        for k in 0..2 * n {
-            gains[k] = if (grad[k] > 0.0) != (update[k] > 0.0) { gains[k] + 0.2 } else { (gains[k] * 0.8).max(0.01) };
-            update[k] = momentum * update[k] - eta * gains[k] * grad[k];
-            y[k] += update[k];
+        for (((yk, uk), gk), &dk) in y.iter_mut().zip(update.iter_mut()).zip(gains.iter_mut()).zip(&grad) {
+            *gk = if (dk > 0.0) != (*uk > 0.0) { *gk + 0.2 } else { (*gk * 0.8).max(0.01) };
+            *uk = momentum * *uk - eta * *gk * dk;
+            *yk += *uk;
         }
         // Keep the map centred (the objective does not care where it sits).
         for c in 0..2 {
@@ -202,13 +202,13 @@ mod tests {
         let cfg = TsneConfig { perplexity: 8.0, iterations: 500, seed: 3 };
         let y = tsne_2d(&rows, &cfg).unwrap();
         let dist = |a: (f64, f64), b: (f64, f64)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-        for i in 0..y.len() {
+        for (i, (&yi, &li)) in y.iter().zip(&label).enumerate() {
             let mean_to = |c: usize| {
-                let d: Vec<f64> = (0..y.len()).filter(|&j| j != i && label[j] == c).map(|j| dist(y[i], y[j])).collect();
+                let d: Vec<f64> = (0..y.len()).filter(|&j| j != i && label[j] == c).map(|j| dist(yi, y[j])).collect();
                 d.iter().sum::<f64>() / d.len() as f64
             };
-            let own = mean_to(label[i]);
-            for c in (0..3).filter(|&c| c != label[i]) {
+            let own = mean_to(li);
+            for c in (0..3).filter(|&c| c != li) {
                 assert!(own < mean_to(c), "point {i} is closer to cluster {c} ({}) than to its own ({own})", mean_to(c));
             }
         }
