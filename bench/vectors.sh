@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Word vectors, jielong vs gensim 4.4.0, side by side on the same words and threads.
 #
-#   bench/vectors.sh [SEEDS] [THREADS]      (default: "1 2 3", 2)
+#   bench/vectors.sh [SEEDS] [THREADS] [CORPUS]      (default: "1 2 3", 2, data/shakespeare)
+#
+# CORPUS: files or a folder of text; the Wikipedia excerpt is made by bench/wiki_text.py
+# (target/bench-wiki/wiki.txt). Outputs go to target/bench-vectors (Shakespeare) or
+# target/bench-vectors-<name of CORPUS>.
 #
 # Needs: `cargo build --release`, scripts/fetch-data, and gensim in .venv-bench
 # (python3 -m venv .venv-bench && .venv-bench/bin/pip install gensim==4.4.0).
@@ -13,15 +17,17 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SEEDS="${1:-1 2 3}"
 THREADS="${2:-2}"
+CORPUS="${3:-data/shakespeare}"
 PY=.venv-bench/bin/python
 J=target/release/jielong
 OUT=target/bench-vectors
+[[ $CORPUS == data/shakespeare ]] || OUT="target/bench-vectors-$(basename "${CORPUS%.*}")"
 mkdir -p "$OUT"
 COMMON=(--dim 100 --window 5 --min-count 5 --negative 5 --sample 1e-3 --epochs 5 --threads "$THREADS")
 
 # The words both tools read.
 "$J" vectors train --method skipgram --lowercase --epochs 1 --dim 10 --threads "$THREADS" \
-    --save-corpus "$OUT/corpus.txt" --out "$OUT/warmup" data/shakespeare >/dev/null
+    --save-corpus "$OUT/corpus.txt" --out "$OUT/warmup" "$CORPUS" >/dev/null
 echo "corpus: $(wc -w <"$OUT/corpus.txt") words, $(wc -l <"$OUT/corpus.txt") lines" >&2
 
 for seed in $SEEDS; do

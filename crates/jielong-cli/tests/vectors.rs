@@ -56,6 +56,11 @@ fn vectors_train_query_eval_plot() {
     let svg = std::fs::read_to_string(dir.join("map.svg")).unwrap();
     assert!(svg.contains(">模型</text>") && svg.contains(">words</text>"));
     assert_ok(&jielong(&["vectors", "plot", "--vectors", "sg", "--top", "10", "--out", "top.svg"], dir));
+    let o = jielong(&["vectors", "plot", "--vectors", "sg", "--top", "12", "--method", "tsne", "--iterations", "300", "--out", "tsne.svg"], dir);
+    assert_ok(&o);
+    let svg = std::fs::read_to_string(dir.join("tsne.svg")).unwrap();
+    assert!(svg.contains("t-SNE of 12 words") && svg.matches("<text").count() >= 12, "{svg}");
+    assert_user_error(&jielong(&["vectors", "plot", "--vectors", "sg", "--top", "12", "--method", "tsne", "--perplexity", "20", "--out", "t.svg"], dir), "--perplexity 20 is not below");
 
     // CBOW with hierarchical softmax, GloVe, fastText (an unseen word gets n-gram neighbours).
     assert_ok(&jielong(&["vectors", "train", "--method", "cbow", "--hs", "--dim", "8", "--min-count", "1", "--epochs", "1", "--out", "cb", s(&corpus)], dir));
@@ -91,6 +96,10 @@ fn vectors_bad_input_gives_one_line_and_status_2() {
     assert_user_error(&train(&["--window", "0"], c), "--window 0");
     assert_user_error(&train(&["--method", "glove", "--window", "0"], c), "--window 0");
     assert_user_error(&train(&[], "nowhere.txt"), "no such file");
+    // Flags are checked before the corpus is read: a bad flag wins over a missing file.
+    assert_user_error(&train(&["--dim", "0"], "nowhere.txt"), "--dim 0");
+    assert_user_error(&train(&["--method", "fasttext", "--hs"], "nowhere.txt"), "drop --hs");
+    assert_user_error(&train(&["--method", "glove", "--x-max", "0"], "nowhere.txt"), "--x-max 0");
     assert!(!dir.join("out").exists(), "no output after a failed run");
 
     assert_ok(&train(&["--min-count", "1"], c));
@@ -108,4 +117,35 @@ fn vectors_bad_input_gives_one_line_and_status_2() {
     assert_user_error(&jielong(&["vectors", "neighbors", "--vectors", "nothing-here", "x"], dir), "no such vectors file");
     assert_user_error(&jielong(&["vectors", "eval", "--vectors", "out", "--analogies", "missing.txt"], dir), "run scripts/fetch-data");
     assert_user_error(&jielong(&["vectors", "plot", "--vectors", "out", "--out", "m.svg"], dir), "--words a,b,c or --top N");
+}
+
+#[test]
+fn vectors_initialise_a_gpt_through_train_init_embeddings() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let corpus = write_corpus(p);
+    let c = s(&corpus);
+    assert_ok(&jielong(&["tokenizer", "train", "--kind", "word", "--vocab-size", "400", "--out", "tok", c], p));
+    assert_ok(&jielong(&["data", "prepare", "--tokenizer", "tok", "--out", "shards", c], p));
+    assert_ok(&jielong(&["vectors", "train", "--dim", "32", "--min-count", "1", "--epochs", "1", "--out", "v32", c], p));
+    assert_ok(&jielong(&["vectors", "train", "--dim", "16", "--min-count", "1", "--epochs", "1", "--out", "v16", c], p));
+    let cfg = repo_root().join("configs/gpt-tiny.toml");
+    let small = ["--set", "data.dir=shards", "--set", "model.n_layer=1", "--set", "model.n_embd=32", "--set", "model.max_seq_len=16", "--set", "train.max_steps=2", "--set", "train.batch_size=2"];
+    let train = |out: &str, vectors: &str| {
+        let mut args = vec!["train", "--config", cfg.to_str().unwrap(), "--out", out, "--init-embeddings", vectors];
+        args.extend(small);
+        jielong(&args, p)
+    };
+    let o = train("run", "v32");
+    assert_ok(&o);
+    assert!(text(&o).contains("embeddings: ") && text(&o).contains(" tokens start from the vectors in v32"), "{}", text(&o));
+    assert_user_error(&train("bad", "v16"), "--dim 32");
+    assert!(!p.join("bad").exists(), "a refused run leaves no folder");
+    // A subword tokenizer has no words to look up.
+    assert_ok(&jielong(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", "--out", "bpe", c], p));
+    assert_ok(&jielong(&["data", "prepare", "--tokenizer", "bpe", "--out", "shards-bpe", c], p));
+    let mut args = vec!["train", "--config", cfg.to_str().unwrap(), "--out", "bpe-run", "--init-embeddings", "v32"];
+    args.extend(small);
+    args.extend(["--set", "data.dir=shards-bpe"]);
+    assert_user_error(&jielong(&args, p), "--kind word");
 }

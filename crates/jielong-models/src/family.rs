@@ -42,6 +42,11 @@ pub trait FamilyConfig: std::fmt::Debug + Send + Sync + Any {
     /// Build the model, creating (or fetching) its parameters through `vb`.
     fn build(&self, vb: VarBuilder) -> Result<Box<dyn Model>, Error>;
     fn as_any(&self) -> &dyn Any;
+    /// The token embedding table: its parameter name and row width (n_embd), for
+    /// `jielong train --init-embeddings`. `None`: the family has none to initialise.
+    fn token_embedding(&self) -> Option<(&'static str, usize)> {
+        None
+    }
 }
 
 /// One registry entry.

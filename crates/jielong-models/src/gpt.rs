@@ -179,6 +179,9 @@ impl FamilyConfig for GptConfig {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+    fn token_embedding(&self) -> Option<(&'static str, usize)> {
+        Some(("transformer.wte.weight", self.n_embd))
+    }
 }
 
 impl GptConfig {

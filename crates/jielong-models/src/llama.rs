@@ -308,6 +308,9 @@ impl FamilyConfig for LlamaConfig {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+    fn token_embedding(&self) -> Option<(&'static str, usize)> {
+        Some(("model.embed_tokens.weight", self.n_embd))
+    }
 }
 
 struct Layer {

@@ -6,6 +6,8 @@
 //! - `bpe`: NFC → GPT-2 byte-level split → BPE over bytes (never an unknown token).
 //! - `wordpiece`: BERT normalizer (keeps case, isolates CJK characters) → BERT split → WordPiece.
 //! - `unigram`: NFC → metaspace (`▁` marks a word start) → SentencePiece-style Unigram.
+//! - `word`: jielong's word segmentation (UAX #29, jieba for Chinese) → one token per word or
+//!   whitespace run (see `word.rs`).
 
 use jielong_core::{sha256_hex, Error, Result};
 use std::path::Path;
@@ -35,6 +37,7 @@ pub enum TokenizerKind {
     Bpe,
     Wordpiece,
     Unigram,
+    Word,
 }
 
 impl std::str::FromStr for TokenizerKind {
@@ -45,7 +48,8 @@ impl std::str::FromStr for TokenizerKind {
             "bpe" => Ok(Self::Bpe),
             "wordpiece" => Ok(Self::Wordpiece),
             "unigram" => Ok(Self::Unigram),
-            _ => Err(Error::input(format!("unknown tokenizer kind `{s}`: use char, bpe, wordpiece or unigram"))),
+            "word" => Ok(Self::Word),
+            _ => Err(Error::input(format!("unknown tokenizer kind `{s}`: use char, bpe, wordpiece, unigram or word"))),
         }
     }
 }
@@ -55,9 +59,11 @@ pub struct Tokenizer {
     hash: String,
     eot_id: Option<u32>,
     byte_level: bool,
+    /// The `word` kind: text is segmented by jielong before the HF pipeline sees it.
+    word_level: bool,
 }
 
-fn tk_err(what: &str, e: tokenizers::Error) -> Error {
+pub(crate) fn tk_err(what: &str, e: tokenizers::Error) -> Error {
     Error::Other(format!("{what}: {e}"))
 }
 
@@ -73,7 +79,8 @@ impl Tokenizer {
         let hash = sha256_hex(json.as_bytes());
         let eot_id = inner.token_to_id(EOT);
         let byte_level = json.contains("\"type\":\"ByteLevel\"");
-        Ok(Self { inner, hash, eot_id, byte_level })
+        let word_level = crate::word::is_word_kind(&inner);
+        Ok(Self { inner, hash, eot_id, byte_level, word_level })
     }
 
     /// Train a tokenizer of `kind` with at most `vocab_size` entries on `texts`.
@@ -113,6 +120,9 @@ impl Tokenizer {
             )));
         };
         let texts = leading_blank.into_iter().chain(std::iter::once(first_text)).chain(texts);
+        if kind == TokenizerKind::Word {
+            return Self::wrap(crate::word::train(vocab_size, texts)?);
+        }
         let (mut tk, mut trainer): (tokenizers::Tokenizer, TrainerWrapper) = match kind {
             TokenizerKind::Char => {
                 let model = WordLevel::builder()
@@ -165,6 +175,7 @@ impl Tokenizer {
                     .build();
                 (tk, trainer.into())
             }
+            TokenizerKind::Word => unreachable!("trained above"),
             TokenizerKind::Unigram => {
                 let mut tk = tokenizers::Tokenizer::new(Unigram::default());
                 tk.with_normalizer(Some(NFC));
@@ -273,12 +284,22 @@ impl Tokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        if self.word_level {
+            let enc = self.inner.encode_fast(crate::word::pieces(text), false).map_err(|e| tk_err("encoding", e))?;
+            return Ok(enc.get_ids().to_vec());
+        }
         let enc = self.inner.encode_fast(text, false).map_err(|e| tk_err("encoding", e))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Encode many texts in parallel.
     pub fn encode_batch(&self, texts: Vec<&str>) -> Result<Vec<Vec<u32>>> {
+        if self.word_level {
+            use tokenizers::parallelism::MaybeParallelIterator;
+            let pieces: Vec<Vec<&str>> = texts.into_maybe_par_iter().map(crate::word::pieces).collect();
+            let encs = self.inner.encode_batch_fast(pieces, false).map_err(|e| tk_err("encoding", e))?;
+            return Ok(encs.into_iter().map(|e| e.get_ids().to_vec()).collect());
+        }
         let encs = self.inner.encode_batch_fast(texts, false).map_err(|e| tk_err("encoding", e))?;
         Ok(encs.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
@@ -310,6 +331,17 @@ impl Tokenizer {
 
     pub fn is_byte_level(&self) -> bool {
         self.byte_level
+    }
+
+    /// Whether this is a `word` tokenizer (one token per jielong word or whitespace run).
+    pub fn is_word_level(&self) -> bool {
+        self.word_level
+    }
+
+    /// Whether every token is a whole piece of text looked up in a table (a word-level model:
+    /// the `word` and `char` kinds), rather than a subword.
+    pub fn has_word_level_model(&self) -> bool {
+        matches!(self.inner.get_model(), tokenizers::models::ModelWrapper::WordLevel(_))
     }
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {

@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// replaces `[model]`, the optimizer starts afresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Start the token embedding table from these word vectors (a `jielong vectors train`
+    /// folder or a vectors file) when the tokenizer is word-level; see `init_embeddings.rs`.
+    /// Only a fresh run reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_embeddings: Option<PathBuf>,
     /// How training windows are drawn: `random` (independent windows, each from a fresh
     /// state) or `sequential` (recurrent families: the split cut into batch_size streams read
     /// in order, the hidden state carried from batch to batch and detached: truncated
@@ -104,6 +109,7 @@ impl Default for TrainConfig {
             data_parallel: 1,
             objective: Objective::CausalLm,
             init_from: None,
+            init_embeddings: None,
             batching: Batching::Random,
         }
     }

@@ -26,6 +26,8 @@ pub enum Event {
     Step { step: u64, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
     Eval { step: u64, val_loss: f64 },
     Checkpoint { step: u64, path: std::path::PathBuf },
+    /// `train.init_embeddings` copied word vectors into the embedding table (fresh runs only).
+    EmbeddingsInitialized(crate::EmbeddingInit),
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +64,9 @@ pub fn train(
     let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
     let val_data = TokenDataset::open(&cfg.data.dir, "val")?;
     let meta = train_data.meta.clone();
+    if cfg.train.init_from.is_some() && cfg.train.init_embeddings.is_some() && !resume {
+        return Err(Error::input("train.init_from and train.init_embeddings (--init-embeddings) cannot both be set: a checkpoint already has its embeddings"));
+    }
     // A run that starts from another checkpoint's weights takes its model config too.
     let init = match (&cfg.train.init_from, resume) {
         (Some(path), false) => {
@@ -148,6 +153,12 @@ pub fn train(
                 "{} already holds checkpoints: continue it with --resume {0}, or pick another --out",
                 run_dir.display()
             )));
+        }
+        // Before the run folder is made: a bad vectors folder leaves nothing behind.
+        if let Some(dir) = &cfg.train.init_embeddings {
+            let tokenizer = jielong_tokenizer::Tokenizer::load(&cfg.data.dir.join("tokenizer.json"))?;
+            let done = crate::init_embeddings(&runner.params, &cfg.model, &tokenizer, dir)?;
+            on_event(Event::EmbeddingsInitialized(done));
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let _ = std::fs::remove_file(&metrics_path);

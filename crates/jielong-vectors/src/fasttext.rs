@@ -118,26 +118,49 @@ pub struct FastTextTrained {
     pub words: u64,
 }
 
+impl FastTextConfig {
+    /// One-line errors for values that cannot train (the word2vec checks, then fastText's own).
+    pub fn validate(&self) -> Result<()> {
+        self.base.validate()?;
+        if !matches!(self.base.loss, Loss::Negative(_)) {
+            return Err(Error::input("fasttext trains with negative sampling only here: drop --hs"));
+        }
+        if self.maxn > 0 && (self.minn == 0 || self.minn > self.maxn) {
+            return Err(Error::input(format!("--minn {} --maxn {}: need 1 <= minn <= maxn (fastText uses 3 and 6)", self.minn, self.maxn)));
+        }
+        Ok(())
+    }
+}
+
 pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Progress)) -> Result<FastTextTrained> {
     let base = &cfg.base;
-    base.validate()?;
-    let Loss::Negative(negative) = base.loss else {
-        return Err(Error::input("fasttext trains with negative sampling only here: drop --hs"));
-    };
-    if cfg.maxn > 0 && (cfg.minn == 0 || cfg.minn > cfg.maxn) {
-        return Err(Error::input(format!("--minn {} --maxn {}: need 1 <= minn <= maxn (fastText uses 3 and 6)", cfg.minn, cfg.maxn)));
-    }
+    cfg.validate()?;
+    let Loss::Negative(negative) = base.loss else { unreachable!("validate refuses --hs") };
     let v = corpus.vocab.len();
     let dim = base.dim;
-    // Rows of each word's bag: itself, then its n-gram buckets (offset by V).
+    // Rows of each word's bag: itself, then its n-gram buckets. Only the buckets some vocabulary
+    // word uses are ever read or written while training, so they get consecutive rows after
+    // the V word rows (in order of first use) instead of the table holding all `bucket` rows:
+    // the same model (the hash and the bucket count are unchanged), but a table of V + the used
+    // buckets (about 60,000 on Shakespeare) that stays in cache, rather than V + 2,000,000 rows
+    // (800 MB at dim 100) touched at random.
     let mut bag_starts = vec![0usize];
     let mut bags: Vec<u32> = Vec::new();
+    let mut row_of_bucket: HashMap<u32, u32> = HashMap::new();
+    let mut used_buckets: Vec<u32> = Vec::new();
     for (i, w) in corpus.vocab.words.iter().enumerate() {
         bags.push(i as u32);
-        bags.extend(ngram_buckets(w, cfg.minn, cfg.maxn, cfg.bucket).into_iter().map(|b| v as u32 + b));
+        for b in ngram_buckets(w, cfg.minn, cfg.maxn, cfg.bucket) {
+            let next = (v + used_buckets.len()) as u32;
+            let r = *row_of_bucket.entry(b).or_insert_with(|| {
+                used_buckets.push(b);
+                next
+            });
+            bags.push(r);
+        }
         bag_starts.push(bags.len());
     }
-    let rows = v + cfg.bucket;
+    let rows = v + used_buckets.len();
     let mut rng = jielong_core::Rng::derive(base.seed, &[3]);
     let init: Vec<f32> = (0..rows * dim).map(|_| (rng.next_f32() * 2.0 - 1.0) / dim as f32).collect();
     let input = SharedMatrix::new(init, rows, dim);
@@ -166,7 +189,7 @@ pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Pro
                     if c == pos {
                         continue;
                     }
-                    // SAFETY (all blocks): bag rows < V + bucket = input.rows, targets < V =
+                    // SAFETY (all blocks): bag rows < V + used buckets = input.rows, targets < V =
                     // output.rows, scratch has dim floats; races are Hogwild's.
                     s.h.fill(0.0);
                     for &r in bag {
@@ -202,7 +225,7 @@ pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Pro
         for &r in bag {
             acc.iter_mut().zip(&inp[r as usize * dim..(r as usize + 1) * dim]).for_each(|(a, x)| *a += x);
             if r as usize >= v {
-                let b = r - v as u32;
+                let b = used_buckets[r as usize - v];
                 ngram_index.entry(b).or_insert_with(|| {
                     ngram_words.push(b.to_string());
                     ngram_data.extend_from_slice(&inp[r as usize * dim..(r as usize + 1) * dim]);

@@ -10,8 +10,8 @@
 //! over a [`vocab::Vocab`]; [`sampling`] (subsampling, the negative table) and [`huffman`] are
 //! the word2vec machinery; [`kernels`] holds the per-pair SGD updates that [`word2vec`],
 //! [`fasttext`] share through the racy [`hogwild::SharedMatrix`]; [`glove`] is its own trainer;
-//! [`embeddings`] and [`formats`] hold and write the result; [`eval`] measures it, [`pca`]
-//! draws it.
+//! [`embeddings`] and [`formats`] hold and write the result; [`eval`] measures it, [`pca`] and
+//! [`tsne`] draw it.
 
 pub mod corpus;
 pub mod embeddings;
@@ -26,6 +26,7 @@ pub mod pca;
 pub mod sampling;
 pub mod schedule;
 pub mod sigmoid;
+pub mod tsne;
 pub mod vocab;
 pub mod word2vec;
 

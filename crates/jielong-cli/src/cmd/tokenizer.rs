@@ -20,7 +20,8 @@ pub enum Command {
 
 #[derive(ClapArgs)]
 pub struct TrainArgs {
-    /// char, bpe (byte-level, GPT-2 style), wordpiece (BERT style) or unigram (SentencePiece style).
+    /// char, bpe (byte-level, GPT-2 style), wordpiece (BERT style), unigram (SentencePiece style)
+    /// or word (one token per word as `jielong vectors` cuts them: jieba for Chinese).
     #[arg(long, default_value = "bpe")]
     pub kind: String,
     #[arg(long, default_value_t = 4096)]

@@ -29,6 +29,11 @@ pub struct Args {
     /// folder, or what `jielong import` wrote): the config's `train.init_from`.
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
+    /// Start the token embedding table from word vectors (a `jielong vectors train` folder or a
+    /// vectors file; their --dim must equal model.n_embd) when the data's tokenizer is
+    /// word-level (`jielong tokenizer train --kind word`): the config's `train.init_embeddings`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "init_from"])]
+    pub init_embeddings: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -45,6 +50,9 @@ pub fn run(a: Args) -> Result<()> {
             let mut cfg = RunConfig::load(config, &a.sets)?;
             if let Some(init) = &a.init_from {
                 cfg.train.init_from = Some(init.clone());
+            }
+            if let Some(vectors) = &a.init_embeddings {
+                cfg.train.init_embeddings = Some(vectors.clone());
             }
             let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
             (a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem)), cfg, false)
@@ -88,6 +96,14 @@ pub fn run_with_progress(run_dir: &Path, cfg: RunConfig, resume: bool) -> Result
         }
         Event::Eval { val_loss, .. } => val = format!(" (val {val_loss:.3})"),
         Event::Checkpoint { .. } => {}
+        Event::EmbeddingsInitialized(d) => println!(
+            "embeddings: {} of {} tokens start from the vectors in {} ({} through their lowercase form; scaled by {:.4}); the rest keep their random init",
+            d.covered,
+            d.rows,
+            d.source.display(),
+            d.lowercased,
+            d.scale
+        ),
     })?;
     if let Some(b) = bar {
         b.finish();

@@ -178,8 +178,26 @@ pub struct PlotArgs {
     /// Draw the N most frequent words.
     #[arg(long)]
     pub top: Option<usize>,
+    /// pca (the two directions of largest variance) or tsne (keeps each word's neighbours near).
+    #[arg(long, value_enum, default_value = "pca")]
+    pub method: PlotMethod,
+    /// t-SNE: effective neighbours per word (default 30, or (words − 1) / 3 when fewer words).
+    #[arg(long)]
+    pub perplexity: Option<f64>,
+    /// t-SNE: gradient steps.
+    #[arg(long, default_value_t = 1000)]
+    pub iterations: usize,
+    /// t-SNE: seed of the starting map.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlotMethod {
+    Pca,
+    Tsne,
 }
 
 pub fn run(c: Command) -> Result<()> {
@@ -215,13 +233,6 @@ fn train(a: TrainArgs) -> Result<()> {
     if threads == 0 {
         return Err(Error::input("--threads 0: use at least one thread").into());
     }
-    let (docs, report) = jielong_text::read_corpus(&a.inputs)?;
-    let opts = CorpusOptions { units: a.units, lowercase: a.lowercase, min_count: a.min_count };
-    let corpus = Corpus::build(docs.iter().map(|d| d.text.as_str()), &opts)?;
-    drop(docs);
-    if let Some(p) = &a.save_corpus {
-        jielong_core::fs::write_atomic(p, corpus.to_lines().as_bytes())?;
-    }
     let epochs = a.epochs.unwrap_or(if a.method == Method::Glove { 25 } else { 5 });
     let base = Word2VecConfig {
         arch: if a.method == Method::Cbow { Arch::Cbow } else { Arch::SkipGram },
@@ -237,6 +248,30 @@ fn train(a: TrainArgs) -> Result<()> {
         ns_exponent: 0.75,
         exact_sigmoid: a.exact_sigmoid,
     };
+    let glove_cfg = GloveConfig {
+        dim: a.dim,
+        window: a.window,
+        x_max: a.x_max,
+        alpha: a.glove_alpha,
+        eta: a.alpha.unwrap_or(0.05) as f64,
+        epochs,
+        threads,
+        seed: a.seed,
+    };
+    let fasttext_cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket };
+    // The flags first (cheap), so a bad one errors before the corpus is read.
+    match a.method {
+        Method::Skipgram | Method::Cbow => base.validate()?,
+        Method::Glove => glove_cfg.validate()?,
+        Method::Fasttext => fasttext_cfg.validate()?,
+    }
+    let (docs, report) = jielong_text::read_corpus(&a.inputs)?;
+    let opts = CorpusOptions { units: a.units, lowercase: a.lowercase, min_count: a.min_count };
+    let corpus = Corpus::build(docs.iter().map(|d| d.text.as_str()), &opts)?;
+    drop(docs);
+    if let Some(p) = &a.save_corpus {
+        jielong_core::fs::write_atomic(p, corpus.to_lines().as_bytes())?;
+    }
     let (bar, mut update) = progress_bar();
     let dir = jielong_core::fs::AtomicDir::new(&a.out)?;
     let mut files = vec![Format::Word2VecBinary, Format::Word2VecText];
@@ -246,16 +281,7 @@ fn train(a: TrainArgs) -> Result<()> {
             (t.embeddings, t.seconds, serde_json::to_value(&base)?)
         }
         Method::Glove => {
-            let cfg = GloveConfig {
-                dim: a.dim,
-                window: a.window,
-                x_max: a.x_max,
-                alpha: a.glove_alpha,
-                eta: a.alpha.unwrap_or(0.05) as f64,
-                epochs,
-                threads,
-                seed: a.seed,
-            };
+            let cfg = glove_cfg;
             let t = glove::train(&corpus, &cfg, &mut update)?;
             files.push(Format::GloveText);
             let mut h = serde_json::to_value(&cfg)?;
@@ -264,7 +290,7 @@ fn train(a: TrainArgs) -> Result<()> {
             (t.embeddings, t.seconds, h)
         }
         Method::Fasttext => {
-            let cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket };
+            let cfg = fasttext_cfg;
             let t = fasttext::train(&corpus, &cfg, &mut update)?;
             files.push(Format::FastTextVec);
             formats::write(&dir.path().join("ngrams.bin"), &t.model.ngram_rows, Format::Word2VecBinary)?;
@@ -447,9 +473,26 @@ fn plot(a: PlotArgs) -> Result<()> {
     for w in &words {
         rows.push(emb.row(ix.lookup(w)?).to_vec());
     }
-    let points = jielong_vectors::pca::project_2d(&rows);
-    let title = format!("PCA of {} words from {}", words.len(), a.vectors.display());
+    let (points, title, what) = match a.method {
+        PlotMethod::Pca => {
+            (jielong_vectors::pca::project_2d(&rows), format!("PCA of {} words from {}", words.len(), a.vectors.display()), "first two principal components".to_string())
+        }
+        PlotMethod::Tsne => {
+            // Unit rows: distances then follow cosine similarity, as neighbors does.
+            for r in &mut rows {
+                let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    r.iter_mut().for_each(|x| *x /= norm);
+                }
+            }
+            let perplexity = a.perplexity.unwrap_or_else(|| 30f64.min((words.len() as f64 - 1.0) / 3.0).max(1.0));
+            let cfg = jielong_vectors::tsne::TsneConfig { perplexity, iterations: a.iterations, seed: a.seed };
+            let points = jielong_vectors::tsne::tsne_2d(&rows, &cfg)?;
+            let title = format!("t-SNE of {} words from {} (perplexity {perplexity:.3}, {} iterations)", words.len(), a.vectors.display(), a.iterations);
+            (points, title, format!("t-SNE, perplexity {perplexity:.3}, seed {}", a.seed))
+        }
+    };
     jielong_core::fs::write_atomic(&a.out, jielong_vectors::pca::svg(&points, &words, &title).as_bytes())?;
-    say!("wrote {} ({} words, first two principal components)", a.out.display(), words.len());
+    say!("wrote {} ({} words, {what})", a.out.display(), words.len());
     Ok(())
 }
