@@ -43,6 +43,10 @@ pub struct RunOptions {
     pub strict: bool,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Stop with an error after this many shards were written, as a killed run would: lets
+    /// the tests check that `--resume` continues without duplicating anything.
+    #[doc(hidden)]
+    pub fail_after_shards: Option<usize>,
 }
 
 /// What identifies a run: the pipeline and the inputs (path and size).
@@ -108,6 +112,8 @@ struct Ctx<'a> {
     work: PathBuf,
     passes: Vec<Pass>,
     plans: Vec<Option<Plan>>,
+    done: std::sync::atomic::AtomicUsize,
+    fail_after: Option<usize>,
 }
 
 impl Ctx<'_> {
@@ -244,7 +250,12 @@ impl Ctx<'_> {
         if pass.post.is_some() {
             write_records(&self.sig_path(p, k), &sigs)?;
         }
-        jielong_core::fs::write_json_atomic(&self.stats_path(p, k), &stats)
+        jielong_core::fs::write_json_atomic(&self.stats_path(p, k), &stats)?;
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.fail_after.is_some_and(|n| done >= n) {
+            return Err(Error::input(format!("interrupted after {done} shards (fail_after_shards)")));
+        }
+        Ok(())
     }
 }
 
@@ -312,7 +323,7 @@ pub fn run(pipeline: &Pipeline, inputs: &[PathBuf], opts: &RunOptions) -> Result
     }
     let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::input(format!("thread pool: {e}")))?;
-    let mut ctx = Ctx { pipeline, out: &opts.out, work: opts.out.join("work"), passes: passes(&pipeline.stages), plans: Vec::new() };
+    let mut ctx = Ctx { pipeline, out: &opts.out, work: opts.out.join("work"), passes: passes(&pipeline.stages), plans: Vec::new(), done: Default::default(), fail_after: opts.fail_after_shards };
     ctx.plans = (0..pipeline.stages.len()).map(|_| None).collect();
     for p in 0..ctx.passes.len() {
         std::fs::create_dir_all(ctx.pass_dir(p).join("sigs")).at(&ctx.work)?;

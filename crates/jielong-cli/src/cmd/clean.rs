@@ -50,7 +50,7 @@ pub fn clean(a: CleanArgs) -> Result<()> {
         }
         None => Pipeline::default_pipeline(&a.set)?,
     };
-    let report = jielong_pipeline::run(&pipeline, &a.inputs, &RunOptions { out: out.clone(), threads: a.threads, resume: a.resume, strict: a.strict, progress: true })?;
+    let report = jielong_pipeline::run(&pipeline, &a.inputs, &RunOptions { out: out.clone(), threads: a.threads, resume: a.resume, strict: a.strict, progress: true, fail_after_shards: None })?;
     println!(
         "{} documents → {} kept ({:.1}%), {:.1} MB → {:.1} MB, in {:.1} s on {} threads",
         report.docs_in,
