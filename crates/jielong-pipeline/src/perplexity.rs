@@ -82,3 +82,33 @@ impl DocStage for Perplexity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unigram model written by hand: p(river) = 0.25, p(</s>) = 0.5, p(<unk>) = 0.1.
+    const ARPA: &str = "\\data\\\nngram 1=5\n\n\\1-grams:\n-1.0\t<unk>\n-99\t<s>\n-0.30103\t</s>\n-0.60206\triver\n-1.0\tmill\n\n\\end\\\n";
+
+    #[test]
+    fn perplexity_by_hand_and_the_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.arpa"), ARPA).unwrap();
+        let cfg = PerplexityConfig { model: "m.arpa".into(), max_perplexity: 4.0, min_units: 1 };
+        let stage = Perplexity::new(&cfg, dir.path()).unwrap();
+        // "river river" + </s>: log10 p = 2·(−0.60206) − 0.30103 = −1.50515 over 3 units,
+        // perplexity 10^(1.50515 / 3) = 3.1748.
+        let (ppl, n) = stage.score("river river");
+        assert_eq!(n, 3);
+        assert!((ppl - 3.1748).abs() < 1e-3, "{ppl}");
+        let mut c = Counters::default();
+        let mut keep = Doc::new(0, "t", "river river");
+        assert_eq!(stage.apply(&mut keep, &mut c), Verdict::Keep);
+        assert_eq!(keep.perplexity, Some(3.17));
+        // Two unknown words: (−1 − 1 − 0.30103) / 3 → perplexity 5.85 > 4.
+        let mut drop = Doc::new(1, "t", "zzz qqq");
+        assert_eq!(stage.apply(&mut drop, &mut c), Verdict::Drop("perplexity_too_high"));
+        assert!(Perplexity::new(&PerplexityConfig { max_perplexity: 0.5, ..cfg.clone() }, dir.path()).is_err());
+        assert!(Perplexity::new(&PerplexityConfig { model: "missing.arpa".into(), ..cfg }, dir.path()).is_err());
+    }
+}

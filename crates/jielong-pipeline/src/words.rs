@@ -7,9 +7,38 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
-/// Word tokens: words, numbers, single ideographs and punctuation marks.
+/// Word tokens: words, numbers, single ideographs and runs of punctuation (`...`, `-----` and
+/// `?!` are one token each, as NLTK and spaCy keep them).
 pub fn tokens(text: &str) -> Vec<&str> {
-    text.split_word_bounds().filter(|w| !w.chars().all(char::is_whitespace)).collect()
+    let mut out: Vec<&str> = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    for (start, piece) in text.split_word_bound_indices() {
+        let end = start + piece.len();
+        if piece.chars().all(char::is_whitespace) {
+            if let Some((s, e)) = run.take() {
+                out.push(&text[s..e]);
+            }
+            continue;
+        }
+        let punct = piece.chars().all(|c| !c.is_alphanumeric());
+        match (&mut run, punct) {
+            (Some((_, e)), true) if *e == start => *e = end,
+            _ => {
+                if let Some((s, e)) = run.take() {
+                    out.push(&text[s..e]);
+                }
+                if punct {
+                    run = Some((start, end));
+                } else {
+                    out.push(piece);
+                }
+            }
+        }
+    }
+    if let Some((s, e)) = run {
+        out.push(&text[s..e]);
+    }
+    out
 }
 
 /// Whether a token is made of punctuation and symbols only (the "symbol words" the Gopher
@@ -55,7 +84,8 @@ mod tests {
 
     #[test]
     fn tokens_split_words_punctuation_and_han_characters() {
-        assert_eq!(tokens("Hello, world... 你好吗?"), vec!["Hello", ",", "world", ".", ".", ".", "你", "好", "吗", "?"]);
+        assert_eq!(tokens("Hello, world... 你好吗?!"), vec!["Hello", ",", "world", "...", "你", "好", "吗", "?!"]);
+        assert_eq!(tokens("a -- b"), vec!["a", "--", "b"]);
         assert!(is_symbol("...") && is_symbol("#") && !is_symbol("a1") && !is_symbol("好"));
     }
 
