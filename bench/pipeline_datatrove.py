@@ -8,7 +8,9 @@
   reader → MinhashDedupFilter → PIIFormatter → writer
 
 Prints one JSON line: seconds, documents in and kept. Peak memory is measured by the caller
-(/usr/bin/time -v). Usage: pipeline_datatrove.py INPUT.jsonl WORK_DIR WORKERS
+(/usr/bin/time -v). Usage: pipeline_datatrove.py INPUT.jsonl WORK_DIR WORKERS [dedup]
+("dedup": MinHash only, no filters and no PII, as bench/pipeline-dedup.toml; for Chinese text,
+which datatrove's English word tokenizer cannot judge).
 """
 import json, os, shutil, sys, time
 
@@ -22,6 +24,8 @@ from datatrove.pipeline.writers import JsonlWriter
 
 def main():
     inp, work, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    dedup_only = len(sys.argv) > 4 and sys.argv[4] == "dedup"
+    filters = [] if dedup_only else [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=True), FineWebQualityFilter()]
     shutil.rmtree(work, ignore_errors=True)
     cfg = MinhashConfig()  # 5-grams, 14 buckets x 8 hashes, 64-bit
     folder, name = os.path.dirname(os.path.abspath(inp)), os.path.basename(inp)
@@ -30,10 +34,7 @@ def main():
     LocalPipelineExecutor(
         pipeline=[
             JsonlReader(folder, glob_pattern=name, id_key="id"),
-            GopherRepetitionFilter(),
-            GopherQualityFilter(),
-            C4QualityFilter(filter_no_terminal_punct=True),
-            FineWebQualityFilter(),
+            *filters,
             JsonlWriter(f"{work}/filtered"),
             MinhashDedupSignature(output_folder=f"{work}/sigs", config=cfg),
         ],
@@ -51,7 +52,7 @@ def main():
         pipeline=[
             JsonlReader(f"{work}/filtered"),
             MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
-            PIIFormatter(),
+            *([] if dedup_only else [PIIFormatter()]),
             JsonlWriter(f"{work}/output"),
         ],
         tasks=workers, workers=workers, logging_dir=f"{work}/logs/4", skip_completed=False,

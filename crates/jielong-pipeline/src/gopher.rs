@@ -243,7 +243,8 @@ impl GopherRepetition {
         if chars as f64 / total > self.dup_line_char_frac {
             return Some("dup_line_char_frac");
         }
-        let words: Vec<&str> = tokens(text).into_iter().filter(|w| !is_symbol(w)).collect();
+        // Every token, punctuation included, as datatrove n-grams its word tokenizer's output.
+        let words: Vec<&str> = tokens(text);
         for &(n, frac) in &self.top_n_grams {
             if top_ngram_chars(&words, n) as f64 / total > frac {
                 return Some(top_rule(n));
