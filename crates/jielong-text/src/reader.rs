@@ -1,5 +1,6 @@
 //! Reading a corpus: plain text files, folders (recursively: .txt, .md, .text, .jsonl, .json
-//! lines), and JSONL with a `text` field. A file that is not text (NUL bytes, or mostly invalid
+//! lines), and JSONL with a `text` field, each plain or compressed as `.gz` or `.zst` (so the
+//! shards `jielong data clean` writes are read as they are). A file that is not text (NUL bytes, or mostly invalid
 //! UTF-8) is an error naming the file; occasional invalid bytes in a real text are replaced with
 //! U+FFFD and counted in the report.
 
@@ -73,13 +74,37 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
         if path.is_dir() {
             walk(&path, out)?;
-        } else if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            if TEXT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
+        } else if let Some(ext) = inner_extension(&path) {
+            if TEXT_EXTENSIONS.contains(&ext.as_str()) {
                 out.push(path);
             }
         }
     }
     Ok(())
+}
+
+/// The extension that says what a file holds, under a `.gz` or `.zst` compression suffix.
+fn inner_extension(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let stem = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".zst")).unwrap_or(&name);
+    stem.rsplit_once('.').map(|(_, e)| e.to_string())
+}
+
+/// The file's bytes, decompressed when it ends in `.gz` or `.zst`.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let file = std::fs::File::open(path).at(path)?;
+    let mut out = Vec::new();
+    let bad = |e: std::io::Error| Error::format(path, format!("cannot decompress ({e})"));
+    if name.ends_with(".gz") {
+        flate2::read::MultiGzDecoder::new(file).read_to_end(&mut out).map_err(bad)?;
+    } else if name.ends_with(".zst") {
+        zstd::stream::Decoder::new(file).and_then(|mut d| d.read_to_end(&mut out)).map_err(bad)?;
+    } else {
+        std::io::BufReader::new(file).read_to_end(&mut out).at(path)?;
+    }
+    Ok(out)
 }
 
 /// Decode bytes as UTF-8, replacing invalid sequences. Refuses data that is clearly not text.
@@ -120,12 +145,12 @@ pub fn read_corpus(inputs: &[PathBuf]) -> Result<(Vec<Document>, ReadReport)> {
     let mut report = ReadReport::default();
     let mut docs = Vec::new();
     for path in &files {
-        let bytes = std::fs::read(path).at(path)?;
+        let bytes = read_bytes(path)?;
         report.files += 1;
         report.bytes += bytes.len() as u64;
         let (text, replaced) = decode_text(path, &bytes)?;
         report.invalid_utf8_replaced += replaced;
-        let is_jsonl = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+        let is_jsonl = inner_extension(path).is_some_and(|e| e == "jsonl");
         if is_jsonl {
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
@@ -163,6 +188,20 @@ mod tests {
         assert_eq!(texts, ["hello", "一", "two"]);
         assert_eq!(rep.files, 2);
         assert_eq!(rep.jsonl_lines_without_text, 1);
+    }
+
+    #[test]
+    fn reader_reads_zstd_and_gzip_jsonl() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = "{\"text\":\"一\"}\n{\"text\":\"two\"}\n";
+        std::fs::write(dir.path().join("a.jsonl.zst"), zstd::stream::encode_all(lines.as_bytes(), 3).unwrap()).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"three").unwrap();
+        std::fs::write(dir.path().join("b.txt.gz"), gz.finish().unwrap()).unwrap();
+        let (docs, _) = read_corpus(&[dir.path().to_path_buf()]).unwrap();
+        let texts: Vec<_> = docs.iter().map(|d| d.text.as_str()).collect();
+        assert_eq!(texts, ["一", "two", "three"]);
     }
 
     #[test]

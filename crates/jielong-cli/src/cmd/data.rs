@@ -1,4 +1,4 @@
-//! `jielong data prepare`.
+//! `jielong data prepare`, and `jielong data clean` / `inspect` (in `clean.rs`).
 
 use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 pub enum Command {
     /// Clean, deduplicate, split and tokenize text into versioned token shards.
     Prepare(PrepareArgs),
+    /// The pretraining-data pipeline: extraction, language ID, quality rules, dedup, PII.
+    Clean(super::clean::CleanArgs),
+    /// Show random kept and removed documents of a `data clean` run, with the rules that fired.
+    Inspect(super::clean::InspectArgs),
 }
 
 #[derive(ClapArgs)]
@@ -32,6 +36,8 @@ pub struct PrepareArgs {
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
+        Command::Clean(a) => super::clean::clean(a),
+        Command::Inspect(a) => super::clean::inspect(a),
         Command::Prepare(a) => {
             let tk = Tokenizer::load(&a.tokenizer)?;
             if a.shard_tokens == 0 {

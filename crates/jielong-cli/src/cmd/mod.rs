@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod clean;
 pub mod data;
 pub mod eval;
 pub mod export;
