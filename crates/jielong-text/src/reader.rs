@@ -67,9 +67,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .map(|e| e.path())
         .collect();
     entries.sort();
+    // A `jielong data clean` output folder: its kept documents are the top-level
+    // `shard-NNNNN.jsonl.zst` files; `report.md` and the `removed/` documents are not text
+    // to train on.
+    let clean_output = dir.join("run.json").is_file() && dir.join("report.json").is_file();
     for path in entries {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name.starts_with('.') {
+            continue;
+        }
+        if clean_output {
+            if name.starts_with("shard-") && name.ends_with(".jsonl.zst") {
+                out.push(path);
+            }
             continue;
         }
         if path.is_dir() {
@@ -202,6 +212,21 @@ mod tests {
         let (docs, _) = read_corpus(&[dir.path().to_path_buf()]).unwrap();
         let texts: Vec<_> = docs.iter().map(|d| d.text.as_str()).collect();
         assert_eq!(texts, ["一", "two", "three"]);
+    }
+
+    #[test]
+    fn reader_takes_only_the_kept_shards_of_a_clean_output_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = zstd::stream::encode_all("{\"text\":\"kept\"}\n".as_bytes(), 3).unwrap();
+        std::fs::write(dir.path().join("shard-00000.jsonl.zst"), &shard).unwrap();
+        for f in ["run.json", "report.json"] {
+            std::fs::write(dir.path().join(f), "{}").unwrap();
+        }
+        std::fs::write(dir.path().join("report.md"), "# report").unwrap();
+        std::fs::create_dir(dir.path().join("removed")).unwrap();
+        std::fs::write(dir.path().join("removed/pass-0-shard-00000.jsonl.zst"), &shard).unwrap();
+        let (docs, _) = read_corpus(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), ["kept"]);
     }
 
     #[test]
