@@ -241,7 +241,11 @@ pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
                 .find_iter(text)
                 .filter(|m| {
                     let s = m.as_str().split('%').next().unwrap_or("");
-                    s.matches(':').count() >= 2 && s.parse::<std::net::Ipv6Addr>().is_ok() && s != "::"
+                    // Wikitext indentation ("::A tendency") and paths ("std::fs") parse too:
+                    // ask for a digit and two groups, the loopback ::1 aside.
+                    let groups = s.split(':').filter(|g| !g.is_empty()).count();
+                    let plausible = s == "::1" || (groups >= 2 && s.chars().any(|c| c.is_ascii_digit()));
+                    plausible && s.matches(':').count() >= 2 && s.parse::<std::net::Ipv6Addr>().is_ok()
                 })
                 .for_each(|m| push(&mut found, kind, m.start(), m.end())),
             Kind::Ipv4 => IPV4.find_iter(text).filter(|m| ipv4_valid(text, m.start(), m.end())).for_each(|m| push(&mut found, kind, m.start(), m.end())),
@@ -364,6 +368,8 @@ mod tests {
             "Order number 4111111111111112 is not a card.",
             "ID 110105194912310021 fails its checksum.",
             "Route 1.2.3.4.5 in the manual.",
+            "a \"Wall Street Game.\"\n\n::A tendency towards reciprocity",
+            "use std::fs::File and dead::beef here",
         ] {
             assert_eq!(kinds_in(t), vec![], "{t}");
         }
