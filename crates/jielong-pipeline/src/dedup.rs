@@ -90,7 +90,8 @@ impl DedupStage {
         let mut plan = Plan::default();
         match self {
             DedupStage::Exact => {
-                let mut first: HashMap<u64, u64> = HashMap::new();
+                // Sorted by (hash, id): the first of each hash is the one kept.
+                let mut seen: HashSet<u64> = HashSet::new();
                 let mut all = Vec::new();
                 for_each_record(sig_files, |id, v| {
                     if let Some(&h) = v.first() {
@@ -99,10 +100,8 @@ impl DedupStage {
                 })?;
                 all.sort_unstable();
                 for (h, id) in all {
-                    if first.contains_key(&h) {
+                    if !seen.insert(h) {
                         plan.docs.insert(id);
-                    } else {
-                        first.insert(h, id);
                     }
                 }
                 plan.counters.add("duplicates", plan.docs.len() as u64);
