@@ -153,6 +153,22 @@ mod tests {
     }
 
     #[test]
+    fn c4_word_length_and_words_per_line_at_their_thresholds() {
+        // A word of exactly 1000 characters keeps its line; 1001 drops it.
+        let line = |n: usize| format!("{FIVE}\nHere {} is long.", "w".repeat(n));
+        let (out, c) = run(&line(1000));
+        assert!(out.unwrap().ends_with("is long."));
+        assert!(!c.0.contains_key("line-filter-too_long_word"));
+        let (out, c) = run(&line(1001));
+        assert_eq!(out.unwrap(), FIVE);
+        assert_eq!(c.0["line-filter-too_long_word"], 1);
+        // Three words are enough for a line, two are not.
+        let (out, c) = run(&format!("{FIVE}\nThree words here."));
+        assert!(out.unwrap().ends_with("Three words here."));
+        assert!(!c.0.contains_key("line-filter-too_few_words"));
+    }
+
+    #[test]
     fn c4_whole_document_rules() {
         assert_eq!(run(&format!("{FIVE}\nLorem ipsum dolor sit amet.")).0, Err("lorem_ipsum"));
         assert_eq!(run(&format!("{FIVE}\nfunction f() {{ return 1; }}.")).0, Err("curly_bracket"));

@@ -101,6 +101,33 @@ mod tests {
     }
 
     #[test]
+    fn fineweb_short_lines_at_the_threshold() {
+        // Lines of exactly 30 characters count as short, 31 do not. Two short lines of three
+        // (0.667) stay under 0.67; three of four (0.75) do not.
+        let short: Vec<String> = (0..3).map(|i| format!("Short line number {i} is here...")).collect();
+        let long31: Vec<String> = (0..3).map(|i| format!("Short line number {i} is here....")).collect();
+        assert!(short.iter().all(|l| l.chars().count() == 30) && long31.iter().all(|l| l.chars().count() == 31));
+        assert_eq!(check(&format!("{}\n{}\n{LONG}", short[0], short[1])), None);
+        assert_eq!(check(&format!("{}\n{LONG}", short.join("\n"))), Some("short_line_ratio"));
+        assert_eq!(check(&format!("{}\n{LONG}", long31.join("\n"))), None);
+    }
+
+    #[test]
+    fn fineweb_duplicated_characters_at_the_threshold() {
+        // n distinct 40-character lines and "Yes." twice: 4 duplicated characters of 40n + 8.
+        // n = 10: 4/408 < 0.01, kept; n = 9: 4/368 ≥ 0.01, removed.
+        let lines = |n: usize| {
+            let mut v: Vec<String> = (0..n).map(|i| format!("Line {i:03} is one sentence of forty chars.")).collect();
+            assert!(v.iter().all(|l| l.chars().count() == 40));
+            v.push("Yes.".into());
+            v.push("Yes.".into());
+            v.join("\n")
+        };
+        assert_eq!(check(&lines(10)), None);
+        assert_eq!(check(&lines(9)), Some("char_dup_ratio"));
+    }
+
+    #[test]
     fn fineweb_short_lines_duplicates_and_lists() {
         let short = "Short line.\nAnother one.\nTiny.\n".to_string() + LONG;
         assert_eq!(check(&short), Some("short_line_ratio"));

@@ -399,6 +399,73 @@ mod tests {
         assert_eq!(r.check(&Doc::new(0, "t", many.join("\n"))), Some("dup_line_frac"));
     }
 
+    /// Only the rule under test switched on: every other fraction at 1, no n-gram rules.
+    fn only(set: impl FnOnce(&mut GopherRepetition)) -> GopherRepetition {
+        let mut r = GopherRepetition { dup_line_frac: 1.0, dup_para_frac: 1.0, dup_line_char_frac: 1.0, dup_para_char_frac: 1.0, top_n_grams: vec![], dup_n_grams: vec![] };
+        set(&mut r);
+        r
+    }
+
+    fn rep(r: &GopherRepetition, text: &str) -> Option<&'static str> {
+        r.check(&Doc::new(0, "t", text))
+    }
+
+    /// `n` distinct two-letter words: "ba bb bc …", then "ca cb …".
+    fn filler(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{}{}", (b'b' + (i / 26) as u8) as char, (b'a' + (i % 26) as u8) as char)).collect()
+    }
+
+    #[test]
+    fn gopher_repetition_duplicate_paragraphs_at_the_threshold() {
+        let r = only(|r| r.dup_para_frac = 0.3);
+        // 7 distinct paragraphs and 3 repeats: 3/10 = 0.3 is not above 0.3, kept; a fourth
+        // repeat makes 4/11 = 0.36, removed.
+        let mut paras: Vec<String> = (0..7).map(|i| format!("paragraph number {i}")).collect();
+        paras.extend(std::iter::repeat_n("paragraph number 0".to_string(), 3));
+        assert_eq!(rep(&r, &paras.join("\n\n")), None);
+        paras.push("paragraph number 0".into());
+        assert_eq!(rep(&r, &paras.join("\n\n")), Some("dup_para_frac"));
+    }
+
+    #[test]
+    fn gopher_repetition_duplicate_characters_at_the_threshold() {
+        // A 10-character paragraph twice around one of b characters: 10 duplicated characters
+        // of 10 + 2 + b + 2 + 10. b = 26 gives exactly 0.2 (kept), b = 25 gives 0.204 (removed).
+        let a = "aaaaaaaaaa";
+        let para = |b: usize| format!("{a}\n\n{}\n\n{a}", "x".repeat(b));
+        let r = only(|r| r.dup_para_char_frac = 0.2);
+        assert_eq!(rep(&r, &para(26)), None);
+        assert_eq!(rep(&r, &para(25)), Some("dup_para_char_frac"));
+        // The same with lines: 10 + 1 + b + 1 + 10, b = 28 exactly 0.2, b = 27 above.
+        let line = |b: usize| format!("{a}\n{}\n{a}", "x".repeat(b));
+        let r = only(|r| r.dup_line_char_frac = 0.2);
+        assert_eq!(rep(&r, &line(28)), None);
+        assert_eq!(rep(&r, &line(27)), Some("dup_line_char_frac"));
+    }
+
+    #[test]
+    fn gopher_repetition_top_2_gram_at_the_threshold() {
+        // "xx yy xx yy" then k distinct two-letter words: the top 2-gram "xx yy" covers
+        // 2 × 5 = 10 characters of 8 + 2k letters and 3 + k spaces. k = 13: 10/50 = 0.2,
+        // kept; k = 12: 10/47, removed.
+        let r = only(|r| r.top_n_grams = vec![(2, 0.2)]);
+        let text = |k: usize| ["xx", "yy", "xx", "yy"].iter().map(|s| s.to_string()).chain(filler(k)).collect::<Vec<_>>().join(" ");
+        assert_eq!(rep(&r, &text(13)), None);
+        assert_eq!(rep(&r, &text(12)), Some("top_2_gram"));
+    }
+
+    #[test]
+    fn gopher_repetition_duplicated_5_grams_around_the_threshold() {
+        // Five words twice in a row, then k distinct words: the second copy is 10 repeated
+        // characters of 2(10 + k) letters and 9 + k spaces. k = 13: 10/68 = 0.147, kept;
+        // k = 12: 10/65 = 0.154, removed.
+        let r = only(|r| r.dup_n_grams = vec![(5, 0.15)]);
+        let five = ["pa", "pb", "pc", "pd", "pe"];
+        let text = |k: usize| five.iter().chain(five.iter()).map(|s| s.to_string()).chain(filler(k)).collect::<Vec<_>>().join(" ");
+        assert_eq!(rep(&r, &text(13)), None);
+        assert_eq!(rep(&r, &text(12)), Some("duplicated_5_n_grams"));
+    }
+
     #[test]
     fn repetition_helpers_match_hand_counts() {
         let w = ["a", "b", "a", "b", "a", "b"];
