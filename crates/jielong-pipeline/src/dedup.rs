@@ -3,20 +3,21 @@
 //! across documents (a line seen in an earlier document is cut from the later ones).
 //!
 //! Each runs in three steps over files, so each step could be a task of a distributed engine:
-//! **sign** (map, per shard: one record per document, `[id, n, v₁ … vₙ]` as little-endian
-//! u64s, appended to `sigs/shard-NNNNN.bin`), **reduce** (over every shard's records: for
-//! MinHash each band is independent and could go to its own worker; the output is the plan:
+//! **sign** (map, per shard: `(key, id)` pairs per channel, sorted, in `sigs/shard-NNNNN.bin`;
+//! see [`crate::sigfile`]), **reduce** (a k-way merge of every shard's sorted pairs, channel by
+//! channel, so memory holds one reader per shard and the duplicates found, never the corpus;
+//! for MinHash each band is a channel and could go to its own worker; the output is the plan:
 //! which ids go and which lines go where) and **filter** (per shard again, reading the plan).
 
 use crate::doc::Doc;
 use crate::minhash::{MinHashConfig, MinHasher};
+use crate::sigfile::{for_each_duplicate, Signatures};
 use crate::stage::{Counters, Verdict};
 use crate::words::{is_symbol, tokens};
 use jielong_core::error::IoContext;
 use jielong_core::{Error, Result};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -66,65 +67,53 @@ impl DedupStage {
         }
     }
 
-    /// Map: append this document's record to `out`.
-    pub fn sign(&self, doc: &Doc, out: &mut Vec<u8>) {
-        let values: Vec<u64> = match self {
-            DedupStage::Exact => vec![xxh3_64(normalise(&doc.text).as_bytes())],
-            DedupStage::MinHash(m) => m.signature(&doc.text),
+    /// How many channels this stage's signatures have: one per MinHash band, else one.
+    pub fn channels(&self) -> usize {
+        match self {
+            DedupStage::MinHash(m) => m.cfg.num_buckets,
+            _ => 1,
+        }
+    }
+
+    /// Map: add this document's `(key, id)` pairs to its shard's signatures.
+    pub fn sign(&self, doc: &Doc, out: &mut Signatures) {
+        match self {
+            DedupStage::Exact => out.push(0, xxh3_64(normalise(&doc.text).as_bytes()), doc.id),
+            DedupStage::MinHash(m) => {
+                let sig = m.signature(&doc.text);
+                // An empty text has no shingles and no signature: it matches nothing.
+                if sig.len() == m.num_hashes() {
+                    for (band, h) in m.bands(&sig).into_iter().enumerate() {
+                        out.push(band, h, doc.id);
+                    }
+                }
+            }
             DedupStage::Lines(cfg) => {
                 let mut v: Vec<u64> = doc.text.lines().map(str::trim).filter(|l| l.chars().count() >= cfg.min_chars).map(line_hash).collect();
                 v.sort_unstable();
                 v.dedup();
-                v
+                v.into_iter().for_each(|h| out.push(0, h, doc.id));
             }
-        };
-        out.extend_from_slice(&doc.id.to_le_bytes());
-        out.extend_from_slice(&(values.len() as u64).to_le_bytes());
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
         }
     }
 
-    /// Reduce: read every shard's records and decide.
+    /// Reduce: merge every shard's sorted signatures and decide.
     pub fn reduce(&self, sig_files: &[PathBuf]) -> Result<Plan> {
         let mut plan = Plan::default();
         match self {
             DedupStage::Exact => {
-                // Sorted by (hash, id): the first of each hash is the one kept.
-                let mut seen: HashSet<u64> = HashSet::new();
-                let mut all = Vec::new();
-                for_each_record(sig_files, |id, v| {
-                    if let Some(&h) = v.first() {
-                        all.push((h, id));
-                    }
+                // The lowest id of each hash is kept; every later one goes.
+                for_each_duplicate(sig_files, 0, |_, _, id| {
+                    plan.docs.insert(id);
                 })?;
-                all.sort_unstable();
-                for (h, id) in all {
-                    if !seen.insert(h) {
-                        plan.docs.insert(id);
-                    }
-                }
                 plan.counters.add("duplicates", plan.docs.len() as u64);
             }
             DedupStage::MinHash(m) => {
-                let bands = m.cfg.num_buckets;
-                // One bucket list per band: (band hash, id), sorted so equal hashes sit together.
-                let mut buckets: Vec<Vec<(u64, u64)>> = vec![Vec::new(); bands];
-                for_each_record(sig_files, |id, sig| {
-                    if sig.len() == m.num_hashes() {
-                        for (b, h) in m.bands(sig).into_iter().enumerate() {
-                            buckets[b].push((h, id));
-                        }
-                    }
-                })?;
+                // Documents sharing a band hash in any band are one cluster; only documents
+                // that collide somewhere enter the union-find.
                 let mut uf = UnionFind::default();
-                for mut band in buckets {
-                    band.sort_unstable();
-                    for run in band.chunk_by(|a, b| a.0 == b.0) {
-                        for &(_, other) in &run[1..] {
-                            uf.union(run[0].1, other);
-                        }
-                    }
+                for band in 0..m.cfg.num_buckets {
+                    for_each_duplicate(sig_files, band, |_, first, id| uf.union(first, id))?;
                 }
                 let mut clusters = HashSet::new();
                 for id in uf.members() {
@@ -138,14 +127,9 @@ impl DedupStage {
                 plan.counters.add("duplicates", plan.docs.len() as u64);
             }
             DedupStage::Lines(_) => {
-                let mut all = Vec::new();
-                for_each_record(sig_files, |id, v| all.extend(v.iter().map(|&h| (h, id))))?;
-                all.sort_unstable();
-                for run in all.chunk_by(|a, b| a.0 == b.0) {
-                    for &(h, id) in &run[1..] {
-                        plan.lines.entry(id).or_default().insert(h);
-                    }
-                }
+                for_each_duplicate(sig_files, 0, |h, _, id| {
+                    plan.lines.entry(id).or_default().insert(h);
+                })?;
                 plan.counters.add("lines_marked", plan.lines.values().map(|s| s.len() as u64).sum());
             }
         }
@@ -276,73 +260,16 @@ impl Plan {
     }
 }
 
-/// Append records to a shard's signature file, atomically (the whole file at once).
-pub fn write_records(path: &Path, records: &[u8]) -> Result<()> {
-    jielong_core::fs::write_atomic(path, records)
-}
-
-/// Call `f(id, values)` for every record of every file.
-pub fn for_each_record(files: &[PathBuf], mut f: impl FnMut(u64, &[u64])) -> Result<()> {
-    for path in files {
-        let file = std::fs::File::open(path).at(path)?;
-        let mut r = BufReader::with_capacity(1 << 20, file);
-        let mut word = [0u8; 8];
-        let mut values = Vec::new();
-        loop {
-            match r.read_exact(&mut word) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(Error::io(path, e)),
-            }
-            let id = u64::from_le_bytes(word);
-            r.read_exact(&mut word).map_err(|_| Error::format(path, "truncated signature file; delete the run's work/ folder"))?;
-            let n = u64::from_le_bytes(word) as usize;
-            values.clear();
-            for _ in 0..n {
-                r.read_exact(&mut word).map_err(|_| Error::format(path, "truncated signature file; delete the run's work/ folder"))?;
-                values.push(u64::from_le_bytes(word));
-            }
-            f(id, &values);
-        }
-    }
-    Ok(())
-}
-
-/// A buffered writer to a temporary name, renamed into place by `finish`.
-pub struct AtomicWriter {
-    tmp: PathBuf,
-    path: PathBuf,
-    w: BufWriter<std::fs::File>,
-}
-
-impl AtomicWriter {
-    pub fn create(path: &Path) -> Result<Self> {
-        let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-        let f = std::fs::File::create(&tmp).at(&tmp)?;
-        Ok(AtomicWriter { tmp, path: path.to_path_buf(), w: BufWriter::with_capacity(1 << 20, f) })
-    }
-
-    pub fn write_all(&mut self, b: &[u8]) -> Result<()> {
-        self.w.write_all(b).at(&self.tmp)
-    }
-
-    pub fn finish(self) -> Result<()> {
-        let f = self.w.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        f.sync_all().at(&self.tmp)?;
-        std::fs::rename(&self.tmp, &self.path).at(&self.path)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plan_for(stage: &DedupStage, docs: &[Doc]) -> Plan {
         let dir = tempfile::tempdir().unwrap();
-        let mut buf = Vec::new();
-        docs.iter().for_each(|d| stage.sign(d, &mut buf));
+        let mut sigs = Signatures::default();
+        docs.iter().for_each(|d| stage.sign(d, &mut sigs));
         let p = dir.path().join("s.bin");
-        write_records(&p, &buf).unwrap();
+        sigs.write(&p, stage.channels()).unwrap();
         stage.reduce(&[p]).unwrap()
     }
 

@@ -29,6 +29,7 @@ pub mod minhash;
 pub mod perplexity;
 pub mod pii;
 pub mod report;
+pub mod sigfile;
 pub mod run;
 pub mod stage;
 pub mod words;

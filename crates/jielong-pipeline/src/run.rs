@@ -20,7 +20,8 @@
 //! and inputs, to recognise the same run), and `work/` while the run is in progress.
 
 use crate::config::{Pipeline, Stage};
-use crate::dedup::{write_records, Plan};
+use crate::dedup::Plan;
+use crate::sigfile::Signatures;
 use crate::doc::{Doc, Removed};
 use crate::html;
 use crate::input::{self, RawDoc, ReadStats};
@@ -197,7 +198,7 @@ impl Ctx<'_> {
         let mut stats = ShardStats { slots: names.iter().map(|n| StageReport::new(n)).collect(), docs_in, bytes_in, ..Default::default() };
         let mut kept = Vec::new();
         let mut removed = Vec::new();
-        let mut sigs = Vec::new();
+        let mut sigs = Signatures::default();
         let per_rule = self.pipeline.settings.examples_per_rule;
         for o in &outcomes {
             for &(slot, bin, r) in &o.steps {
@@ -247,8 +248,10 @@ impl Ctx<'_> {
         if !removed.is_empty() {
             write_jsonl_zst(&self.out.join("removed").join(format!("pass-{p}-shard-{k:05}.jsonl.zst")), &removed)?;
         }
-        if pass.post.is_some() {
-            write_records(&self.sig_path(p, k), &sigs)?;
+        if let Some(post) = pass.post {
+            if let Stage::Dedup(d) = &self.pipeline.stages[post] {
+                sigs.write(&self.sig_path(p, k), d.channels())?;
+            }
         }
         jielong_core::fs::write_json_atomic(&self.stats_path(p, k), &stats)?;
         let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
