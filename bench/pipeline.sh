@@ -18,7 +18,7 @@ run() { # name tool input args...
     /usr/bin/time -v target/release/jielong data clean "$@" --threads "$threads" --out "$d/out-$name" "$input" >"$log" 2>&1
     kept=$(python3 -c "import json;print(json.load(open('$d/out-$name/report.json'))['docs_out'])")
   else
-    /usr/bin/time -v .venv-bench/bin/python bench/pipeline_datatrove.py "$input" "$d/dt-$name" "$threads" "$@" >"$log" 2>&1
+    /usr/bin/time -v "${PY:-.venv-bench/bin/python}" bench/pipeline_datatrove.py "$input" "$d/dt-$name" "$threads" "$@" >"$log" 2>&1
     kept=$(grep '"tool"' "$log" | python3 -c "import json,sys;print(json.loads(sys.stdin.read())['kept'])")
   fi
   local secs rss
