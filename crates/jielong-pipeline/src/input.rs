@@ -88,50 +88,20 @@ fn classify(path: &Path) -> Option<(Kind, Compression)> {
 
 /// Expand inputs into files (folders walked recursively, sorted; hidden entries skipped).
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if inputs.is_empty() {
-        return Err(Error::input("no input given: pass text, JSONL, HTML or WARC files, or folders of them"));
-    }
-    let mut files = Vec::new();
-    for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::input(format!("{}: no such file or folder", input.display()))
-            } else {
-                Error::io(input, e)
-            }
-        })?;
-        if meta.is_dir() {
-            let before = files.len();
-            walk(input, &mut files)?;
-            if files.len() == before {
-                return Err(Error::input(format!("{}: folder holds no inputs (.txt, .md, .jsonl, .html, .warc, optionally .gz or .zst)", input.display())));
-            }
-        } else if classify(input).is_some() {
-            files.push(input.clone());
-        } else {
+    for input in inputs.iter().filter(|p| p.is_file()) {
+        if classify(input).is_none() {
             return Err(Error::input(format!(
                 "{}: unknown kind of input; name it .txt, .md, .jsonl, .html or .warc (optionally .gz or .zst)",
                 input.display()
             )));
         }
     }
-    Ok(files)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
-            continue;
-        }
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if classify(&p).is_some() {
-            out.push(p);
-        }
-    }
-    Ok(())
+    jielong_text::reader::expand_inputs(
+        inputs,
+        &|p| classify(p).is_some(),
+        "no input given: pass text, JSONL, HTML or WARC files, or folders of them",
+        "inputs (.txt, .md, .jsonl, .html, .warc, optionally .gz or .zst)",
+    )
 }
 
 fn open(path: &Path, comp: Compression) -> std::io::Result<Box<dyn BufRead>> {

@@ -29,10 +29,21 @@ pub struct ReadReport {
 
 const TEXT_EXTENSIONS: &[&str] = &["txt", "md", "text", "jsonl", "markdown", "rst"];
 
-/// Expand inputs (files and folders) into a sorted list of files.
+/// Expand inputs (files and folders) into a sorted list of text files.
 pub fn list_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let holds = format!("text files (looked for .{})", TEXT_EXTENSIONS.join(", ."));
+    let is_text = |p: &Path| inner_extension(p).is_some_and(|e| TEXT_EXTENSIONS.contains(&e.as_str()));
+    expand_inputs(inputs, &is_text, "no input given: pass one or more text files, folders or .jsonl files", &holds)
+}
+
+/// Expand `inputs` into files, the walk every reader of a corpus shares: a file is taken as
+/// given, a folder is walked in name order (hidden entries skipped) keeping the files `keep`
+/// accepts, and a `jielong data clean` output folder gives its kept shards only. `empty` is
+/// the error for no inputs at all; `holds` says what a folder should hold, for the error when
+/// one holds nothing.
+pub fn expand_inputs(inputs: &[PathBuf], keep: &dyn Fn(&Path) -> bool, empty: &str, holds: &str) -> Result<Vec<PathBuf>> {
     if inputs.is_empty() {
-        return Err(Error::input("no input given: pass one or more text files, folders or .jsonl files"));
+        return Err(Error::input(empty));
     }
     let mut files = Vec::new();
     for input in inputs {
@@ -45,13 +56,9 @@ pub fn list_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         })?;
         if meta.is_dir() {
             let before = files.len();
-            walk(input, &mut files)?;
+            walk(input, keep, &mut files)?;
             if files.len() == before {
-                return Err(Error::input(format!(
-                    "{}: folder holds no text files (looked for .{})",
-                    input.display(),
-                    TEXT_EXTENSIONS.join(", .")
-                )));
+                return Err(Error::input(format!("{}: folder holds no {holds}", input.display())));
             }
         } else {
             files.push(input.clone());
@@ -60,7 +67,7 @@ pub fn list_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .at(dir)?
         .filter_map(|e| e.ok())
@@ -83,11 +90,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() {
-            walk(&path, out)?;
-        } else if let Some(ext) = inner_extension(&path) {
-            if TEXT_EXTENSIONS.contains(&ext.as_str()) {
-                out.push(path);
-            }
+            walk(&path, keep, out)?;
+        } else if keep(&path) {
+            out.push(path);
         }
     }
     Ok(())
