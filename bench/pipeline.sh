@@ -3,7 +3,7 @@
 # thresholds, same number of workers, alternating, whole processes timed by /usr/bin/time -v.
 #   scripts/fetch-data --bench && python3 bench/pipeline_data.py
 #   python3 -m venv .venv-bench && .venv-bench/bin/pip install "datatrove[processing]" orjson spacy
-#   cargo build --release && bench/pipeline.sh 2 1
+#   cargo build --release && bench/pipeline.sh 2 1          (SETS="emails poetry wiki" picks sets)
 # Prints one JSON line per run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,9 +27,18 @@ run() { # name tool input args...
   echo "{\"set\": \"$name\", \"tool\": \"$tool\", \"seconds\": $secs, \"peak_rss_kb\": $rss, \"kept\": $kept, \"bytes\": $(stat -c %s "$input")}"
   rm -f "$log"
 }
+sets="${SETS:-emails poetry wiki}"
 for r in $(seq "$rounds"); do
-  run emails jielong "$d/emails.jsonl" --pipeline bench/pipeline-bench.toml
-  run emails datatrove "$d/emails.jsonl"
-  run poetry jielong "$d/poetry-40k.jsonl" --pipeline bench/pipeline-dedup.toml
-  run poetry datatrove "$d/poetry-40k.jsonl" dedup
+  if [[ " $sets " == *" emails "* ]]; then
+    run emails jielong "$d/emails.jsonl" --pipeline bench/pipeline-bench.toml
+    run emails datatrove "$d/emails.jsonl"
+  fi
+  if [[ " $sets " == *" poetry "* ]]; then
+    run poetry jielong "$d/poetry-40k.jsonl" --pipeline bench/pipeline-dedup.toml
+    run poetry datatrove "$d/poetry-40k.jsonl" dedup
+  fi
+  if [[ " $sets " == *" wiki "* ]]; then
+    run wiki jielong "$d/wiki.jsonl" --pipeline bench/pipeline-bench.toml
+    run wiki datatrove "$d/wiki.jsonl"
+  fi
 done
