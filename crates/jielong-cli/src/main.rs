@@ -64,6 +64,8 @@ enum Command {
     /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
     #[command(subcommand)]
     Task(cmd::task::Command),
+    /// Draw a seq2seq model's attention over an input as an SVG heat map.
+    Attention(cmd::attention::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -84,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Feedback(c) => cmd::feedback::run(c),
         Command::Task(c) => cmd::task::run(c),
+        Command::Attention(a) => cmd::attention::run(a),
     }
 }
 

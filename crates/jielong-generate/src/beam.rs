@@ -43,11 +43,17 @@ fn log_softmax(row: &[f32]) -> Vec<f64> {
 
 /// The best hypotheses, best first (at most `beams`).
 pub fn beam_search(engine: &Engine, prompt: Vec<u32>, opts: &BeamOptions) -> Result<Vec<Hypothesis>> {
+    beam_search_from(engine, engine.sequence(prompt)?, opts)
+}
+
+/// Beam search from a sequence the caller made (`Engine::sequence_with_state`: a seq2seq
+/// model's encoded source); the beams fork its state.
+pub fn beam_search_from(engine: &Engine, start: Sequence, opts: &BeamOptions) -> Result<Vec<Hypothesis>> {
     if opts.beams == 0 {
         return Err(Error::input("--beams 0: beam search needs at least one beam"));
     }
     let k = opts.beams;
-    let mut running: Vec<(Sequence, f64)> = vec![(engine.sequence(prompt)?, 0.0)];
+    let mut running: Vec<(Sequence, f64)> = vec![(start, 0.0)];
     let mut done: Vec<Hypothesis> = Vec::new();
     for step in 0..opts.max_tokens {
         let rows = {

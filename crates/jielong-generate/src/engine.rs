@@ -104,6 +104,14 @@ impl<'m> Engine<'m> {
         Ok(Sequence { prompt_len: prompt.len(), tokens: prompt, cache: self.model.new_state(), start: 0, n_shifts: 0 })
     }
 
+    /// A new sequence decoding from a state the caller made (a seq2seq model's encoded
+    /// source, `Seq2seq::encode`) instead of the model's empty one.
+    pub fn sequence_with_state(&self, prompt: Vec<u32>, state: Box<dyn DecodeState>) -> Result<Sequence> {
+        let mut seq = self.sequence(prompt)?;
+        seq.cache = state;
+        Ok(seq)
+    }
+
     /// Next-token logits for each sequence, feeding whatever each has not yet seen:
     /// rows of `vocab_size` f32s, one per sequence.
     pub fn step(&self, seqs: &mut [&mut Sequence]) -> Result<Vec<Vec<f32>>> {

@@ -3,13 +3,15 @@
 //! text, and the repetition measures that show what each strategy does.
 
 pub mod beam;
+pub mod bleu;
 pub mod engine;
 pub mod generate;
 pub mod repetition;
 pub mod sampler;
+pub mod seq2seq;
 pub mod text;
 
-pub use beam::{beam_search, BeamOptions, Hypothesis};
+pub use beam::{beam_search, beam_search_from, BeamOptions, Hypothesis};
 pub use engine::{Engine, Sequence};
 pub use generate::{generate, Finish, GenOptions, Output};
 pub use sampler::{Chain, SamplingConfig};

@@ -71,6 +71,8 @@ pub static FAMILIES: &[Family] = &[
     crate::recurrent::RNN_FAMILY,
     crate::recurrent::LSTM_FAMILY,
     crate::recurrent::GRU_FAMILY,
+    // issue 15
+    crate::seq2seq::FAMILY,
 ];
 
 /// The registry entry called `name`, or an error listing the known ones.

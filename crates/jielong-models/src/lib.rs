@@ -16,6 +16,8 @@ pub mod gpt;
 pub mod hf;
 pub mod llama;
 pub mod recurrent;
+pub mod rnn_encoder;
+pub mod seq2seq;
 pub mod state;
 
 pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
@@ -23,6 +25,8 @@ pub use gpt::{Gpt, GptConfig};
 pub use jielong_nn::KvCache;
 pub use llama::{Llama, LlamaConfig};
 pub use recurrent::{Cell, Recurrent, RecurrentConfig, RecurrentState};
+pub use rnn_encoder::RecurrentEncoder;
+pub use seq2seq::{Attention, Seq2seqConfig, Seq2seqModel, Seq2seqState};
 pub use state::DecodeState;
 
 use candle_core::{Result, Tensor};
@@ -49,6 +53,13 @@ pub trait Model: Send + Sync {
     fn as_recurrent(&self) -> Option<&dyn RecurrentLm> {
         None
     }
+
+    // ---- seq2seq (issue 15): encoder-decoder models ----
+    /// The model as an encoder-decoder (`family = "seq2seq"`), if it is one.
+    fn as_seq2seq(&self) -> Option<&dyn Seq2seq> {
+        None
+    }
+    // ---- end seq2seq ----
 }
 
 /// A recurrent language model: training from a given state, returning the state at the end.
@@ -78,3 +89,24 @@ pub trait CausalLm: Send + Sync {
     /// different lengths; they share one forward pass. Each state must be one this model made.
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor>;
 }
+
+// ---- seq2seq (issue 15): the encoder-decoder capability ----
+
+/// An encoder-decoder: a source sequence in, a target sequence out, one shared vocabulary.
+/// Decoding goes through the shared engine: `encode` makes a decoding state that holds the
+/// encoded source, and `decoder` is a [`CausalLm`] over such states.
+pub trait Seq2seq: Send + Sync {
+    /// Teacher-forced training loss: the mean cross-entropy over the real target positions.
+    /// `src` (b, S) padded, row r with `src_lens[r]` real tokens; `tgt_in` (b, T) the decoder
+    /// input (the target shifted right), `targets` (b, T) what it must predict, row r with
+    /// `tgt_lens[r]` real positions.
+    fn loss(&self, src: &Tensor, src_lens: &[usize], tgt_in: &Tensor, targets: &Tensor, tgt_lens: &[usize], opts: ForwardOpts) -> Result<Tensor>;
+    /// Encode one source: a decoding state holding it, for `decoder().forward_cached`.
+    fn encode(&self, src: &[u32]) -> Result<Box<dyn DecodeState>>;
+    /// The decoder, as a causal LM over the states `encode` makes.
+    fn decoder(&self) -> &dyn CausalLm;
+    /// Cross-attention weights (T, S) of decoder input `tgt_in` reading `src` (teacher
+    /// forced); None when the model has no attention.
+    fn attention_weights(&self, src: &[u32], tgt_in: &[u32]) -> Result<Option<Tensor>>;
+}
+// ---- end seq2seq ----

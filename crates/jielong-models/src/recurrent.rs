@@ -33,7 +33,8 @@ use jielong_core::Error;
 use jielong_nn::{linear, Dropout, MaskSource, WeightLayout};
 
 /// The recurrent cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Cell {
     /// Elman RNN: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
     Rnn,

@@ -181,7 +181,9 @@ impl Checkpoint {
     pub fn load_causal_lm(&self, dev: &candle_core::Device, command: &str) -> Result<Box<dyn Model>> {
         let model = self.load_model(dev)?;
         if model.as_causal_lm().is_none() {
-            return Err(Error::input(format!("{command} needs a causal language model; {} holds a {} model", self.dir.display(), self.meta.family)));
+            // issue 15: say where an encoder-decoder is used instead.
+            let hint = if model.as_seq2seq().is_some() { " (a seq2seq model: score it with `jielong eval --pairs FILE.jsonl`, draw its attention with `jielong attention`)" } else { "" };
+            return Err(Error::input(format!("{command} needs a causal language model; {} holds a {} model{hint}", self.dir.display(), self.meta.family)));
         }
         Ok(model)
     }

@@ -10,6 +10,7 @@ pub mod interchange;
 pub mod metrics;
 pub mod objective;
 pub mod schedule;
+pub mod seq2seq;
 pub mod step;
 pub mod trainer;
 

@@ -15,20 +15,32 @@ pub enum Objective {
     /// Next-token prediction: mean cross-entropy of every position against the next token.
     #[default]
     CausalLm,
+    // ---- seq2seq (issue 15) ----
+    /// Encoder-decoder with teacher forcing on `{"source", "target"}` pairs (`seq2seq.rs`
+    /// runs it: its batches are pairs, not token windows).
+    Seq2seq,
 }
 
 impl Objective {
     pub fn name(&self) -> &'static str {
         match self {
             Objective::CausalLm => "causal_lm",
+            Objective::Seq2seq => "seq2seq",
         }
     }
 
     /// Check once, before training, that `model` has what this objective needs.
     pub fn check(&self, model: &dyn Model) -> Result<()> {
         match self {
+            Objective::CausalLm if model.as_seq2seq().is_some() => Err(Error::input(
+                "model.family = \"seq2seq\" trains on source/target pairs: set train.objective = \"seq2seq\"",
+            )),
             Objective::CausalLm if model.as_causal_lm().is_none() => Err(Error::input(format!(
                 "train.objective = \"causal_lm\" needs a causal language model; family {} is not one",
+                model.config().family()
+            ))),
+            Objective::Seq2seq if model.as_seq2seq().is_none() => Err(Error::input(format!(
+                "train.objective = \"seq2seq\" needs an encoder-decoder (model.family = \"seq2seq\"); family {} is not one",
                 model.config().family()
             ))),
             _ => Ok(()),
@@ -42,6 +54,9 @@ impl Objective {
                 let lm = model.as_causal_lm().ok_or_else(|| Error::Other("causal_lm objective without a causal LM".into()))?;
                 Ok(lm.loss(ids, targets, opts)?)
             }
+            Objective::Seq2seq => Err(Error::input(
+                "objective seq2seq reads source/target pairs, not token windows: train it with `jielong train` (seq2seq.rs), evaluate it with `jielong eval --pairs FILE.jsonl`",
+            )),
         }
     }
 }

@@ -60,6 +60,10 @@ pub fn train(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<TrainSummary> {
+    // issue 15: an encoder-decoder reads pairs, not token shards.
+    if cfg.train.objective == crate::Objective::Seq2seq {
+        return crate::seq2seq::train(run_dir, cfg, resume, stop, on_event);
+    }
     let dev = Device::Cpu;
     let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
     let val_data = TokenDataset::open(&cfg.data.dir, "val")?;
@@ -284,7 +288,7 @@ pub fn train(
     })
 }
 
-fn write_plot(run_dir: &Path, baseline: f64) -> Result<()> {
+pub(crate) fn write_plot(run_dir: &Path, baseline: f64) -> Result<()> {
     let rows = metrics::read(&run_dir.join("metrics.jsonl"));
     jielong_core::fs::write_atomic(&run_dir.join("loss.svg"), metrics::plot_svg(&rows, Some(baseline)).as_bytes())
 }

@@ -21,8 +21,21 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Text files, folders or .jsonl files to evaluate on.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "pairs")]
     pub text: Vec<PathBuf>,
+    /// A seq2seq checkpoint: JSON lines {"source", "target"} to decode and score (exact
+    /// match, token accuracy, BLEU).
+    #[arg(long, conflicts_with_all = ["text", "stride"])]
+    pub pairs: Option<PathBuf>,
+    /// With --pairs: 1 = greedy decoding, more = beam search with this many beams.
+    #[arg(long, default_value_t = 1, requires = "pairs")]
+    pub beams: usize,
+    /// With --pairs: score only the first N pairs.
+    #[arg(long, requires = "pairs")]
+    pub limit: Option<usize>,
+    /// With --pairs: print the first N sources with their outputs.
+    #[arg(long, default_value_t = 0, requires = "pairs")]
+    pub show: usize,
     /// Tokens the window moves each time (default: the model's context, no overlap).
     #[arg(long)]
     pub stride: Option<usize>,
@@ -101,6 +114,9 @@ pub fn score(model: &dyn CausalLm, ids: &[u32], stride: usize, batch_size: usize
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(pairs) = &a.pairs {
+        return super::eval_pairs::run(&a.model.checkpoint, pairs, a.beams, a.limit, a.show, a.json);
+    }
     let loaded = a.model.load()?;
     let (model, tk) = (loaded.lm(), &loaded.tk);
     let ctx = model.max_seq_len();

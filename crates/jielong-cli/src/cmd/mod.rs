@@ -19,3 +19,6 @@ pub mod train;
 pub mod vectors;
 pub mod serve;
 pub mod feedback;
+// issue 15: seq2seq evaluation and attention maps
+pub mod attention;
+pub mod eval_pairs;
