@@ -71,6 +71,7 @@ pub static FAMILIES: &[Family] = &[
     crate::recurrent::RNN_FAMILY,
     crate::recurrent::LSTM_FAMILY,
     crate::recurrent::GRU_FAMILY,
+    crate::bert::FAMILY,
 ];
 
 /// The registry entry called `name`, or an error listing the known ones.
