@@ -3,6 +3,7 @@
 //! text, and the repetition measures that show what each strategy does.
 
 pub mod beam;
+pub mod embed;
 pub mod engine;
 pub mod generate;
 pub mod repetition;
@@ -10,6 +11,7 @@ pub mod sampler;
 pub mod text;
 
 pub use beam::{beam_search, BeamOptions, Hypothesis};
+pub use embed::{EmbedOptions, Embedder, Embeddings, Pooling, Truncate};
 pub use engine::{Engine, Sequence};
 pub use generate::{generate, Finish, GenOptions, Output};
 pub use sampler::{Chain, SamplingConfig};
