@@ -64,6 +64,12 @@ enum Command {
     /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
     #[command(subcommand)]
     Task(cmd::task::Command),
+    /// Sentence vectors from an encoder (BERT, MiniLM) or a causal model: .safetensors / .npy.
+    Embed(cmd::embed::EmbedArgs),
+    /// The cosine-similarity matrix of a few texts under an encoder checkpoint.
+    Similarity(cmd::embed::SimilarityArgs),
+    /// What a masked language model (BERT) puts in each [MASK] of a text, with probabilities.
+    FillMask(cmd::fill_mask::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -84,6 +90,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Feedback(c) => cmd::feedback::run(c),
         Command::Task(c) => cmd::task::run(c),
+        Command::Embed(a) => cmd::embed::run_embed(a),
+        Command::Similarity(a) => cmd::embed::run_similarity(a),
+        Command::FillMask(a) => cmd::fill_mask::run(a),
     }
 }
 

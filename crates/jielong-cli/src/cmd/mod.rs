@@ -19,3 +19,5 @@ pub mod train;
 pub mod vectors;
 pub mod serve;
 pub mod feedback;
+pub mod embed;
+pub mod fill_mask;
