@@ -109,7 +109,8 @@ pub fn import_hf(from: &Path, tokenizer: Option<&Path>, out: &Path) -> Result<(M
         format_version: CKPT_VERSION,
         family: cfg.family().into(),
         model: cfg.clone(),
-        objective: Objective::CausalLm,
+        // A BERT checkpoint is an encoder: its training objective is masked LM.
+        objective: if cfg.family() == "bert" { Objective::Mlm } else { Objective::CausalLm },
         tokenizer_hash: tk.hash().to_string(),
         step: 0,
         tokens_seen: 0,

@@ -15,12 +15,16 @@ pub enum Objective {
     /// Next-token prediction: mean cross-entropy of every position against the next token.
     #[default]
     CausalLm,
+    /// Masked language modelling (BERT): predict the tokens `mlm::MlmMasker` chose from the
+    /// whole window around them; the loss is the mean over the chosen tokens.
+    Mlm,
 }
 
 impl Objective {
     pub fn name(&self) -> &'static str {
         match self {
             Objective::CausalLm => "causal_lm",
+            Objective::Mlm => "mlm",
         }
     }
 
@@ -29,6 +33,10 @@ impl Objective {
         match self {
             Objective::CausalLm if model.as_causal_lm().is_none() => Err(Error::input(format!(
                 "train.objective = \"causal_lm\" needs a causal language model; family {} is not one",
+                model.config().family()
+            ))),
+            Objective::Mlm if model.as_encoder().and_then(|e| e.as_masked_lm()).is_none() => Err(Error::input(format!(
+                "train.objective = \"mlm\" needs an encoder with a masked-LM head (family bert with model.mlm_head = true); family {} is not one",
                 model.config().family()
             ))),
             _ => Ok(()),
@@ -41,6 +49,12 @@ impl Objective {
             Objective::CausalLm => {
                 let lm = model.as_causal_lm().ok_or_else(|| Error::Other("causal_lm objective without a causal LM".into()))?;
                 Ok(lm.loss(ids, targets, opts)?)
+            }
+            Objective::Mlm => {
+                let mlm = model.as_encoder().and_then(|e| e.as_masked_lm()).ok_or_else(|| Error::Other("mlm objective without a masked LM".into()))?;
+                // Training windows have no padding: every position is attended to.
+                let mask = Tensor::ones(ids.dims2()?, candle_core::DType::U32, ids.device())?;
+                Ok(mlm.mlm_loss(ids, None, &mask, targets, opts)?)
             }
         }
     }
