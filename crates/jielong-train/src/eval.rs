@@ -18,6 +18,7 @@ pub struct EvalResult {
 
 /// Evaluate `model` under `objective` on at most `max_windows` windows of `seq_len` tokens
 /// from `data` (for `mlm`, masked by `masker`).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &dyn Model,
     objective: Objective,

@@ -147,7 +147,7 @@ fn sentence_config(dir: &Path) -> Result<Option<Map<String, Value>>> {
     let pooling = match read("1_Pooling/config.json")? {
         Some(p) if p.get("pooling_mode_cls_token").and_then(Value::as_bool) == Some(true) => "cls",
         Some(p) if p.get("pooling_mode_mean_tokens").and_then(Value::as_bool) == Some(true) => "mean",
-        Some(_) => return Err(Error::format(&dir.join("1_Pooling/config.json"), "jielong embeds with mean or cls pooling only")),
+        Some(_) => return Err(Error::format(dir.join("1_Pooling/config.json"), "jielong embeds with mean or cls pooling only")),
         None => "mean",
     };
     out.insert("pooling".into(), pooling.into());
