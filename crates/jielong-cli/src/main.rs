@@ -66,6 +66,12 @@ enum Command {
     Task(cmd::task::Command),
     /// Draw a seq2seq model's attention over an input as an SVG heat map.
     Attention(cmd::attention::Args),
+    /// Sentence vectors from an encoder (BERT, MiniLM) or a causal model: .safetensors / .npy.
+    Embed(cmd::embed::EmbedArgs),
+    /// The cosine-similarity matrix of a few texts under an encoder checkpoint.
+    Similarity(cmd::embed::SimilarityArgs),
+    /// What a masked language model (BERT) puts in each [MASK] of a text, with probabilities.
+    FillMask(cmd::fill_mask::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -87,6 +93,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feedback(c) => cmd::feedback::run(c),
         Command::Task(c) => cmd::task::run(c),
         Command::Attention(a) => cmd::attention::run(a),
+        Command::Embed(a) => cmd::embed::run_embed(a),
+        Command::Similarity(a) => cmd::embed::run_similarity(a),
+        Command::FillMask(a) => cmd::fill_mask::run(a),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod beam;
 pub mod bleu;
+pub mod embed;
 pub mod engine;
 pub mod generate;
 pub mod repetition;
@@ -12,6 +13,7 @@ pub mod seq2seq;
 pub mod text;
 
 pub use beam::{beam_search, beam_search_from, BeamOptions, Hypothesis};
+pub use embed::{EmbedOptions, Embedder, Embeddings, Pooling, Truncate};
 pub use engine::{Engine, Sequence};
 pub use generate::{generate, Finish, GenOptions, Output};
 pub use sampler::{Chain, SamplingConfig};

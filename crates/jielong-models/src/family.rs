@@ -73,6 +73,7 @@ pub static FAMILIES: &[Family] = &[
     crate::recurrent::GRU_FAMILY,
     // issue 15
     crate::seq2seq::FAMILY,
+    crate::bert::FAMILY,
 ];
 
 /// The registry entry called `name`, or an error listing the known ones.

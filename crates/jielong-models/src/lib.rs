@@ -11,6 +11,8 @@
 //!
 //! Later capabilities (encoders, seq2seq) join as further `as_…` methods of [`Model`].
 
+pub mod bert;
+pub mod encoder;
 pub mod family;
 pub mod gpt;
 pub mod hf;
@@ -20,6 +22,8 @@ pub mod rnn_encoder;
 pub mod seq2seq;
 pub mod state;
 
+pub use bert::{Bert, BertConfig};
+pub use encoder::{Encoder, MaskedLm, IGNORE};
 pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
 pub use gpt::{Gpt, GptConfig};
 pub use jielong_nn::KvCache;
@@ -60,6 +64,14 @@ pub trait Model: Send + Sync {
         None
     }
     // ---- end seq2seq ----
+    // ---- encoder capability (BERT-style families; see `encoder.rs`) ----
+    /// The model as an encoder: hidden states for every position of a padded batch, the
+    /// padding never attended to (`jielong embed`, `similarity`, `fill-mask`, MLM training).
+    /// Causal families may answer too (their hidden states before the LM head).
+    fn as_encoder(&self) -> Option<&dyn Encoder> {
+        None
+    }
+    // ---- end of the encoder capability ----
 }
 
 /// A recurrent language model: training from a given state, returning the state at the end.

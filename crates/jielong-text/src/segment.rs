@@ -78,7 +78,8 @@ fn jieba() -> &'static Jieba {
     JIEBA.get_or_init(Jieba::new)
 }
 
-fn is_han(c: char) -> bool {
+/// Whether `c` is a Han (CJK ideograph) character: the runs jieba cuts into words.
+pub fn is_han(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF      // CJK Extension A
         | 0x4E00..=0x9FFF    // CJK Unified Ideographs

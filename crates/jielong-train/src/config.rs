@@ -68,7 +68,17 @@ pub struct TrainConfig {
     /// in order, the hidden state carried from batch to batch and detached: truncated
     /// backpropagation through time). Written to config.toml only when not `random`.
     #[serde(skip_serializing_if = "Batching::is_random")]
-    pub batching: Batching,
+    pub batching: Batching,    /// `objective = "mlm"`: the share of tokens chosen for prediction (BERT: 0.15).
+    #[serde(skip_serializing_if = "is_default_mlm_probability")]
+    pub mlm_probability: f64,
+    /// `objective = "mlm"`: choose whole words (WordPiece `##` pieces with the piece before
+    /// them; jieba words in Chinese) rather than single tokens.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub whole_word_mask: bool,
+}
+
+fn is_default_mlm_probability(p: &f64) -> bool {
+    *p == 0.15
 }
 
 /// `train.batching`.
@@ -111,6 +121,8 @@ impl Default for TrainConfig {
             init_from: None,
             init_embeddings: None,
             batching: Batching::Random,
+            mlm_probability: 0.15,
+            whole_word_mask: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Evaluation loss: the objective's loss (no dropout) over non-overlapping windows of a split.
 
+use crate::mlm::MlmMasker;
 use crate::objective::Objective;
 use crate::step::batch_tensors;
 use candle_core::Device;
@@ -16,7 +17,8 @@ pub struct EvalResult {
 }
 
 /// Evaluate `model` under `objective` on at most `max_windows` windows of `seq_len` tokens
-/// from `data`.
+/// from `data` (for `mlm`, masked by `masker`).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &dyn Model,
     objective: Objective,
@@ -25,11 +27,16 @@ pub fn evaluate(
     seq_len: usize,
     max_windows: usize,
     dev: &Device,
+    masker: Option<&MlmMasker>,
 ) -> Result<EvalResult> {
     let mut sum = 0f64;
     let mut n = 0usize;
-    for batch in eval_batches(data, batch_size, seq_len, max_windows) {
-        let (ids, targets) = batch_tensors(&batch, dev)?;
+    for (k, batch) in eval_batches(data, batch_size, seq_len, max_windows).into_iter().enumerate() {
+        let (ids, targets) = match masker {
+            // The same masks at every evaluation: a fixed stream per batch.
+            Some(m) => crate::step::masked_tensors(m, &batch, 0..batch.batch_size, &mut jielong_core::Rng::derive(0x6d6c6d, &[k as u64]), dev)?,
+            None => batch_tensors(&batch, dev)?,
+        };
         let (b, t) = ids.dims2()?;
         // The mean over the batch's tokens, weighted back into a sum.
         let loss = objective.loss(model, &ids, &targets, ForwardOpts::default())?;

@@ -99,6 +99,9 @@ pub fn import_hf(from: &Path, tokenizer: Option<&Path>, out: &Path) -> Result<(M
     if let Some(tc) = tokenizer_config(from)? {
         hf::write_sorted_json(&dir.path().join("tokenizer_config.json"), tc)?;
     }
+    if let Some(st) = sentence_config(from)? {
+        hf::write_sorted_json(&dir.path().join(SENTENCE_JSON), st)?;
+    }
     let ckpt = dir.path().join(ckpt_name(0));
     std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
     params.save(&ckpt.join("model.safetensors"))?;
@@ -106,7 +109,8 @@ pub fn import_hf(from: &Path, tokenizer: Option<&Path>, out: &Path) -> Result<(M
         format_version: CKPT_VERSION,
         family: cfg.family().into(),
         model: cfg.clone(),
-        objective: Objective::CausalLm,
+        // A BERT checkpoint is an encoder: its training objective is masked LM.
+        objective: if cfg.family() == "bert" { Objective::Mlm } else { Objective::CausalLm },
         tokenizer_hash: tk.hash().to_string(),
         step: 0,
         tokens_seen: 0,
@@ -117,4 +121,37 @@ pub fn import_hf(from: &Path, tokenizer: Option<&Path>, out: &Path) -> Result<(M
     };
     jielong_core::fs::write_json_atomic(&ckpt.join("meta.json"), &meta)?;
     Ok((cfg, dir.commit()?))
+}
+
+/// The file of an imported run folder that keeps a sentence-transformers model's embedding
+/// recipe: `max_seq_length`, `pooling` ("mean" or "cls") and `normalize`, the defaults of
+/// `jielong embed` for that checkpoint.
+pub const SENTENCE_JSON: &str = "sentence.json";
+
+/// A sentence-transformers folder's recipe (`sentence_bert_config.json`, `1_Pooling/config.json`,
+/// a `Normalize` module in `modules.json`), or None for a plain Hugging Face folder.
+fn sentence_config(dir: &Path) -> Result<Option<Map<String, Value>>> {
+    let read = |name: &str| -> Result<Option<Value>> {
+        let path = dir.join(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = jielong_core::fs::read_to_string(&path)?;
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::format(&path, format!("not valid JSON ({e})")))
+    };
+    let Some(sb) = read("sentence_bert_config.json")? else { return Ok(None) };
+    let mut out = Map::new();
+    if let Some(n) = sb.get("max_seq_length").and_then(Value::as_u64) {
+        out.insert("max_seq_length".into(), n.into());
+    }
+    let pooling = match read("1_Pooling/config.json")? {
+        Some(p) if p.get("pooling_mode_cls_token").and_then(Value::as_bool) == Some(true) => "cls",
+        Some(p) if p.get("pooling_mode_mean_tokens").and_then(Value::as_bool) == Some(true) => "mean",
+        Some(_) => return Err(Error::format(dir.join("1_Pooling/config.json"), "jielong embeds with mean or cls pooling only")),
+        None => "mean",
+    };
+    out.insert("pooling".into(), pooling.into());
+    let normalize = read("modules.json")?.and_then(|m| m.as_array().cloned()).unwrap_or_default().iter().any(|m| m.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with(".Normalize")));
+    out.insert("normalize".into(), normalize.into());
+    Ok(Some(out))
 }

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod init_embeddings;
 pub mod interchange;
 pub mod metrics;
+pub mod mlm;
 pub mod objective;
 pub mod schedule;
 pub mod seq2seq;

@@ -19,6 +19,9 @@ pub enum Objective {
     /// Encoder-decoder with teacher forcing on `{"source", "target"}` pairs (`seq2seq.rs`
     /// runs it: its batches are pairs, not token windows).
     Seq2seq,
+    /// Masked language modelling (BERT): predict the tokens `mlm::MlmMasker` chose from the
+    /// whole window around them; the loss is the mean over the chosen tokens.
+    Mlm,
 }
 
 impl Objective {
@@ -26,6 +29,7 @@ impl Objective {
         match self {
             Objective::CausalLm => "causal_lm",
             Objective::Seq2seq => "seq2seq",
+            Objective::Mlm => "mlm",
         }
     }
 
@@ -43,6 +47,10 @@ impl Objective {
                 "train.objective = \"seq2seq\" needs an encoder-decoder (model.family = \"seq2seq\"); family {} is not one",
                 model.config().family()
             ))),
+            Objective::Mlm if model.as_encoder().and_then(|e| e.as_masked_lm()).is_none() => Err(Error::input(format!(
+                "train.objective = \"mlm\" needs an encoder with a masked-LM head (family bert with model.mlm_head = true); family {} is not one",
+                model.config().family()
+            ))),
             _ => Ok(()),
         }
     }
@@ -57,6 +65,12 @@ impl Objective {
             Objective::Seq2seq => Err(Error::input(
                 "objective seq2seq reads source/target pairs, not token windows: train it with `jielong train` (seq2seq.rs), evaluate it with `jielong eval --pairs FILE.jsonl`",
             )),
+            Objective::Mlm => {
+                let mlm = model.as_encoder().and_then(|e| e.as_masked_lm()).ok_or_else(|| Error::Other("mlm objective without a masked LM".into()))?;
+                // Training windows have no padding: every position is attended to.
+                let mask = Tensor::ones(ids.dims2()?, candle_core::DType::U32, ids.device())?;
+                Ok(mlm.mlm_loss(ids, None, &mask, targets, opts)?)
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct StepRunner {
     /// `batching = "sequential"`: the recurrent state (n_state, batch_size, hidden) at the end
     /// of the last micro-batch, detached; the next micro-batch starts from it.
     pub carry: Option<Tensor>,
+    /// `objective = "mlm"`: the collator that masks each batch (set by the trainer, which
+    /// knows the tokenizer).
+    pub masker: Option<Arc<crate::mlm::MlmMasker>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +65,14 @@ fn rows_tensors(batch: &Batch, rows: Range<usize>, dev: &Device) -> candle_core:
     Ok((Tensor::from_slice(&batch.inputs[span.clone()], shape, dev)?, Tensor::from_slice(&batch.targets[span], shape, dev)?))
 }
 
+/// Sequences `rows` of `batch` masked for MLM: (inputs, targets), targets `IGNORE` where
+/// nothing is predicted.
+pub fn masked_tensors(m: &crate::mlm::MlmMasker, batch: &Batch, rows: Range<usize>, rng: &mut jielong_core::Rng, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let t = batch.seq_len;
+    let (inputs, targets) = m.mask(&batch.inputs[rows.start * t..rows.end * t], rows.len(), t, rng);
+    Ok((Tensor::from_vec(inputs, (rows.len(), t), dev)?, Tensor::from_vec(targets, (rows.len(), t), dev)?))
+}
+
 /// `rows` sequences cut into `n` contiguous ranges whose sizes differ by at most one.
 fn split_rows(rows: usize, n: usize) -> Vec<Range<usize>> {
     (0..n).map(|i| (i * rows / n)..((i + 1) * rows / n)).collect()
@@ -77,7 +88,7 @@ impl StepRunner {
             params.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None })
+        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None })
     }
 
     /// Shards for a micro-batch of `rows` sequences (see `TrainConfig::data_parallel`).
@@ -123,7 +134,10 @@ impl StepRunner {
     fn shard_gradients(&self, batch: &Batch, rows: Range<usize>, seed: u64) -> Result<(GradStore, f64)> {
         let weight = rows.len() as f64 / batch.batch_size as f64;
         let first_row = rows.start;
-        let (ids, targets) = rows_tensors(batch, rows, &self.device)?;
+        let (ids, targets) = match &self.masker {
+            Some(m) => masked_tensors(m, batch, rows, &mut Rng::derive(seed, &[0x6d6c6d, first_row as u64]), &self.device)?,
+            None => rows_tensors(batch, rows, &self.device)?,
+        };
         let loss = self.objective.loss(&*self.model, &ids, &targets, ForwardOpts { dropout_seed: Some(seed), first_row })?;
         let value = loss.to_scalar::<f32>()? as f64;
         let loss = if weight == 1.0 { loss } else { loss.affine(weight, 0.0)? };

@@ -101,6 +101,10 @@ pub fn train(
     let t = cfg.model.max_seq_len();
     let sampler = RandomWindows::new(&train_data, cfg.train.seed, cfg.train.batch_size, t)?;
     let mut runner = StepRunner::new(&cfg.model, &cfg.train, &dev)?;
+    if cfg.train.objective == crate::Objective::Mlm {
+        let tk = jielong_tokenizer::Tokenizer::load(&cfg.data.dir.join("tokenizer.json"))?;
+        runner.masker = Some(std::sync::Arc::new(crate::mlm::MlmMasker::new(&tk, cfg.train.mlm_probability, cfg.train.whole_word_mask)?));
+    }
     // Sequential batching (recurrent families): streams read in order, the state carried.
     let streams = match cfg.train.batching {
         Batching::Random => None,
@@ -232,7 +236,7 @@ pub fn train(
         let last = step == tc.max_steps;
         interrupted = stop.load(Ordering::SeqCst) && !last;
         if (step.is_multiple_of(tc.eval_interval) || last) && !val_data.is_empty() {
-            let r = evaluate(&*runner.model, tc.objective, &val_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+            let r = evaluate(&*runner.model, tc.objective, &val_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref())?;
             last_val = Some(r.loss);
             metrics::append(&metrics_path, &MetricRow {
                 step,
@@ -274,7 +278,7 @@ pub fn train(
         Some(p) => p,
         None => checkpoint::latest(run_dir)?.ok_or_else(|| Error::Other("no checkpoint was written".into()))?,
     };
-    let train_eval = evaluate(&*runner.model, tc.objective, &train_data, tc.batch_size, t, tc.eval_windows, &dev)?;
+    let train_eval = evaluate(&*runner.model, tc.objective, &train_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref())?;
     Ok(TrainSummary {
         steps: step,
         tokens_seen,

@@ -1,5 +1,5 @@
 //! `jielong import --from HF_DIR --out RUN_DIR [--tokenizer FILE]`: a Hugging Face folder of a
-//! supported architecture (GPT-2, Llama, Qwen2) as a jielong run folder.
+//! supported architecture (GPT-2, Llama, Qwen2, BERT) as a jielong run folder.
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
@@ -21,6 +21,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let (cfg, out) = jielong_train::interchange::import_hf(&a.from, a.tokenizer.as_deref(), &a.out)?;
     println!("imported {} → {} ({}, {:.2} M parameters)", a.from.display(), out.display(), cfg.describe(), cfg.n_params() as f64 / 1e6);
-    println!("next: jielong generate --checkpoint {0} --prompt \"...\"   (also: chat, eval, train --init-from {0})", out.display());
+    if cfg.family() == "bert" {
+        println!("next: jielong embed --checkpoint {0} TEXTS.txt --out vectors.npy   (also: similarity, fill-mask with an MLM head)", out.display());
+    } else {
+        println!("next: jielong generate --checkpoint {0} --prompt \"...\"   (also: chat, eval, train --init-from {0})", out.display());
+    }
     Ok(())
 }

@@ -22,3 +22,5 @@ pub mod feedback;
 // issue 15: seq2seq evaluation and attention maps
 pub mod attention;
 pub mod eval_pairs;
+pub mod embed;
+pub mod fill_mask;

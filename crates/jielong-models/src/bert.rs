@@ -1,0 +1,490 @@
+//! BERT encoder (post-LN): token, position and segment embeddings, bidirectional attention
+//! with a padding mask, exact (erf) GELU, the pooler (tanh of a dense layer on the first
+//! token) and the masked-LM head (dense → GELU → layer norm → the token embedding transposed
+//! + a bias).
+//!
+//! Weight names follow Hugging Face `BertForPreTraining` (a `BertModel` file, such as a
+//! sentence-transformers checkpoint, has the same names without the `bert.` prefix; linear
+//! weights are `nn.Linear`'s (out, in)):
+//! ```text
+//! bert.embeddings.{word,position,token_type}_embeddings.weight
+//! bert.embeddings.LayerNorm.{weight,bias}
+//! bert.encoder.layer.{i}.attention.self.{query,key,value}.{weight,bias}
+//! bert.encoder.layer.{i}.attention.output.dense.{weight,bias}
+//! bert.encoder.layer.{i}.attention.output.LayerNorm.{weight,bias}
+//! bert.encoder.layer.{i}.intermediate.dense.{weight,bias}      (n_inner, n_embd)
+//! bert.encoder.layer.{i}.output.dense.{weight,bias}            (n_embd, n_inner)
+//! bert.encoder.layer.{i}.output.LayerNorm.{weight,bias}
+//! bert.pooler.dense.{weight,bias}                              with `pooler = true`
+//! cls.predictions.transform.dense.{weight,bias}                with `mlm_head = true`
+//! cls.predictions.transform.LayerNorm.{weight,bias}
+//! cls.predictions.bias                                         (vocab_size); the decoder
+//!                                                              weight is the word embedding
+//! ```
+//! The three attention projections are concatenated into one (3·n_embd, n_embd) product per
+//! call, so attention runs as one fused kernel from the packed output
+//! (`jielong_nn::bidirectional_attention_packed`), without a (t × t) tensor.
+
+use crate::family::{parse_as, Family, FamilyConfig};
+use crate::{Encoder, ForwardOpts, MaskedLm, Model, ModelConfig};
+use candle_core::{DType, IndexOp, Module, Result, Tensor};
+use candle_nn::{Embedding, Init, VarBuilder};
+use jielong_core::Error;
+use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, MaskSource, WeightLayout};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BertConfig {
+    /// Size of the token table. 0 in a config file means "take it from the tokenizer".
+    #[serde(default)]
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    /// Width of the feed-forward layer (BERT: 4·n_embd; 0 in a config file means that).
+    #[serde(default)]
+    pub n_inner: usize,
+    /// Position table size (Hugging Face `max_position_embeddings`).
+    pub max_seq_len: usize,
+    /// Segment (token type) table size: 2 in BERT (sentence A / sentence B).
+    #[serde(default = "two")]
+    pub type_vocab_size: usize,
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default = "ln_eps")]
+    pub layer_norm_eps: f64,
+    /// The pooler (tanh(dense(first token))), which sentence-pair heads read.
+    #[serde(default = "yes")]
+    pub pooler: bool,
+    /// The masked-LM head (needed to train with `objective = "mlm"` and for `fill-mask`).
+    #[serde(default = "yes")]
+    pub mlm_head: bool,
+}
+
+fn two() -> usize {
+    2
+}
+fn yes() -> bool {
+    true
+}
+fn ln_eps() -> f64 {
+    1e-12
+}
+
+/// The registry entry.
+pub const FAMILY: Family = Family {
+    name: "bert",
+    about: "BERT encoder (post-LN): bidirectional attention with padding masks, segment embeddings, pooler, masked-LM head",
+    parse: parse_as::<BertConfig>,
+    preset: |name| BertConfig::preset(name).map(|c| Box::new(c) as Box<dyn FamilyConfig>),
+    hf: Some(crate::hf::HfCodec { model_types: &["bert"], config_from_hf, config_to_hf, name_from_hf }),
+};
+
+/// BertConfig (transformers) → ours. The head the file has follows from `architectures`:
+/// `BertModel` (sentence encoders) has the pooler and no MLM head, `BertForMaskedLM` the
+/// reverse, `BertForPreTraining` both (its NSP classifier is not read).
+fn config_from_hf(c: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<Box<dyn FamilyConfig>, String> {
+    use crate::hf::{field_f64, field_usize, require};
+    require(c, "hidden_act", |v| v.as_str() == Some("gelu"), "the exact GELU, \"gelu\"")?;
+    require(c, "position_embedding_type", |v| v.as_str() == Some("absolute"), "absolute (learned) positions")?;
+    require(c, "is_decoder", |v| v.as_bool() == Some(false), "an encoder")?;
+    require(c, "add_cross_attention", |v| v.as_bool() == Some(false), "no cross-attention")?;
+    let arch = c.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()).and_then(|a| a.as_str()).unwrap_or("BertModel");
+    let (pooler, mlm_head) = match arch {
+        "BertForMaskedLM" => (false, true),
+        "BertForPreTraining" => (true, true),
+        _ => (true, false),
+    };
+    let cfg = BertConfig {
+        vocab_size: field_usize(c, "vocab_size")?,
+        n_layer: field_usize(c, "num_hidden_layers")?,
+        n_head: field_usize(c, "num_attention_heads")?,
+        n_embd: field_usize(c, "hidden_size")?,
+        n_inner: field_usize(c, "intermediate_size")?,
+        max_seq_len: field_usize(c, "max_position_embeddings")?,
+        type_vocab_size: field_usize(c, "type_vocab_size")?,
+        dropout: 0.0,
+        layer_norm_eps: field_f64(c, "layer_norm_eps")?.unwrap_or(1e-12),
+        pooler,
+        mlm_head,
+    };
+    Ok(Box::new(cfg))
+}
+
+/// Ours → the keys `BertConfig.save_pretrained` writes (transformers 5.23). A model with the
+/// MLM head exports as `BertForMaskedLM` (its pooler, if any, is an extra tensor transformers
+/// ignores), one without as `BertModel`.
+fn config_to_hf(cfg: &dyn FamilyConfig, meta: &crate::hf::HfMeta) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+    let c = cfg.as_any().downcast_ref::<BertConfig>().ok_or("not a BERT config")?;
+    let arch = if c.mlm_head { "BertForMaskedLM" } else { "BertModel" };
+    let v = serde_json::json!({
+        "add_cross_attention": false, "architectures": [arch], "attention_probs_dropout_prob": c.dropout,
+        "bos_token_id": meta.bos_token_id, "classifier_dropout": null, "dtype": meta.dtype, "torch_dtype": meta.dtype,
+        "eos_token_id": meta.eos_token_id, "hidden_act": "gelu", "hidden_dropout_prob": c.dropout,
+        "hidden_size": c.n_embd, "initializer_range": 0.02, "intermediate_size": c.inner(), "is_decoder": false,
+        "layer_norm_eps": c.layer_norm_eps, "max_position_embeddings": c.max_seq_len, "model_type": "bert",
+        "num_attention_heads": c.n_head, "num_hidden_layers": c.n_layer, "pad_token_id": 0,
+        "position_embedding_type": "absolute", "tie_word_embeddings": true, "transformers_version": "5.23.0",
+        "type_vocab_size": c.type_vocab_size, "use_cache": true, "vocab_size": c.vocab_size,
+    });
+    Ok(v.as_object().expect("an object").clone())
+}
+
+/// `BertModel` files have no `bert.` prefix; `position_ids` is a buffer; the MLM decoder's
+/// weight is the word embedding and its bias is `cls.predictions.bias` (older files store both).
+fn name_from_hf(name: &str) -> Option<String> {
+    if name.ends_with("embeddings.position_ids") || name.starts_with("cls.predictions.decoder.") {
+        return None;
+    }
+    if name.starts_with("bert.") || name.starts_with("cls.") {
+        Some(name.to_string())
+    } else {
+        Some(format!("bert.{name}"))
+    }
+}
+
+impl FamilyConfig for BertConfig {
+    fn family(&self) -> &'static str {
+        "bert"
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn set_vocab_size(&mut self, vocab_size: usize) {
+        self.vocab_size = vocab_size;
+    }
+    fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+    fn validate(&self) -> std::result::Result<(), Error> {
+        BertConfig::validate(self)
+    }
+    fn n_params(&self) -> usize {
+        BertConfig::n_params(self)
+    }
+    fn flops_per_token(&self, seq_len: usize) -> f64 {
+        let n = (self.n_params() - self.max_seq_len * self.n_embd) as f64;
+        6.0 * n + 12.0 * (self.n_layer * self.n_embd * seq_len) as f64
+    }
+    fn describe(&self) -> String {
+        format!("BERT · {} layers · {} heads · n_embd {} · n_inner {} · bidirectional", self.n_layer, self.n_head, self.n_embd, self.inner())
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("config serializes")
+    }
+    fn clone_box(&self) -> Box<dyn FamilyConfig> {
+        Box::new(self.clone())
+    }
+    fn build(&self, vb: VarBuilder) -> std::result::Result<Box<dyn Model>, Error> {
+        Ok(Box::new(Bert::new(self, vb)?))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn token_embedding(&self) -> Option<(&'static str, usize)> {
+        Some(("bert.embeddings.word_embeddings.weight", self.n_embd))
+    }
+}
+
+impl BertConfig {
+    /// `tiny` (what `quickstart --family bert` would train), `small` and `medium`.
+    pub fn preset(name: &str) -> Option<Self> {
+        let sized = |n_layer, n_head, n_embd, max_seq_len, vocab_size| Self { vocab_size, n_layer, n_head, n_embd, max_seq_len, dropout: 0.0, ..Self::tiny() };
+        match name {
+            "tiny" => Some(Self::tiny()),
+            "small" => Some(sized(4, 4, 256, 128, 4096)),
+            "medium" => Some(sized(6, 6, 384, 256, 8192)),
+            _ => None,
+        }
+    }
+
+    pub fn tiny() -> Self {
+        Self {
+            vocab_size: 0,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 192,
+            n_inner: 0,
+            max_seq_len: 128,
+            type_vocab_size: 2,
+            dropout: 0.1,
+            layer_norm_eps: ln_eps(),
+            pooler: true,
+            mlm_head: true,
+        }
+    }
+
+    /// The feed-forward width (n_inner, or 4·n_embd when it is 0).
+    pub fn inner(&self) -> usize {
+        if self.n_inner == 0 {
+            4 * self.n_embd
+        } else {
+            self.n_inner
+        }
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), Error> {
+        let bad = |m: String| Err(Error::input(m));
+        if self.vocab_size == 0 {
+            return bad("model.vocab_size is 0: set it, or let `jielong train` take it from the data".into());
+        }
+        for (name, v) in [("n_layer", self.n_layer), ("n_head", self.n_head), ("n_embd", self.n_embd), ("max_seq_len", self.max_seq_len), ("type_vocab_size", self.type_vocab_size)] {
+            if v == 0 {
+                return bad(format!("model.{name} must be at least 1"));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return bad(format!("model.n_embd = {} is not divisible by model.n_head = {}", self.n_embd, self.n_head));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("model.dropout = {} must be in [0, 1)", self.dropout));
+        }
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
+            return bad("model.layer_norm_eps must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn n_params(&self) -> usize {
+        let (c, f, v) = (self.n_embd, self.inner(), self.vocab_size);
+        let ln = 2 * c;
+        let emb = (v + self.max_seq_len + self.type_vocab_size) * c + ln;
+        let layer = 4 * (c * c + c) + ln + (c * f + f) + (f * c + c) + ln;
+        let pooler = if self.pooler { c * c + c } else { 0 };
+        let head = if self.mlm_head { c * c + c + ln + v } else { 0 };
+        emb + self.n_layer * layer + pooler + head
+    }
+}
+
+/// A linear layer in `nn.Linear`'s (out, in) layout with a bias.
+struct Dense {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Dense {
+    fn new(n_in: usize, n_out: usize, vb: VarBuilder) -> Result<Self> {
+        let w = vb.get_with_hints((n_out, n_in), "weight", Init::Randn { mean: 0.0, stdev: 0.02 })?;
+        let b = vb.get_with_hints(n_out, "bias", Init::Const(0.0))?;
+        Ok(Self { w, b })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear(x, &self.w, Some(&self.b), WeightLayout::OutIn)
+    }
+}
+
+struct Layer {
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    attn_out: Dense,
+    attn_ln: LayerNorm,
+    inter: Dense,
+    out: Dense,
+    out_ln: LayerNorm,
+}
+
+struct MlmHead {
+    dense: Dense,
+    ln: LayerNorm,
+    bias: Tensor,
+}
+
+pub struct Bert {
+    cfg: BertConfig,
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    emb_ln: LayerNorm,
+    layers: Vec<Layer>,
+    pooler: Option<Dense>,
+    mlm: Option<MlmHead>,
+    dropout: Dropout,
+}
+
+impl Bert {
+    /// Build the model, creating (or fetching) its parameters through `vb`. Init as BERT:
+    /// N(0, 0.02) weights, zero biases, unit layer-norm scales.
+    pub fn new(cfg: &BertConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
+        cfg.validate()?;
+        let (c, f) = (cfg.n_embd, cfg.inner());
+        let init = Init::Randn { mean: 0.0, stdev: 0.02 };
+        let vb_bert = vb.pp("bert");
+        let ve = vb_bert.pp("embeddings");
+        let word_w = ve.get_with_hints((cfg.vocab_size, c), "word_embeddings.weight", init)?;
+        let word = Embedding::new(word_w, c);
+        let position = Embedding::new(ve.get_with_hints((cfg.max_seq_len, c), "position_embeddings.weight", init)?, c);
+        let token_type = Embedding::new(ve.get_with_hints((cfg.type_vocab_size, c), "token_type_embeddings.weight", init)?, c);
+        let emb_ln = LayerNorm::new(c, true, cfg.layer_norm_eps, ve.pp("LayerNorm"))?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let vl = vb_bert.pp(format!("encoder.layer.{i}"));
+            let (va, vs) = (vl.pp("attention.output"), vl.pp("attention.self"));
+            layers.push(Layer {
+                query: Dense::new(c, c, vs.pp("query"))?,
+                key: Dense::new(c, c, vs.pp("key"))?,
+                value: Dense::new(c, c, vs.pp("value"))?,
+                attn_out: Dense::new(c, c, va.pp("dense"))?,
+                attn_ln: LayerNorm::new(c, true, cfg.layer_norm_eps, va.pp("LayerNorm"))?,
+                inter: Dense::new(c, f, vl.pp("intermediate.dense"))?,
+                out: Dense::new(f, c, vl.pp("output.dense"))?,
+                out_ln: LayerNorm::new(c, true, cfg.layer_norm_eps, vl.pp("output.LayerNorm"))?,
+            });
+        }
+        let pooler = if cfg.pooler { Some(Dense::new(c, c, vb_bert.pp("pooler.dense"))?) } else { None };
+        let mlm = if cfg.mlm_head {
+            let vp = vb.pp("cls.predictions");
+            Some(MlmHead {
+                dense: Dense::new(c, c, vp.pp("transform.dense"))?,
+                ln: LayerNorm::new(c, true, cfg.layer_norm_eps, vp.pp("transform.LayerNorm"))?,
+                bias: vp.get_with_hints(cfg.vocab_size, "bias", Init::Const(0.0))?,
+            })
+        } else {
+            None
+        };
+        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, layers, pooler, mlm, dropout: Dropout { p: cfg.dropout as f32 } })
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.cfg
+    }
+
+    /// `ids` (b, t) u32, `token_types` (b, t) u32 (None: all segment 0), `attention_mask`
+    /// (b, t) (non-zero: a token; zero: padding, never attended to) → the last layer's hidden
+    /// states (b, t, n_embd). Hidden states at padded positions are computed but meaningless.
+    pub fn hidden(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.cfg.max_seq_len {
+            candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
+        }
+        let (c, h) = (self.cfg.n_embd, self.cfg.n_head);
+        let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
+        let dev = ids.device();
+        let mut xs = self.word.forward(ids)?; // (b, t, c)
+        let pos = Tensor::arange(0u32, t as u32, dev)?;
+        xs = xs.broadcast_add(&self.position.forward(&pos)?)?;
+        let types = match token_types {
+            Some(tt) => self.token_type.forward(tt)?,
+            None => self.token_type.forward(&Tensor::zeros((b, t), DType::U32, dev)?)?,
+        };
+        xs = (xs + types)?;
+        xs = self.dropout.forward(&self.emb_ln.forward(&xs)?, drop(0))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let site = 1 + 2 * i as u64;
+            let w = Tensor::cat(&[&layer.query.w, &layer.key.w, &layer.value.w], 0)?; // (3c, c)
+            let bias = Tensor::cat(&[&layer.query.b, &layer.key.b, &layer.value.b], 0)?;
+            let qkv = linear(&xs, &w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
+            let ys = bidirectional_attention_packed(&qkv, h, attention_mask)?; // (b, t, c)
+            let ys = self.dropout.forward(&layer.attn_out.forward(&ys)?, drop(site))?;
+            xs = layer.attn_ln.forward(&(xs + ys)?)?;
+            let ys = layer.inter.forward(&xs)?.gelu_erf()?; // (b, t, f)
+            let ys = self.dropout.forward(&layer.out.forward(&ys)?, drop(site + 1))?;
+            xs = layer.out_ln.forward(&(xs + ys)?)?;
+        }
+        debug_assert_eq!(xs.dims3()?, (b, t, c));
+        Ok(xs)
+    }
+
+    /// The pooler on the first token of each sequence: tanh(dense(hidden[:, 0])) (b, n_embd).
+    pub fn pooled(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+        match &self.pooler {
+            Some(p) => Ok(Some(p.forward(&hidden.i((.., 0))?.contiguous()?)?.tanh()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// MLM logits (…, vocab_size) from hidden states (…, n_embd); an error without the head.
+    pub fn mlm_logits_of(&self, hidden: &Tensor) -> Result<Tensor> {
+        let Some(head) = &self.mlm else { candle_core::bail!("this BERT model has no masked-LM head (model.mlm_head = false)") };
+        let x = head.ln.forward(&head.dense.forward(hidden)?.gelu_erf()?)?;
+        linear(&x, self.word.embeddings(), Some(&head.bias), WeightLayout::OutIn)
+    }
+}
+
+impl Model for Bert {
+    fn config(&self) -> ModelConfig {
+        ModelConfig::new(self.cfg.clone())
+    }
+    fn as_causal_lm(&self) -> Option<&dyn crate::CausalLm> {
+        None
+    }
+    fn as_encoder(&self) -> Option<&dyn Encoder> {
+        Some(self)
+    }
+}
+
+impl Encoder for Bert {
+    fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
+        self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
+    }
+    fn hidden_size(&self) -> usize {
+        self.cfg.n_embd
+    }
+    fn max_seq_len(&self) -> usize {
+        self.cfg.max_seq_len
+    }
+    fn pooled(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+        Bert::pooled(self, hidden)
+    }
+    fn as_masked_lm(&self) -> Option<&dyn MaskedLm> {
+        self.mlm.as_ref().map(|_| self as &dyn MaskedLm)
+    }
+}
+
+impl MaskedLm for Bert {
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+    fn mlm_logits(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
+        self.mlm_logits_of(&self.hidden(ids, token_types, attention_mask, ForwardOpts::default())?)
+    }
+    fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+        let (b, t, c) = hidden.dims3()?;
+        // Only the chosen positions go through the head (about 15% of them).
+        let flat: Vec<u32> = targets.flatten_all()?.to_vec1::<u32>()?;
+        let rows: Vec<u32> = flat.iter().enumerate().filter(|(_, &y)| y != crate::IGNORE).map(|(i, _)| i as u32).collect();
+        if rows.is_empty() {
+            candle_core::bail!("mlm_loss: no position of the batch is a prediction target");
+        }
+        let dev = ids.device();
+        let idx = Tensor::new(rows.as_slice(), dev)?;
+        let x = hidden.reshape((b * t, c))?.index_select(&idx, 0)?;
+        let y = Tensor::new(rows.iter().map(|&r| flat[r as usize]).collect::<Vec<u32>>().as_slice(), dev)?;
+        jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use jielong_nn::ParamStore;
+
+    fn model(pooler: bool, mlm_head: bool) -> Bert {
+        let cfg = BertConfig { vocab_size: 50, n_layer: 2, n_head: 2, n_embd: 16, n_inner: 24, max_seq_len: 12, dropout: 0.0, pooler, mlm_head, ..BertConfig::tiny() };
+        let params = ParamStore::new(3);
+        let m = Bert::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        assert_eq!(params.n_params(), cfg.n_params(), "n_params formula disagrees with the built model");
+        m
+    }
+
+    #[test]
+    fn bert_sees_both_directions_and_ignores_padding() {
+        let m = model(true, true);
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 4, 8]], &dev).unwrap();
+        let b = Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 4, 11]], &dev).unwrap();
+        let ones = Tensor::ones((1, 8), DType::U32, &dev).unwrap();
+        let (ha, hb) = (m.hidden_states(&a, None, &ones).unwrap(), m.hidden_states(&b, None, &ones).unwrap());
+        let d0: f32 = (ha.i((0, 0)).unwrap() - hb.i((0, 0)).unwrap()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(d0 > 1e-4, "the first position does not see the last");
+        // With the last token masked out, changing it changes nothing before it.
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1, 0]], &dev).unwrap();
+        let (ma, mb) = (m.hidden_states(&a, None, &mask).unwrap(), m.hidden_states(&b, None, &mask).unwrap());
+        let d: f32 = (ma.narrow(1, 0, 7).unwrap() - mb.narrow(1, 0, 7).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert_eq!(d, 0.0, "padding is attended to");
+        assert!(m.hidden_states(&Tensor::zeros((1, 13), DType::U32, &dev).unwrap(), None, &Tensor::ones((1, 13), DType::U32, &dev).unwrap()).is_err());
+        let _ = model(false, false);
+    }
+}
