@@ -2,6 +2,7 @@
 //! resume, metrics and the loss plot, and the loop that ties them together.
 
 pub mod adamw;
+pub mod adapter;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
@@ -10,6 +11,7 @@ pub mod interchange;
 pub mod metrics;
 pub mod objective;
 pub mod schedule;
+pub mod sft;
 pub mod step;
 pub mod trainer;
 
@@ -21,3 +23,4 @@ pub use init_embeddings::{init_embeddings, EmbeddingInit};
 pub use objective::Objective;
 pub use step::StepRunner;
 pub use trainer::{train, Event, TrainSummary};
+pub use sft::{sft, Regime, SftConfig, SftSummary};

@@ -15,12 +15,19 @@ pub enum Objective {
     /// Next-token prediction: mean cross-entropy of every position against the next token.
     #[default]
     CausalLm,
+
+    // --- instruction tuning ---
+    /// Supervised fine-tuning: next-token cross-entropy on the positions whose target is not
+    /// `IGNORE_TARGET` (the assistant's tokens), mean over those.
+    Sft,
 }
 
 impl Objective {
     pub fn name(&self) -> &'static str {
         match self {
             Objective::CausalLm => "causal_lm",
+            // --- instruction tuning ---
+            Objective::Sft => "sft",
         }
     }
 
@@ -29,6 +36,11 @@ impl Objective {
         match self {
             Objective::CausalLm if model.as_causal_lm().is_none() => Err(Error::input(format!(
                 "train.objective = \"causal_lm\" needs a causal language model; family {} is not one",
+                model.config().family()
+            ))),
+            // --- instruction tuning ---
+            Objective::Sft if model.as_causal_lm().is_none() => Err(Error::input(format!(
+                "supervised fine-tuning needs a causal language model; family {} is not one",
                 model.config().family()
             ))),
             _ => Ok(()),
@@ -41,6 +53,11 @@ impl Objective {
             Objective::CausalLm => {
                 let lm = model.as_causal_lm().ok_or_else(|| Error::Other("causal_lm objective without a causal LM".into()))?;
                 Ok(lm.loss(ids, targets, opts)?)
+            }
+            // --- instruction tuning ---
+            Objective::Sft => {
+                let lm = model.as_causal_lm().ok_or_else(|| Error::Other("sft objective without a causal LM".into()))?;
+                Ok(lm.loss_on_targets(ids, targets, opts)?)
             }
         }
     }
