@@ -63,7 +63,8 @@ enum Command {
     Feedback(cmd::feedback::Command),
     /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
     #[command(subcommand)]
-    Task(cmd::task::Command),
+    Task(cmd::task::Command),    /// Supervised fine-tuning on conversations (full or LoRA), the loss on the assistant's tokens.
+    Sft(cmd::sft::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -84,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Feedback(c) => cmd::feedback::run(c),
         Command::Task(c) => cmd::task::run(c),
+        Command::Sft(a) => cmd::sft::run(a),
     }
 }
 

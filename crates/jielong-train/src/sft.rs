@@ -66,6 +66,8 @@ impl SftConfig {
     pub fn chat_template(&self) -> Result<ChatTemplate> {
         match self.template.as_str() {
             "chatml" | "llama3" | "builtin" => ChatTemplate::named(&self.template),
+            // A bare word that is no file: a misspelt name, said as such.
+            name if !Path::new(name).exists() && !name.contains(['/', '.']) => ChatTemplate::named(name),
             path => ChatTemplate::load(Path::new(path)),
         }
     }

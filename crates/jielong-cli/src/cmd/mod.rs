@@ -19,3 +19,4 @@ pub mod train;
 pub mod vectors;
 pub mod serve;
 pub mod feedback;
+pub mod sft;
