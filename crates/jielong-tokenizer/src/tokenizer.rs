@@ -54,6 +54,9 @@ impl std::str::FromStr for TokenizerKind {
     }
 }
 
+/// The byte span (start, end) of the text each token covers.
+pub type Offsets = Vec<(usize, usize)>;
+
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     hash: String,
@@ -352,7 +355,7 @@ impl Tokenizer {
     /// Ids with the byte span of the text each one covers (tokens overlapping a span of the
     /// text are found by these). Word tokenizers (which segment before the model) encode
     /// piece by piece, each piece's span its own.
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
         if self.word_level {
             let mut ids = Vec::new();
             let mut offsets = Vec::new();
