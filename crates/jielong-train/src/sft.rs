@@ -118,8 +118,10 @@ fn load_grown(path: &Path, params: &ParamStore, tables: &[&str], fresh: &[u32]) 
         let mean: Vec<f32> = (0..c).map(|j| kept.iter().map(|r| r[j]).sum::<f32>() / kept.len().max(1) as f32).collect();
         let mut data = Vec::with_capacity(new * c);
         for i in 0..new {
-            let fresh_row = i >= old || fresh.contains(&(i as u32));
-            data.extend_from_slice(if fresh_row { &mean } else { &rows[i] });
+            match rows.get(i).filter(|_| !fresh.contains(&(i as u32))) {
+                Some(row) => data.extend_from_slice(row),
+                None => data.extend_from_slice(&mean),
+            }
         }
         var.set(&Tensor::from_vec(data, (new, c), &Device::Cpu)?)?;
     }
