@@ -72,6 +72,8 @@ enum Command {
     Similarity(cmd::embed::SimilarityArgs),
     /// What a masked language model (BERT) puts in each [MASK] of a text, with probabilities.
     FillMask(cmd::fill_mask::Args),
+    /// Supervised fine-tuning on conversations (full or LoRA), the loss on the assistant's tokens.
+    Sft(cmd::sft::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -96,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(a) => cmd::embed::run_embed(a),
         Command::Similarity(a) => cmd::embed::run_similarity(a),
         Command::FillMask(a) => cmd::fill_mask::run(a),
+        Command::Sft(a) => cmd::sft::run(a),
     }
 }
 

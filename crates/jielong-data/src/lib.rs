@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod dataset;
 pub mod meta;
 pub mod prepare;
+pub mod sft;
 pub mod shard;
 pub mod streams;
 pub mod tasks;

@@ -23,6 +23,8 @@ use crate::{CausalLm, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
+use jielong_nn::{LinearSite, Lora};
+use std::sync::Arc;
 use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -276,6 +278,8 @@ struct Mlp {
 }
 
 struct Block {
+    /// `transformer.h.{i}`: the prefix of its parameters' names (LoRA finds its layers by it).
+    name: String,
     ln_1: LayerNorm,
     c_attn: Conv1dLinear,
     c_proj: Conv1dLinear,
@@ -284,19 +288,20 @@ struct Block {
 }
 
 impl Block {
-    /// The parameters as the fused block op takes them (models with biases only).
-    fn weights(&self) -> Result<BlockWeights<'_>> {
+    /// The parameters as the fused block op takes them (models with biases only); `lw` are the
+    /// four linear weights as `Gpt::linears` gives them (adapted by LoRA or not).
+    fn weights<'a>(&'a self, lw: &'a [Tensor; 4]) -> Result<BlockWeights<'a>> {
         fn pair<'a>(w: &'a Tensor, b: Option<&'a Tensor>) -> Result<(&'a Tensor, &'a Tensor)> {
             let b = b.ok_or_else(|| candle_core::Error::Msg("the fused block needs biases".into()))?;
             Ok((w, b))
         }
         Ok(BlockWeights {
             ln_1: pair(self.ln_1.weight(), self.ln_1.bias())?,
-            c_attn: pair(self.c_attn.weight(), self.c_attn.bias())?,
-            attn_proj: pair(self.c_proj.weight(), self.c_proj.bias())?,
+            c_attn: pair(&lw[0], self.c_attn.bias())?,
+            attn_proj: pair(&lw[1], self.c_proj.bias())?,
             ln_2: pair(self.ln_2.weight(), self.ln_2.bias())?,
-            c_fc: pair(self.mlp.c_fc.weight(), self.mlp.c_fc.bias())?,
-            mlp_proj: pair(self.mlp.c_proj.weight(), self.mlp.c_proj.bias())?,
+            c_fc: pair(&lw[2], self.mlp.c_fc.bias())?,
+            mlp_proj: pair(&lw[3], self.mlp.c_proj.bias())?,
         })
     }
 }
@@ -312,9 +317,25 @@ pub struct Gpt {
     /// (vocab_size, n_embd): `wte` itself when tied.
     head: Tensor,
     dropout: Dropout,
+    /// LoRA adapters on the attention and MLP projections, when set (`Model::set_lora`).
+    lora: Option<Arc<Lora>>,
 }
 
+/// The names of a block's four linear layers, after its prefix, in `Gpt::linears` order.
+const LINEARS: [&str; 4] = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"];
+
 impl Gpt {
+    /// A block's four linear weights (c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj), each
+    /// adapted by the LoRA when one is set.
+    fn linears(&self, block: &Block) -> Result<[Tensor; 4]> {
+        let bases = [block.c_attn.weight(), block.c_proj.weight(), block.mlp.c_fc.weight(), block.mlp.c_proj.weight()];
+        let w = |j: usize| match &self.lora {
+            Some(l) => l.weight(&format!("{}.{}", block.name, LINEARS[j]), bases[j]),
+            None => Ok(bases[j].clone()),
+        };
+        Ok([w(0)?, w(1)?, w(2)?, w(3)?])
+    }
+
     /// Build the model, creating (or fetching) its parameters through `vb`.
     /// Init as GPT-2: N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), biases 0.
     pub fn new(cfg: &GptConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
@@ -345,6 +366,7 @@ impl Gpt {
         for i in 0..cfg.n_layer {
             let vb = vt.pp(format!("h.{i}"));
             blocks.push(Block {
+                name: format!("transformer.h.{i}"),
                 ln_1: LayerNorm::new(c, cfg.bias, cfg.layer_norm_eps, vb.pp("ln_1"))?,
                 c_attn: Conv1dLinear::new(c, 3 * c, cfg.bias, std, vb.pp("attn.c_attn"))?,
                 c_proj: Conv1dLinear::new(c, c, cfg.bias, proj_std, vb.pp("attn.c_proj"))?,
@@ -361,7 +383,7 @@ impl Gpt {
         } else {
             vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", Init::Randn { mean: 0.0, stdev: std })?
         };
-        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout as f32 } })
+        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None })
     }
 
     pub fn config(&self) -> &GptConfig {
@@ -415,14 +437,16 @@ impl Gpt {
         let fused_blocks = self.rope.is_none() && self.cfg.bias && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
+            let lw = self.linears(block)?;
             if fused_blocks {
                 let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
-                xs = transformer_block(&xs, &block.weights()?, h, self.cfg.layer_norm_eps, dropout)?;
+                xs = transformer_block(&xs, &block.weights(&lw)?, h, self.cfg.layer_norm_eps, dropout)?;
                 continue;
             }
+            let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
-            let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (b, t, 3c)
+            let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (b, t, 3c)
             let ys = if self.rope.is_none() && jielong_nn::fused_for(&qkv) {
                 // One fused kernel straight from the packed projection (jielong_nn::flash).
                 causal_attention_packed(&qkv, h)?
@@ -438,11 +462,11 @@ impl Gpt {
                 let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
                 ys.transpose(1, 2)?.reshape((b, t, c))? // (b, t, c)
             };
-            let ys = self.dropout.forward(&block.c_proj.forward(&ys)?, drop(site))?;
+            let ys = self.dropout.forward(&lin(&ys, 1, block.c_proj.bias())?, drop(site))?;
             xs = (xs + ys)?;
             // MLP: (b, t, c) -> (b, t, 4c) -> (b, t, c)
-            let ys = jielong_nn::gelu::gelu(&block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?)?;
-            let ys = self.dropout.forward(&block.mlp.c_proj.forward(&ys)?, drop(site + 1))?;
+            let ys = jielong_nn::gelu::gelu(&lin(&block.ln_2.forward(&xs)?, 2, block.mlp.c_fc.bias())?)?;
+            let ys = self.dropout.forward(&lin(&ys, 3, block.mlp.c_proj.bias())?, drop(site + 1))?;
             xs = (xs + ys)?;
         }
         self.ln_f.forward(&xs)
@@ -491,7 +515,9 @@ impl Gpt {
             xs = (xs + table.index_select(&pos, 0)?)?;
         }
         for (layer, block) in self.blocks.iter().enumerate() {
-            let qkv = block.c_attn.forward(&block.ln_1.forward(&xs)?)?; // (n, 3c)
+            let lw = self.linears(block)?;
+            let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
+            let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (n, 3c)
             let mut outs = Vec::with_capacity(chunks.len());
             let mut start = 0;
             for (s, chunk) in chunks.iter().enumerate() {
@@ -511,9 +537,9 @@ impl Gpt {
                 start += t;
             }
             let ys = if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? }; // (n, c)
-            xs = (xs + block.c_proj.forward(&ys)?)?;
-            let ys = jielong_nn::gelu::gelu(&block.mlp.c_fc.forward(&block.ln_2.forward(&xs)?)?)?;
-            xs = (xs + block.mlp.c_proj.forward(&ys)?)?;
+            xs = (xs + lin(&ys, 1, block.c_proj.bias())?)?;
+            let ys = jielong_nn::gelu::gelu(&lin(&block.ln_2.forward(&xs)?, 2, block.mlp.c_fc.bias())?)?;
+            xs = (xs + lin(&ys, 3, block.mlp.c_proj.bias())?)?;
         }
         // Only each chunk's last position is needed: (n_seq, c) -> (n_seq, v).
         let mut end = 0u32;
@@ -547,6 +573,21 @@ impl crate::Encoder for Gpt {
     fn max_seq_len(&self) -> usize {
         self.cfg.max_seq_len
     }
+
+    // --- adapters (instruction tuning) ---
+    fn linear_sites(&self) -> Vec<LinearSite> {
+        let c = self.cfg.n_embd;
+        let sizes = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)];
+        self.blocks
+            .iter()
+            .flat_map(|b| LINEARS.iter().zip(sizes).map(move |(n, (n_in, n_out))| LinearSite { name: format!("{}.{n}", b.name), n_in, n_out, layout: WeightLayout::InOut }))
+            .collect()
+    }
+    fn set_lora(&mut self, lora: Option<Arc<Lora>>) -> std::result::Result<(), Error> {
+        crate::check_lora(lora.as_deref(), &self.linear_sites())?;
+        self.lora = lora;
+        Ok(())
+    }
 }
 
 impl CausalLm for Gpt {
@@ -558,6 +599,10 @@ impl CausalLm for Gpt {
     }
     fn new_state(&self) -> Box<dyn DecodeState> {
         Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len))
+    }
+    // --- instruction tuning ---
+    fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        crate::masked_head_loss(&self.hidden(ids, opts)?, &self.head, targets)
     }
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
         let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "gpt")).collect::<Result<Vec<_>>>()?;

@@ -72,6 +72,58 @@ pub trait Model: Send + Sync {
         None
     }
     // ---- end of the encoder capability ----
+    // --- adapters (instruction tuning: LoRA) ---
+    /// The linear layers a LoRA can adapt, named as in the model's checkpoints (without
+    /// `.weight`). Empty for families without any.
+    fn linear_sites(&self) -> Vec<jielong_nn::LinearSite> {
+        Vec::new()
+    }
+    /// Run with LoRA adapters (None: without). The adapters' modules must be this model's.
+    fn set_lora(&mut self, _lora: Option<std::sync::Arc<jielong_nn::Lora>>) -> std::result::Result<(), jielong_core::Error> {
+        Err(jielong_core::Error::input(format!("family {} cannot take LoRA adapters (gpt and llama can)", self.config().family())))
+    }
+}
+
+/// The target id that carries no loss (a prompt or padding position in supervised
+/// fine-tuning): `CausalLm::loss_on_targets` skips it.
+pub const IGNORE_TARGET: u32 = u32::MAX;
+
+/// Check that a LoRA's modules are among `sites` (an adapter made for another model is refused).
+pub fn check_lora(lora: Option<&jielong_nn::Lora>, sites: &[jielong_nn::LinearSite]) -> std::result::Result<(), jielong_core::Error> {
+    let Some(lora) = lora else { return Ok(()) };
+    if lora.cfg.dropout > 0.0 {
+        return Err(jielong_core::Error::input(format!(
+            "LoRA dropout {} is not supported inside the fused transformer blocks (they take adapted weights, not inputs): use --lora-dropout 0",
+            lora.cfg.dropout
+        )));
+    }
+    for m in lora.modules() {
+        let Some(site) = sites.iter().find(|s| s.name == m) else {
+            return Err(jielong_core::Error::input(format!("the adapter has a layer {m} that this model does not have: it was made for another model")));
+        };
+        let a = lora.layer(m).expect("listed").a.as_tensor().dims().to_vec();
+        let b = lora.layer(m).expect("listed").b.as_tensor().dims().to_vec();
+        if a.get(1) != Some(&site.n_in) || b.first() != Some(&site.n_out) {
+            return Err(jielong_core::Error::input(format!("the adapter's {m} is {} → {}, the model's {} → {}: it was made for another model", a.get(1).unwrap_or(&0), b.first().unwrap_or(&0), site.n_in, site.n_out)));
+        }
+    }
+    Ok(())
+}
+
+/// Mean cross-entropy of the LM head over the positions of `hidden` (b, t, c) whose target is
+/// not [`IGNORE_TARGET`]: only those rows go through the head (fused with the loss).
+pub fn masked_head_loss(hidden: &Tensor, head: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (b, t, c) = hidden.dims3()?;
+    let flat = targets.flatten_all()?.to_vec1::<u32>()?;
+    let keep: Vec<u32> = (0..flat.len() as u32).filter(|&i| flat[i as usize] != IGNORE_TARGET).collect();
+    if keep.is_empty() {
+        candle_core::bail!("no position of this batch carries loss (every target is ignored)");
+    }
+    let kept_targets: Vec<u32> = keep.iter().map(|&i| flat[i as usize]).collect();
+    let dev = hidden.device();
+    let idx = Tensor::new(keep.as_slice(), dev)?;
+    let x = hidden.reshape((b * t, c))?.index_select(&idx, 0)?;
+    jielong_nn::head_loss::linear_cross_entropy(&x, head, &Tensor::new(kept_targets.as_slice(), dev)?)
 }
 
 /// A recurrent language model: training from a given state, returning the state at the end.
@@ -100,6 +152,24 @@ pub trait CausalLm: Send + Sync {
     /// returns the logits at each chunk's last token, (n_seq, vocab_size). Sequences may have
     /// different lengths; they share one forward pass. Each state must be one this model made.
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor>;
+
+    // --- instruction tuning ---
+    /// Mean next-token cross-entropy over the positions whose target is not
+    /// [`IGNORE_TARGET`] (supervised fine-tuning: the loss on the assistant's tokens only).
+    /// The default goes through the full logits; families fuse the head with the loss.
+    fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, _opts: ForwardOpts) -> Result<Tensor> {
+        let logits = self.logits(ids)?;
+        let (b, t, v) = logits.dims3()?;
+        let flat = targets.flatten_all()?.to_vec1::<u32>()?;
+        let keep: Vec<u32> = (0..flat.len() as u32).filter(|&i| flat[i as usize] != IGNORE_TARGET).collect();
+        if keep.is_empty() {
+            candle_core::bail!("no position of this batch carries loss (every target is ignored)");
+        }
+        let kept: Vec<u32> = keep.iter().map(|&i| flat[i as usize]).collect();
+        let dev = logits.device();
+        let rows = logits.reshape((b * t, v))?.index_select(&Tensor::new(keep.as_slice(), dev)?, 0)?;
+        jielong_nn::cross_entropy(&rows, &Tensor::new(kept.as_slice(), dev)?)
+    }
 }
 
 // ---- seq2seq (issue 15): the encoder-decoder capability ----

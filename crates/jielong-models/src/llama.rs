@@ -33,6 +33,8 @@ use crate::{CausalLm, ForwardOpts, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
+use jielong_nn::{LinearSite, Lora};
+use std::sync::Arc;
 use jielong_nn::{causal_attention_packed_gqa, causal_self_attention, linear, llama_layer, BlockDropout, Dropout, KvCache, LlamaLayerWeights, MaskSource, RmsNorm, Rope, WeightLayout};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -314,6 +316,8 @@ impl FamilyConfig for LlamaConfig {
 }
 
 struct Layer {
+    /// `model.layers.{i}`: the prefix of its parameters' names (LoRA finds its layers by it).
+    name: String,
     input_norm: RmsNorm,
     /// (n_head·d, c), (n_kv_head·d, c), (n_kv_head·d, c)
     q: Tensor,
@@ -337,6 +341,24 @@ pub struct Llama {
     /// (vocab_size, n_embd): the embedding itself when tied.
     head: Tensor,
     dropout: Dropout,
+    /// LoRA adapters on the attention and MLP projections, when set (`Model::set_lora`).
+    lora: Option<Arc<Lora>>,
+}
+
+/// The names of a layer's seven linear layers, after its prefix, in `Llama::linears` order.
+const LINEARS: [&str; 7] = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+
+impl Llama {
+    /// A layer's seven linear weights (q, k, v, o, gate, up, down), each adapted by the LoRA
+    /// when one is set.
+    fn linears(&self, layer: &Layer) -> Result<[Tensor; 7]> {
+        let bases = [&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down];
+        let w = |j: usize| match &self.lora {
+            Some(l) => l.weight(&format!("{}.{}", layer.name, LINEARS[j]), bases[j]),
+            None => Ok(bases[j].clone()),
+        };
+        Ok([w(0)?, w(1)?, w(2)?, w(3)?, w(4)?, w(5)?, w(6)?])
+    }
 }
 
 impl Llama {
@@ -368,6 +390,7 @@ impl Llama {
                 None
             };
             layers.push(Layer {
+                name: format!("model.layers.{i}"),
                 input_norm: RmsNorm::new(c, cfg.rms_norm_eps, vl.pp("input_layernorm"))?,
                 q: va.get_with_hints((qd, c), "q_proj.weight", randn(std))?,
                 k: va.get_with_hints((kvd, c), "k_proj.weight", randn(std))?,
@@ -383,7 +406,7 @@ impl Llama {
         let norm = RmsNorm::new(c, cfg.rms_norm_eps, vm.pp("norm"))?;
         let head = if cfg.tie_embeddings { embed_w.clone() } else { vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", randn(std))? };
         let rope = Rope::new(cfg.max_seq_len, d, cfg.rope_theta, vb.device())?;
-        Ok(Self { embed: Embedding::new(embed_w, c), rope, layers, norm, head, dropout: Dropout { p: cfg.dropout as f32 }, cfg })
+        Ok(Self { embed: Embedding::new(embed_w, c), rope, layers, norm, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None, cfg })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -405,26 +428,27 @@ impl Llama {
         let c = self.cfg.n_embd;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 3 * i as u64;
+            let [q, k, v, o, gate, up, down] = &self.linears(layer)?;
             if fused_layers {
                 let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
                 let w = LlamaLayerWeights {
                     input_norm: layer.input_norm.weight(),
-                    q: &layer.q,
-                    k: &layer.k,
-                    v: &layer.v,
+                    q,
+                    k,
+                    v,
                     qkv_bias: layer.qkv_bias.as_ref().map(|(q, k, v)| (q, k, v)),
-                    o: &layer.o,
+                    o,
                     post_norm: layer.post_norm.weight(),
-                    gate: &layer.gate,
-                    up: &layer.up,
-                    down: &layer.down,
+                    gate,
+                    up,
+                    down,
                 };
                 xs = llama_layer(&xs, &w, &self.rope, h, kv, self.cfg.rms_norm_eps, dropout)?;
                 continue;
             }
             // Attention: one matmul for q|k|v, RoPE on the packed rows, attention from them.
-            let w_qkv = Tensor::cat(&[&layer.q, &layer.k, &layer.v], 0)?; // ((h + 2kv)·d, c)
+            let w_qkv = Tensor::cat(&[q, k, v], 0)?; // ((h + 2kv)·d, c)
             let b_qkv = match &layer.qkv_bias {
                 Some((bq, bk, bv)) => Some(Tensor::cat(&[bq, bk, bv], 0)?),
                 None => None,
@@ -441,12 +465,12 @@ impl Llama {
                 let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
                 ys.transpose(1, 2)?.reshape((b, t, h * d))?
             };
-            let ys = self.dropout.forward(&linear(&ys, &layer.o, None, WeightLayout::OutIn)?, drop(site))?;
+            let ys = self.dropout.forward(&linear(&ys, o, None, WeightLayout::OutIn)?, drop(site))?;
             xs = (xs + ys)?;
             // MLP: (b, t, c) → gate|up (b, t, 2f) → SwiGLU (b, t, f) → (b, t, c)
-            let w_gu = Tensor::cat(&[&layer.gate, &layer.up], 0)?; // (2f, c)
+            let w_gu = Tensor::cat(&[gate, up], 0)?; // (2f, c)
             let gu = linear(&layer.post_norm.forward(&xs)?, &w_gu, None, WeightLayout::OutIn)?;
-            let ys = linear(&jielong_nn::swiglu(&gu)?, &layer.down, None, WeightLayout::OutIn)?;
+            let ys = linear(&jielong_nn::swiglu(&gu)?, down, None, WeightLayout::OutIn)?;
             xs = (xs + self.dropout.forward(&ys, drop(site + 1))?)?;
         }
         self.norm.forward(&xs)
@@ -488,11 +512,12 @@ impl Llama {
         let n = ids.len();
         let mut xs = self.embed.forward(&Tensor::from_vec(ids, n, dev)?)?; // (n, c)
         for (li, layer) in self.layers.iter().enumerate() {
+            let [wq, wk, wv, wo, wgate, wup, wdown] = &self.linears(layer)?;
             let x = layer.input_norm.forward(&xs)?;
             let bias = |i: usize| layer.qkv_bias.as_ref().map(|b| [&b.0, &b.1, &b.2][i]);
-            let q = linear(&x, &layer.q, bias(0), WeightLayout::OutIn)?; // (n, h·d)
-            let k = linear(&x, &layer.k, bias(1), WeightLayout::OutIn)?; // (n, kv·d)
-            let v = linear(&x, &layer.v, bias(2), WeightLayout::OutIn)?;
+            let q = linear(&x, wq, bias(0), WeightLayout::OutIn)?; // (n, h·d)
+            let k = linear(&x, wk, bias(1), WeightLayout::OutIn)?; // (n, kv·d)
+            let v = linear(&x, wv, bias(2), WeightLayout::OutIn)?;
             let mut outs = Vec::with_capacity(chunks.len());
             let mut start = 0;
             for (s, chunk) in chunks.iter().enumerate() {
@@ -507,10 +532,10 @@ impl Llama {
                 start += t;
             }
             let ys = if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? }; // (n, h·d)
-            xs = (xs + linear(&ys, &layer.o, None, WeightLayout::OutIn)?)?;
+            xs = (xs + linear(&ys, wo, None, WeightLayout::OutIn)?)?;
             let x = layer.post_norm.forward(&xs)?;
-            let gu = Tensor::cat(&[linear(&x, &layer.gate, None, WeightLayout::OutIn)?, linear(&x, &layer.up, None, WeightLayout::OutIn)?], 1)?;
-            xs = (xs + linear(&jielong_nn::swiglu(&gu)?, &layer.down, None, WeightLayout::OutIn)?)?;
+            let gu = Tensor::cat(&[linear(&x, wgate, None, WeightLayout::OutIn)?, linear(&x, wup, None, WeightLayout::OutIn)?], 1)?;
+            xs = (xs + linear(&jielong_nn::swiglu(&gu)?, wdown, None, WeightLayout::OutIn)?)?;
         }
         let mut end = 0u32;
         let last: Vec<u32> = chunks.iter().map(|ch| { end += ch.len() as u32; end - 1 }).collect();
@@ -553,6 +578,22 @@ impl crate::Encoder for Llama {
     fn max_seq_len(&self) -> usize {
         self.cfg.max_seq_len
     }
+
+    // --- adapters (instruction tuning) ---
+    fn linear_sites(&self) -> Vec<LinearSite> {
+        let (c, d, f) = (self.cfg.n_embd, self.cfg.head_dim(), self.cfg.intermediate_size);
+        let (qd, kvd) = (self.cfg.n_head * d, self.cfg.n_kv_head * d);
+        let sizes = [(c, qd), (c, kvd), (c, kvd), (qd, c), (c, f), (c, f), (f, c)];
+        self.layers
+            .iter()
+            .flat_map(|l| LINEARS.iter().zip(sizes).map(move |(n, (n_in, n_out))| LinearSite { name: format!("{}.{n}", l.name), n_in, n_out, layout: WeightLayout::OutIn }))
+            .collect()
+    }
+    fn set_lora(&mut self, lora: Option<Arc<Lora>>) -> std::result::Result<(), Error> {
+        crate::check_lora(lora.as_deref(), &self.linear_sites())?;
+        self.lora = lora;
+        Ok(())
+    }
 }
 
 impl CausalLm for Llama {
@@ -574,6 +615,10 @@ impl CausalLm for Llama {
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
         let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "llama")).collect::<Result<Vec<_>>>()?;
         Llama::forward_cached(self, chunks, &mut caches)
+    }
+    // --- instruction tuning ---
+    fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        crate::masked_head_loss(&self.hidden(ids, opts)?, &self.head, targets)
     }
 }
 

@@ -23,6 +23,17 @@ impl Message {
     }
 }
 
+/// ChatML (OpenAI, Qwen): `<|im_start|>role\ncontent<|im_end|>\n`; the turn ends with `<|im_end|>`.
+pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Llama 3's turn format (without the date preamble of Meta's template): a header per turn,
+/// the turn ends with `<|eot_id|>`.
+pub const LLAMA3: &str = "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+/// jielong's own: the "Role: text" lines of [`DEFAULT_TEMPLATE`], each assistant turn ended by
+/// the end-of-text token every jielong tokenizer has (so no token is added).
+pub const BUILTIN_SFT: &str = "{% for message in messages %}{{ message.role | capitalize }}: {{ message.content | trim }}{% if message.role == 'assistant' %}{{ eos_token }}{% endif %}{{ '\n' }}{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}";
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     pub bos_token: String,
@@ -31,6 +42,27 @@ pub struct ChatTemplate {
     pub stop: Vec<String>,
     /// Where the template came from, for messages.
     pub origin: String,
+    /// The Jinja source.
+    pub source: String,
+}
+
+/// The template without transformers' `{% generation %}` / `{% endgeneration %}` tags (they
+/// mark the assistant's text for `return_assistant_tokens_mask`; jielong finds that text by
+/// rendering prefixes, and minijinja has no such tag).
+fn strip_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find("{%") {
+        let Some(j) = rest[i..].find("%}") else { break };
+        let inner = rest[i + 2..i + j].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        out.push_str(&rest[..i]);
+        if inner != "generation" && inner != "endgeneration" {
+            out.push_str(&rest[i..i + j + 2]);
+        }
+        rest = &rest[i + j + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl ChatTemplate {
@@ -49,9 +81,56 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source.to_string())
+        env.add_template_owned("chat", strip_generation_tags(source))
             .map_err(|e| Error::input(format!("chat template {origin} does not parse: {e}")))?;
-        Ok(Self { env, bos_token: String::new(), eos_token: crate::EOT.into(), stop: Vec::new(), origin: origin.into() })
+        Ok(Self { env, bos_token: String::new(), eos_token: crate::EOT.into(), stop: Vec::new(), origin: origin.into(), source: source.into() })
+    }
+
+    /// A template by name: `chatml`, `llama3` or `builtin` (jielong's "Role: text" lines with
+    /// an end-of-text token after each reply).
+    pub fn named(name: &str) -> Result<Self> {
+        let (src, bos, eos) = match name {
+            "chatml" => (CHATML, "", "<|im_end|>"),
+            "llama3" => (LLAMA3, "<|begin_of_text|>", "<|eot_id|>"),
+            "builtin" => (BUILTIN_SFT, "", crate::EOT),
+            _ => return Err(Error::input(format!("unknown chat template `{name}`: use chatml, llama3, builtin or a .jinja / tokenizer_config.json file"))),
+        };
+        let mut t = Self::new(src, name)?;
+        t.bos_token = bos.into();
+        t.eos_token = eos.into();
+        t.stop = vec![eos.into()];
+        if name == "builtin" {
+            t.stop.extend(["\nUser:".to_string(), "\nSystem:".to_string()]);
+        }
+        t.source = src.into();
+        Ok(t)
+    }
+
+    /// The special tokens the template writes: its bos and eos tokens and every `<|…|>` literal
+    /// in its source (the turn markers a tokenizer must hold as single tokens).
+    pub fn special_tokens(&self) -> Vec<String> {
+        let mut out: Vec<String> = [&self.bos_token, &self.eos_token].into_iter().filter(|t| !t.is_empty()).cloned().collect();
+        let mut rest = self.source.as_str();
+        while let Some(i) = rest.find("<|") {
+            let after = &rest[i + 2..];
+            match after.find("|>") {
+                Some(j) if j > 0 && !after[..j].contains(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '<') => {
+                    let tok = format!("<|{}|>", &after[..j]);
+                    if !out.contains(&tok) {
+                        out.push(tok);
+                    }
+                    rest = &after[j + 2..];
+                }
+                _ => rest = after,
+            }
+        }
+        out
+    }
+
+    /// `tokenizer_config.json` holding this template (what `for_tokenizer_dir` reads back):
+    /// saved beside a fine-tuned checkpoint so that chat, generate --chat and serve use it.
+    pub fn to_tokenizer_config(&self) -> serde_json::Value {
+        serde_json::json!({ "chat_template": self.source, "bos_token": self.bos_token, "eos_token": self.eos_token })
     }
 
     /// The built-in template, stopping at the next "User:" line.
@@ -139,6 +218,27 @@ mod tests {
 
     fn conv() -> Vec<Message> {
         vec![Message::new("system", "Be brief."), Message::new("user", " 你好 "), Message::new("assistant", "Hi."), Message::new("user", "Again?")]
+    }
+
+    #[test]
+    fn chat_named_templates_render_and_list_their_turn_tokens() {
+        let t = ChatTemplate::named("chatml").unwrap();
+        let c = [Message::new("user", "hi"), Message::new("assistant", "yo")];
+        assert_eq!(t.render(&c, false).unwrap(), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n");
+        assert_eq!(t.special_tokens(), ["<|im_end|>", "<|im_start|>"]);
+        let l = ChatTemplate::named("llama3").unwrap();
+        assert_eq!(l.render(&c[..1], true).unwrap(), "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        assert_eq!(l.special_tokens(), ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]);
+        let b = ChatTemplate::named("builtin").unwrap();
+        assert_eq!(b.render(&c, false).unwrap(), "User: hi\nAssistant: yo<|endoftext|>\n");
+        assert!(ChatTemplate::named("alpaca").err().unwrap().to_string().contains("chatml, llama3, builtin"));
+        // transformers' generation tags are accepted and ignored.
+        let g = ChatTemplate::new("{% for m in messages %}{% generation %}{{ m.content }}{%- endgeneration %}{% endfor %}", "g").unwrap();
+        assert_eq!(g.render(&c, false).unwrap(), "hiyo");
+        // Saved and read back as a tokenizer_config.json.
+        let back = ChatTemplate::from_tokenizer_config(&t.to_tokenizer_config().to_string(), "saved").unwrap();
+        assert_eq!(back.render(&c, true).unwrap(), t.render(&c, true).unwrap());
+        assert_eq!(back.eos_token, "<|im_end|>");
     }
 
     #[test]

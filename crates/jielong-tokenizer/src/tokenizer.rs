@@ -54,6 +54,9 @@ impl std::str::FromStr for TokenizerKind {
     }
 }
 
+/// The byte span (start, end) of the text each token covers.
+pub type Offsets = Vec<(usize, usize)>;
+
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     hash: String,
@@ -346,6 +349,50 @@ impl Tokenizer {
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+
+    // --- instruction tuning ---
+    /// Ids with the byte span of the text each one covers (tokens overlapping a span of the
+    /// text are found by these). Word tokenizers (which segment before the model) encode
+    /// piece by piece, each piece's span its own.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
+        if self.word_level {
+            let mut ids = Vec::new();
+            let mut offsets = Vec::new();
+            let mut at = 0usize;
+            for piece in crate::word::pieces(text) {
+                let start = text[at..].find(piece).map_or(at, |i| at + i);
+                let end = start + piece.len();
+                let enc = self.inner.encode_fast(vec![piece], false).map_err(|e| tk_err("encoding", e))?;
+                for &id in enc.get_ids() {
+                    ids.push(id);
+                    offsets.push((start, end));
+                }
+                at = end;
+            }
+            return Ok((ids, offsets));
+        }
+        let enc = self.inner.encode(text, false).map_err(|e| tk_err("encoding", e))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    /// This tokenizer with `tokens` added as special tokens where it lacks them (the turn
+    /// markers of a chat template), and the ones that were added, in id order. New ids come
+    /// after the existing ones, so every old id keeps its meaning.
+    pub fn with_special_tokens(&self, tokens: &[&str]) -> Result<(Self, Vec<String>)> {
+        let missing: Vec<&str> = tokens.iter().copied().filter(|t| !t.is_empty() && self.inner.token_to_id(t).is_none()).collect();
+        let mut missing_unique: Vec<&str> = Vec::new();
+        for t in missing {
+            if !missing_unique.contains(&t) {
+                missing_unique.push(t);
+            }
+        }
+        if missing_unique.is_empty() {
+            return Ok((Self::wrap(self.inner.clone())?, Vec::new()));
+        }
+        let mut inner = self.inner.clone();
+        inner.add_special_tokens(&missing_unique.iter().map(|t| AddedToken::from(t.to_string(), true)).collect::<Vec<_>>());
+        Ok((Self::wrap(inner)?, missing_unique.iter().map(|t| t.to_string()).collect()))
     }
 }
 

@@ -2,6 +2,7 @@
 //! resume, metrics and the loss plot, and the loop that ties them together.
 
 pub mod adamw;
+pub mod adapter;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
@@ -12,6 +13,7 @@ pub mod mlm;
 pub mod objective;
 pub mod schedule;
 pub mod seq2seq;
+pub mod sft;
 pub mod step;
 pub mod trainer;
 
@@ -23,3 +25,4 @@ pub use init_embeddings::{init_embeddings, EmbeddingInit};
 pub use objective::Objective;
 pub use step::StepRunner;
 pub use trainer::{train, Event, TrainSummary};
+pub use sft::{sft, Regime, SftConfig, SftSummary};

@@ -22,6 +22,11 @@ pub enum Objective {
     /// Masked language modelling (BERT): predict the tokens `mlm::MlmMasker` chose from the
     /// whole window around them; the loss is the mean over the chosen tokens.
     Mlm,
+
+    // --- instruction tuning ---
+    /// Supervised fine-tuning: next-token cross-entropy on the positions whose target is not
+    /// `IGNORE_TARGET` (the assistant's tokens), mean over those.
+    Sft,
 }
 
 impl Objective {
@@ -30,6 +35,8 @@ impl Objective {
             Objective::CausalLm => "causal_lm",
             Objective::Seq2seq => "seq2seq",
             Objective::Mlm => "mlm",
+            // --- instruction tuning ---
+            Objective::Sft => "sft",
         }
     }
 
@@ -51,6 +58,11 @@ impl Objective {
                 "train.objective = \"mlm\" needs an encoder with a masked-LM head (family bert with model.mlm_head = true); family {} is not one",
                 model.config().family()
             ))),
+            // --- instruction tuning ---
+            Objective::Sft if model.as_causal_lm().is_none() => Err(Error::input(format!(
+                "supervised fine-tuning needs a causal language model; family {} is not one",
+                model.config().family()
+            ))),
             _ => Ok(()),
         }
     }
@@ -70,6 +82,11 @@ impl Objective {
                 // Training windows have no padding: every position is attended to.
                 let mask = Tensor::ones(ids.dims2()?, candle_core::DType::U32, ids.device())?;
                 Ok(mlm.mlm_loss(ids, None, &mask, targets, opts)?)
+            }
+            // --- instruction tuning ---
+            Objective::Sft => {
+                let lm = model.as_causal_lm().ok_or_else(|| Error::Other("sft objective without a causal LM".into()))?;
+                Ok(lm.loss_on_targets(ids, targets, opts)?)
             }
         }
     }

@@ -221,6 +221,21 @@ impl StepRunner {
     }
 }
 
+// --- instruction tuning ---
+impl StepRunner {
+    /// A runner over a model that is already built, training only the parameters of
+    /// `trainable` (the whole model for full fine-tuning, the adapters for LoRA: the base
+    /// weights are then never handed to the optimizer, so they cannot change).
+    pub fn from_parts(model: Box<dyn Model>, trainable: ParamStore, train: &TrainConfig, device: &Device) -> Result<Self> {
+        train.objective.check(&*model)?;
+        let opt = AdamW::new(
+            trainable.vars(),
+            AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
+        )?;
+        Ok(Self { model, objective: train.objective, params: trainable, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None })
+    }
+}
+
 /// Truncated backpropagation through time (`batching = "sequential"`).
 impl StepRunner {
     /// Forward + backward over micro-batches that continue one another: micro-batch i starts

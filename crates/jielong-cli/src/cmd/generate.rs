@@ -30,6 +30,10 @@ pub struct ModelArgs {
     /// (slower; for comparison).
     #[arg(long)]
     pub no_cache: bool,
+    /// A LoRA adapter folder (`jielong sft --regime lora`, PEFT layout) to apply to the
+    /// checkpoint it was trained on; its chat template comes with it.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 pub struct Loaded {
@@ -44,7 +48,13 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
         // A single model file of a family `jielong train` does not make (an n-gram model over
         // a tokenizer's ids): see model_files.rs.
+        if jielong_train::adapter::is_adapter_dir(&self.checkpoint) {
+            return Err(Error::input(format!("{} is a LoRA adapter, not a checkpoint: pass its base with --checkpoint BASE --adapter {0}", self.checkpoint.display())).into());
+        }
         if let Some(loader) = super::model_files::loader_for(&self.checkpoint)? {
+            if self.adapter.is_some() {
+                return Err(Error::input(format!("--adapter applies to transformer checkpoints; {} is a {}", self.checkpoint.display(), loader.name)).into());
+            }
             let (model, tk, tokenizer_dir) = (loader.load)(&self.checkpoint, self.tokenizer.as_deref())?;
             if model.as_causal_lm().is_none() {
                 return Err(Error::input(format!("{} is a {} but not a causal language model", self.checkpoint.display(), loader.name)).into());
@@ -53,9 +63,19 @@ impl ModelArgs {
         }
         let ckpt = Checkpoint::open(&self.checkpoint)?;
         let tk = ckpt.load_tokenizer(self.tokenizer.as_deref())?;
-        let model = ckpt.load_causal_lm(&Device::Cpu, "this command")?;
+        let model = match &self.adapter {
+            // Merged into the base weights: decoding then costs what the base costs.
+            Some(dir) => jielong_train::sft::load_with_adapter(&ckpt, dir, true, &Device::Cpu)?.0,
+            None => ckpt.load_causal_lm(&Device::Cpu, "this command")?,
+        };
+        if model.as_causal_lm().is_none() {
+            return Err(Error::input(format!("this command needs a causal language model; {} is not one", ckpt.dir.display())).into());
+        }
         let path = self.tokenizer.clone().unwrap_or_else(|| ckpt.tokenizer_path());
-        let tokenizer_dir = if path.is_dir() { path } else { path.parent().map(PathBuf::from).unwrap_or_default() };
+        let mut tokenizer_dir = if path.is_dir() { path } else { path.parent().map(PathBuf::from).unwrap_or_default() };
+        if let Some(dir) = self.adapter.as_ref().filter(|d| d.join("tokenizer_config.json").is_file()) {
+            tokenizer_dir = dir.clone();
+        }
         Ok(Loaded { model, tk, tokenizer_dir })
     }
 
@@ -189,7 +209,10 @@ pub struct Args {
     pub compare: Option<String>,
     /// What to do with a prompt longer than the model's context window.
     #[arg(long, value_enum, default_value = "error")]
-    pub truncate: Truncate,
+    pub truncate: Truncate,    /// Treat --prompt as a user's message: render it through the checkpoint's chat template
+    /// (saved by `jielong sft`, or the built-in one) and stop where the reply ends its turn.
+    #[arg(long)]
+    pub chat: bool,
 }
 
 /// Encode a prompt for the model: an empty prompt becomes the end-of-text token; one longer
@@ -276,11 +299,16 @@ fn run_batch(engine: &Engine, tk: &Tokenizer, prompt: &[u32], chains: Vec<Chain>
     Ok(result)
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
     if a.n == 0 {
         return Err(Error::input("--n must be at least 1").into());
     }
     let loaded = a.model.load()?;
+    if a.chat {
+        let template = jielong_tokenizer::ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?;
+        a.prompt = template.render(&[jielong_tokenizer::Message::new("user", &a.prompt)], true)?;
+        a.stop.extend(template.stop.iter().filter(|s| !s.is_empty()).cloned());
+    }
     let tk = &loaded.tk;
     let engine = loaded.engine(&a.model);
     let prompt = prompt_ids(tk, &a.prompt, engine.max_seq_len(), a.truncate)?;

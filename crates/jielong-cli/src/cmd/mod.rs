@@ -24,3 +24,4 @@ pub mod attention;
 pub mod eval_pairs;
 pub mod embed;
 pub mod fill_mask;
+pub mod sft;

@@ -1,0 +1,139 @@
+//! LoRA on the GPT and Llama families: the adapter sits on every path a model runs (the fused
+//! block, the composed path, cached decoding), merging changes no output, and training it
+//! moves only the adapter.
+
+use candle_core::{Device, Tensor, Var};
+use jielong_models::{ForwardOpts, GptConfig, LlamaConfig, Model, ModelConfig, IGNORE_TARGET};
+use jielong_nn::{Lora, LoraConfig, ParamStore, PositionEncoding};
+use std::sync::Arc;
+
+fn models() -> Vec<(&'static str, ModelConfig)> {
+    let gpt = |pos| GptConfig { vocab_size: 40, n_layer: 2, n_head: 2, n_embd: 16, max_seq_len: 16, dropout: 0.0, pos_encoding: pos, ..GptConfig::tiny() };
+    let llama = LlamaConfig { vocab_size: 40, n_layer: 2, n_head: 4, n_kv_head: 2, n_embd: 32, intermediate_size: 48, max_seq_len: 16, dropout: 0.0, ..LlamaConfig::preset("tiny").unwrap() };
+    vec![
+        // Learned positions run the fused block; rotary ones the composed path.
+        ("gpt fused", ModelConfig::new(gpt(PositionEncoding::Learned))),
+        ("gpt composed", ModelConfig::new(gpt(PositionEncoding::Rope))),
+        ("llama", ModelConfig::new(llama)),
+    ]
+}
+
+fn build(cfg: &ModelConfig) -> (Box<dyn Model>, ParamStore) {
+    let params = ParamStore::new(7);
+    (cfg.build(params.var_builder(&Device::Cpu)).unwrap(), params)
+}
+
+fn lora_for(model: &dyn Model, targets: &[&str]) -> Arc<Lora> {
+    let cfg = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: targets.iter().map(|s| s.to_string()).collect() };
+    Arc::new(Lora::new(&cfg, &model.linear_sites(), 11, &Device::Cpu).unwrap())
+}
+
+fn logits(model: &dyn Model, ids: &Tensor) -> Tensor {
+    model.as_causal_lm().unwrap().logits(ids).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+}
+
+fn ids() -> Tensor {
+    Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 4, 8], [3, 3, 1, 0, 12, 30, 2, 6]], &Device::Cpu).unwrap()
+}
+
+#[test]
+fn lora_untrained_is_the_base_and_merged_equals_unmerged() {
+    for (name, cfg) in models() {
+        let (mut model, params) = build(&cfg);
+        let base = logits(&*model, &ids());
+        let lora = lora_for(&*model, &["all-linear"]);
+        model.set_lora(Some(lora.clone())).unwrap();
+        assert_eq!(max_diff(&logits(&*model, &ids()), &base), 0.0, "{name}: an untrained adapter changed the logits");
+        for (_, v) in lora.params().vars() {
+            v.set(&Tensor::randn(0f32, 0.2, v.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+        let unmerged = logits(&*model, &ids());
+        assert!(max_diff(&unmerged, &base) > 1e-3, "{name}: the adapter does nothing");
+        lora.merge(&params).unwrap();
+        let merged = logits(&*model, &ids());
+        let d = max_diff(&merged, &unmerged);
+        assert!(d <= 1e-5, "{name}: merged differs from unmerged by {d}");
+        lora.unmerge(&params).unwrap();
+        assert!(max_diff(&logits(&*model, &ids()), &unmerged) <= 1e-5, "{name}: unmerge");
+        // Cached decoding goes through the adapter too: the last position's logits agree.
+        let lm = model.as_causal_lm().unwrap();
+        let row: Vec<u32> = ids().get(0).unwrap().to_vec1().unwrap();
+        let mut state = lm.new_state();
+        lm.forward_cached(&[&row[..5]], &mut [&mut *state]).unwrap();
+        let last = lm.forward_cached(&[&row[5..]], &mut [&mut *state]).unwrap().squeeze(0).unwrap();
+        let full = unmerged.get(0).unwrap().get(row.len() - 1).unwrap();
+        assert!(max_diff(&last, &full) <= 1e-4, "{name}: cached decoding ignores the adapter");
+    }
+}
+
+#[test]
+fn lora_training_leaves_the_base_bit_identical_and_learns() {
+    use candle_nn::Optimizer;
+    for (name, cfg) in models() {
+        let (mut model, params) = build(&cfg);
+        let targets = if name == "llama" { ["q_proj", "v_proj", "down_proj"] } else { ["c_attn", "c_fc", "mlp.c_proj"] };
+        let lora = lora_for(&*model, &targets);
+        model.set_lora(Some(lora.clone())).unwrap();
+        let before: Vec<(String, Vec<f32>)> = params.vars().into_iter().map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())).collect();
+        let vars: Vec<Var> = lora.params().vars().into_iter().map(|(_, v)| v).collect();
+        let mut opt = candle_nn::AdamW::new_lr(vars, 1e-2).unwrap();
+        let x = ids();
+        // Loss only on the second half of each row: the rest is IGNORE_TARGET.
+        let t: Vec<Vec<u32>> = (0..2).map(|r| (0..8).map(|i| if i < 4 { IGNORE_TARGET } else { ((i * 7 + r) % 40) as u32 }).collect()).collect();
+        let t = Tensor::new(vec![t[0].clone(), t[1].clone()], &Device::Cpu).unwrap();
+        let loss = || model.as_causal_lm().unwrap().loss_on_targets(&x, &t, ForwardOpts::default()).unwrap();
+        let first = loss().to_scalar::<f32>().unwrap();
+        for _ in 0..15 {
+            opt.backward_step(&loss()).unwrap();
+        }
+        let last = loss().to_scalar::<f32>().unwrap();
+        assert!(last < first - 0.1, "{name}: LoRA training did not learn ({first} → {last})");
+        for ((n, b), (_, v)) in before.iter().zip(params.vars()) {
+            assert_eq!(&v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), b, "{name}: base weight {n} changed");
+        }
+    }
+}
+
+#[test]
+fn lora_masked_loss_equals_the_mean_over_kept_positions() {
+    for (name, cfg) in models() {
+        let (model, _) = build(&cfg);
+        let lm = model.as_causal_lm().unwrap();
+        let x = ids();
+        let full: Vec<Vec<u32>> = vec![vec![4, 8, 1, 2, 3, 9, 0, 5], vec![7, 7, 2, 1, 3, 3, 8, 6]];
+        let mut masked = full.clone();
+        for (r, row) in masked.iter_mut().enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                if (i + r) % 3 == 0 {
+                    *v = IGNORE_TARGET;
+                }
+            }
+        }
+        let fused = lm.loss_on_targets(&x, &Tensor::new(masked.clone(), &Device::Cpu).unwrap(), ForwardOpts::default()).unwrap().to_scalar::<f32>().unwrap();
+        // By hand from the logits: mean −log p over the kept positions.
+        let lp = candle_nn::ops::log_softmax(&lm.logits(&x).unwrap(), 2).unwrap().to_vec3::<f32>().unwrap();
+        let (mut sum, mut n) = (0f32, 0);
+        for r in 0..2 {
+            for i in 0..8 {
+                if masked[r][i] != IGNORE_TARGET {
+                    sum -= lp[r][i][masked[r][i] as usize];
+                    n += 1;
+                }
+            }
+        }
+        assert!((fused - sum / n as f32).abs() < 1e-4, "{name}: {fused} vs {}", sum / n as f32);
+    }
+}
+
+#[test]
+fn lora_from_another_model_is_refused() {
+    let cfgs = models();
+    let (gpt, _) = build(&cfgs[0].1);
+    let (mut llama, _) = build(&cfgs[2].1);
+    let e = llama.set_lora(Some(lora_for(&*gpt, &["c_attn"]))).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("another model"), "{e}");
+}

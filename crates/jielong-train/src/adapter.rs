@@ -1,0 +1,104 @@
+//! LoRA adapters on disk, apart from the base, in PEFT's layout:
+//!
+//! ```text
+//! DIR/adapter_config.json          PEFT's LoraConfig (peft_type LORA, r, lora_alpha, …)
+//! DIR/adapter_model.safetensors    base_model.model.{module}.lora_A.weight  (r, in)
+//!                                  base_model.model.{module}.lora_B.weight  (out, r)
+//! DIR/jielong_adapter.json         the base it was trained on: path and SHA-256 of its weights
+//! ```
+//!
+//! PEFT reads the first two as they are (`PeftModel.from_pretrained`) on a model whose module
+//! names are the base's (jielong's GPT and Llama names are Hugging Face's). The third is
+//! jielong's: an adapter only means something on the weights it was trained against, so
+//! loading it on another base is refused with both hashes.
+
+use jielong_core::{Error, Result};
+use jielong_models::Model;
+use jielong_nn::{Lora, LoraConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+pub const BASE_FILE: &str = "jielong_adapter.json";
+/// PEFT's prefix of every tensor name.
+const PREFIX: &str = "base_model.model.";
+
+/// What `jielong_adapter.json` records.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdapterBase {
+    /// SHA-256 of the base checkpoint's `model.safetensors`.
+    pub base_hash: String,
+    /// Where the base was when the adapter was trained (for messages).
+    pub base_checkpoint: PathBuf,
+    pub family: String,
+    pub rank: usize,
+    pub alpha: f64,
+    pub dropout: f32,
+    pub targets: Vec<String>,
+}
+
+/// SHA-256 of a checkpoint's weights file.
+pub fn weights_hash(checkpoint_dir: &Path) -> Result<String> {
+    let path = checkpoint_dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(jielong_core::sha256_hex(&bytes))
+}
+
+/// Whether `dir` holds an adapter (rather than a checkpoint).
+pub fn is_adapter_dir(dir: &Path) -> bool {
+    dir.join(CONFIG_FILE).is_file()
+}
+
+/// Write `lora` into `dir` (created or replaced atomically, other files in it kept).
+pub fn save(dir: &Path, lora: &Lora, base: &AdapterBase) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let fan_in_fan_out = base.family == "gpt";
+    let cfg = serde_json::json!({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base.base_checkpoint,
+        "r": lora.cfg.rank, "lora_alpha": lora.cfg.alpha, "lora_dropout": lora.cfg.dropout,
+        "target_modules": lora.cfg.targets, "fan_in_fan_out": fan_in_fan_out, "bias": "none",
+        "inference_mode": true, "init_lora_weights": true, "modules_to_save": null, "use_rslora": false,
+        "use_dora": false, "layers_to_transform": null, "layers_pattern": null, "rank_pattern": {},
+        "alpha_pattern": {}, "revision": null,
+    });
+    let tensors: Vec<(String, candle_core::Tensor)> = lora.params().vars().into_iter().map(|(n, v)| (format!("{PREFIX}{n}"), v.as_tensor().clone())).collect();
+    jielong_nn::params::save_tensors(&dir.join(WEIGHTS_FILE), &tensors)?;
+    jielong_core::fs::write_json_atomic(&dir.join(BASE_FILE), base)?;
+    // The config last: a folder is an adapter once it is there.
+    jielong_core::fs::write_json_atomic(&dir.join(CONFIG_FILE), &cfg)
+}
+
+/// Read the adapter in `dir` for the model of checkpoint `base_dir`, check it was trained on
+/// those weights, and set it on `model`. Errors (user errors, exit 2) for a missing or
+/// foreign folder and for a hash mismatch.
+pub fn load(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<Arc<Lora>> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    if !cfg_path.is_file() {
+        return Err(Error::input(format!("{}: no {CONFIG_FILE} here; pass the folder `jielong sft --regime lora` wrote", dir.display())));
+    }
+    let base_path = dir.join(BASE_FILE);
+    let text = jielong_core::fs::read_to_string(&base_path)?;
+    let base: AdapterBase = serde_json::from_str(&text).map_err(|e| Error::format(&base_path, format!("not a jielong adapter record ({e})")))?;
+    let hash = weights_hash(base_dir)?;
+    if hash != base.base_hash {
+        return Err(Error::input(format!(
+            "adapter {} was trained on another base (weights {}…, this checkpoint's are {}…): pass the checkpoint it was made from ({})",
+            dir.display(),
+            &base.base_hash[..12.min(base.base_hash.len())],
+            &hash[..12],
+            base.base_checkpoint.display()
+        )));
+    }
+    let cfg_text = jielong_core::fs::read_to_string(&cfg_path)?;
+    let peft: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| Error::format(&cfg_path, format!("not JSON ({e})")))?;
+    if peft.get("peft_type").and_then(|v| v.as_str()) != Some("LORA") {
+        return Err(Error::format(&cfg_path, "is not a LoRA adapter (peft_type must be \"LORA\")"));
+    }
+    let lcfg = LoraConfig { rank: base.rank, alpha: base.alpha, dropout: base.dropout, targets: base.targets.clone() };
+    let lora = Lora::new(&lcfg, &model.linear_sites(), 0, &candle_core::Device::Cpu)?;
+    lora.params().load(&dir.join(WEIGHTS_FILE), |n| Some(n.strip_prefix(PREFIX).unwrap_or(n).to_string()))?;
+    let lora = Arc::new(lora);
+    model.set_lora(Some(lora.clone()))?;
+    Ok(lora)
+}
