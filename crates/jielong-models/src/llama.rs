@@ -560,23 +560,9 @@ impl Model for Llama {
     }
     fn as_causal_lm(&self) -> Option<&dyn CausalLm> {
         Some(self)
-    }    fn as_encoder(&self) -> Option<&dyn crate::Encoder> {
+    }
+    fn as_encoder(&self) -> Option<&dyn crate::Encoder> {
         Some(self)
-    }
-}
-
-/// A causal model embeds too: its last hidden states (after the final norm), each position
-/// seeing only what came before it. Right padding is after every real token, so causal
-/// attention keeps it out without the mask.
-impl crate::Encoder for Llama {
-    fn hidden_states(&self, ids: &Tensor, _token_types: Option<&Tensor>, _attention_mask: &Tensor) -> Result<Tensor> {
-        self.hidden(ids, ForwardOpts::default())
-    }
-    fn hidden_size(&self) -> usize {
-        self.cfg.n_embd
-    }
-    fn max_seq_len(&self) -> usize {
-        self.cfg.max_seq_len
     }
 
     // --- adapters (instruction tuning) ---
@@ -593,6 +579,21 @@ impl crate::Encoder for Llama {
         crate::check_lora(lora.as_deref(), &self.linear_sites())?;
         self.lora = lora;
         Ok(())
+    }
+}
+
+/// A causal model embeds too: its last hidden states (after the final norm), each position
+/// seeing only what came before it. Right padding is after every real token, so causal
+/// attention keeps it out without the mask.
+impl crate::Encoder for Llama {
+    fn hidden_states(&self, ids: &Tensor, _token_types: Option<&Tensor>, _attention_mask: &Tensor) -> Result<Tensor> {
+        self.hidden(ids, ForwardOpts::default())
+    }
+    fn hidden_size(&self) -> usize {
+        self.cfg.n_embd
+    }
+    fn max_seq_len(&self) -> usize {
+        self.cfg.max_seq_len
     }
 }
 
