@@ -232,7 +232,7 @@ impl StepRunner {
             trainable.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, objective: train.objective, params: trainable, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None })
+        Ok(Self { model, objective: train.objective, params: trainable, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None })
     }
 }
 
