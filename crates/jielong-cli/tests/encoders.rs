@@ -78,19 +78,19 @@ dropout = 0.0
 [train]
 objective = "mlm"
 batch_size = 16
-max_steps = 300
+max_steps = 600
 learning_rate = 2e-3
 min_lr = 2e-4
 warmup_steps = 30
 weight_decay = 0.01
-eval_interval = 300
+eval_interval = 600
 eval_windows = 64
-checkpoint_interval = 300
+checkpoint_interval = 600
 "#;
     std::fs::write(p.join("c.toml"), config).unwrap();
     let o = jielong(&["train", "--config", "c.toml", "--out", "bert"], p);
     assert_ok(&o);
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("bert/ckpt-000300/meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("bert/ckpt-000600/meta.json")).unwrap()).unwrap();
     assert_eq!(meta["objective"], "mlm");
     let val = meta["val_loss"].as_f64().unwrap();
     let out = text(&o);
@@ -98,7 +98,9 @@ checkpoint_interval = 300
         .lines()
         .find_map(|l| l.trim().strip_prefix("unigram baseline ").and_then(|r| r.split_whitespace().next()?.parse().ok()))
         .unwrap_or_else(|| panic!("no baseline line in {out}"));
-    // Measured: 6.19 against 6.64 (BERT plateaus at the unigram loss first, then uses context).
+    // BERT sits at the unigram loss first, then learns to use the context; when it leaves that
+    // plateau depends on the corpus (the handbook grows). Measured: 300 steps gave 6.19 and, after
+    // the handbook grew, 6.36–6.44 against 6.62; 600 steps give 5.75.
     assert!(val < baseline - 0.3, "masked-token loss {val} does not beat the unigram baseline {baseline} by 0.3 nats");
 
     let o = jielong(&["fill-mask", "--checkpoint", "bert", "--json", "the model reads the [MASK] and guesses"], p);
