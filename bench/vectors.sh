@@ -11,7 +11,7 @@
 # (python3 -m venv .venv-bench && .venv-bench/bin/pip install gensim==4.4.0).
 # The corpus is every Shakespeare play and poem in data/shakespeare, lowercased, cut into words
 # by jielong once (`--save-corpus`); both tools then read that same file (one sentence a line).
-# For each seed, the methods run alternately (jielong, then gensim) so that a busy host slows
+# METHODS="cbow" (say) runs only some methods. For each seed, the methods run alternately (jielong, then gensim) so that a busy host slows
 # both alike. Prints one JSON line per run; bench/vectors_summary.py makes the medians table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,7 +31,7 @@ COMMON=(--dim 100 --window 5 --min-count 5 --negative 5 --sample 1e-3 --epochs 5
 echo "corpus: $(wc -w <"$OUT/corpus.txt") words, $(wc -l <"$OUT/corpus.txt") lines" >&2
 
 for seed in $SEEDS; do
-  for method in skipgram cbow fasttext; do
+  for method in ${METHODS:-skipgram cbow fasttext}; do
     extra=()
     [[ $method == fasttext ]] && extra=(--alpha 0.025)
     "$J" vectors train --method "$method" "${COMMON[@]}" "${extra[@]}" --seed "$seed" \

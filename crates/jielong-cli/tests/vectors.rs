@@ -69,6 +69,12 @@ fn vectors_train_query_eval_plot() {
     assert!(!g.lines().next().unwrap().split(' ').nth(1).unwrap().is_empty() && g.lines().next().unwrap().split(' ').count() == 9);
     assert_ok(&jielong(&["vectors", "train", "--method", "fasttext", "--dim", "8", "--min-count", "1", "--epochs", "1", "--bucket", "5000", "--out", "ft", s(&corpus)], dir));
     assert!(dir.join("ft/vectors.vec").is_file() && dir.join("ft/ngrams.bin").is_file());
+    // The bag normalisation is gensim's unless asked otherwise, and meta.json says which.
+    let meta = |d: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(dir.join(d).join("meta.json")).unwrap()).unwrap() };
+    assert_eq!(meta("ft")["hyperparameters"]["bag_norm"], "ngrams");
+    assert_ok(&jielong(&["vectors", "train", "--method", "fasttext", "--bag-norm", "bag", "--dim", "8", "--min-count", "1", "--epochs", "1", "--bucket", "5000", "--out", "ft-bag", s(&corpus)], dir));
+    assert_eq!(meta("ft-bag")["hyperparameters"]["bag_norm"], "bag");
+    assert_ne!(std::fs::read(dir.join("ft/vectors.bin")).unwrap(), std::fs::read(dir.join("ft-bag/vectors.bin")).unwrap());
     let o = jielong(&["vectors", "neighbors", "--vectors", "ft", "--top", "2", "modelling"], dir);
     assert_ok(&o);
     assert!(text(&o).contains("character n-grams"), "{}", text(&o));

@@ -6,7 +6,9 @@
 //! frequent words have been subsampled away, as in word2vec.c and gensim.
 //!
 //! Matrices: `syn0` (the input vectors, the output of training), initialised uniformly in
-//! `±0.5/dim`; `syn1neg` or `syn1` (the output classifiers), zero. In skip-gram the context
+//! `±1/dim` as gensim 4 does (word2vec.c used `±0.5/dim`; the wider start answered more analogy
+//! questions in each of six seeds for skip-gram and for CBOW on the benchmark corpus,
+//! BENCHMARKS.md); `syn1neg` or `syn1` (the output classifiers), zero. In skip-gram the context
 //! word's input row predicts the centre word (word2vec.c's order, also gensim's).
 
 use crate::corpus::Corpus;
@@ -103,10 +105,10 @@ impl Word2VecConfig {
     }
 }
 
-/// Initial input vectors: uniform in ±0.5/dim (word2vec.c, gensim), seeded.
+/// Initial input vectors: uniform in ±1/dim (gensim 4's `prep_vectors`), seeded.
 pub fn init_rows(rows: usize, dim: usize, seed: u64, stream: u64) -> Vec<f32> {
     let mut rng = jielong_core::Rng::derive(seed, &[stream]);
-    (0..rows * dim).map(|_| (rng.next_f32() - 0.5) / dim as f32).collect()
+    (0..rows * dim).map(|_| (rng.next_f32() * 2.0 - 1.0) / dim as f32).collect()
 }
 
 /// Per-thread scratch.
@@ -245,5 +247,27 @@ fn targets(
                 unsafe { classifier_step(h, out, node as usize, 1.0 - bit as f32, alpha, sig, true, e) };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// gensim 4's range, ±1/dim, not word2vec.c's ±0.5/dim: the values fill the whole range
+    /// and stay inside it, centred on zero.
+    #[test]
+    fn word2vec_init_rows_are_uniform_in_plus_minus_one_over_dim() {
+        let dim = 50;
+        let x = init_rows(2_000, dim, 7, 0);
+        let bound = 1.0 / dim as f32;
+        assert!(x.iter().all(|v| v.abs() <= bound));
+        let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max > 0.99 * bound, "max |x| {max} of bound {bound}");
+        let above_half = x.iter().filter(|v| v.abs() > 0.5 * bound).count() as f64 / x.len() as f64;
+        assert!((above_half - 0.5).abs() < 0.01, "share beyond ±0.5/dim: {above_half}");
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+        assert!(mean.abs() < 0.01 * bound as f64);
+        assert_eq!(x, init_rows(2_000, dim, 7, 0));
     }
 }

@@ -102,7 +102,7 @@ fn planted_glove_finds_the_clusters() {
 #[test]
 fn planted_fasttext_finds_the_clusters_and_builds_unseen_words() {
     let c = planted_corpus();
-    let cfg = fasttext::FastTextConfig { base: w2v(Arch::SkipGram, Loss::Negative(5), 2), minn: 3, maxn: 6, bucket: 50_000 };
+    let cfg = fasttext::FastTextConfig { base: w2v(Arch::SkipGram, Loss::Negative(5), 2), minn: 3, maxn: 6, bucket: 50_000, bag_norm: Default::default() };
     let t = fasttext::train(&c, &cfg, &mut |_| {}).unwrap();
     let (nn, gap) = structure(&t.model.embeddings);
     assert!(nn >= 0.9, "fasttext nn {nn}, gap {gap}");

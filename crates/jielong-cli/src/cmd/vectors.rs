@@ -11,7 +11,7 @@ use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use jielong_core::Error;
 use jielong_text::Units;
 use jielong_vectors::eval::{self, Index};
-use jielong_vectors::fasttext::{self, FastTextConfig, FastTextModel};
+use jielong_vectors::fasttext::{self, BagNorm, FastTextConfig, FastTextModel};
 use jielong_vectors::formats::{self, Format};
 use jielong_vectors::glove::{self, GloveConfig};
 use jielong_vectors::schedule::Progress;
@@ -106,6 +106,10 @@ pub struct TrainArgs {
     /// fastText: hash buckets for n-grams.
     #[arg(long, default_value_t = 2_000_000)]
     pub bucket: usize,
+    /// fastText: while training, divide the sum of a word's rows by its number of n-grams
+    /// (`ngrams`, gensim) or by the whole bag, word included (`bag`, fastText's C++ code).
+    #[arg(long, value_enum, default_value = "ngrams")]
+    pub bag_norm: BagNormArg,
     /// Compute σ exactly instead of word2vec's lookup table.
     #[arg(long)]
     pub exact_sigmoid: bool,
@@ -194,6 +198,13 @@ pub struct PlotArgs {
     pub out: PathBuf,
 }
 
+/// `--bag-norm` (see `jielong_vectors::fasttext::BagNorm`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BagNormArg {
+    Ngrams,
+    Bag,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlotMethod {
     Pca,
@@ -258,7 +269,11 @@ fn train(a: TrainArgs) -> Result<()> {
         threads,
         seed: a.seed,
     };
-    let fasttext_cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket };
+    let bag_norm = match a.bag_norm {
+        BagNormArg::Ngrams => BagNorm::Ngrams,
+        BagNormArg::Bag => BagNorm::Bag,
+    };
+    let fasttext_cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket, bag_norm };
     // The flags first (cheap), so a bad one errors before the corpus is read.
     match a.method {
         Method::Skipgram | Method::Cbow => base.validate()?,
