@@ -19,7 +19,7 @@ SEEDS="${1:-1 2 3}"
 THREADS="${2:-2}"
 CORPUS="${3:-data/shakespeare}"
 PY=.venv-bench/bin/python
-J=target/release/jielong
+J="${J:-target/release/jielong}"
 OUT=target/bench-vectors
 [[ $CORPUS == data/shakespeare ]] || OUT="target/bench-vectors-$(basename "${CORPUS%.*}")"
 mkdir -p "$OUT"

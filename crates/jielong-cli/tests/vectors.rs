@@ -75,6 +75,19 @@ fn vectors_train_query_eval_plot() {
     assert_ok(&jielong(&["vectors", "train", "--method", "fasttext", "--bag-norm", "bag", "--dim", "8", "--min-count", "1", "--epochs", "1", "--bucket", "5000", "--out", "ft-bag", s(&corpus)], dir));
     assert_eq!(meta("ft-bag")["hyperparameters"]["bag_norm"], "bag");
     assert_ne!(std::fs::read(dir.join("ft/vectors.bin")).unwrap(), std::fs::read(dir.join("ft-bag/vectors.bin")).unwrap());
+    // fastText's own model file: written on request, read back as a vectors source that also
+    // gives unseen words a vector, with the same neighbours as the folder it came with.
+    assert_ok(&jielong(&["vectors", "train", "--method", "fasttext", "--bin", "--threads", "1", "--dim", "8", "--min-count", "1", "--epochs", "1", "--bucket", "5000", "--out", "ft-bin", s(&corpus)], dir));
+    let bin = std::fs::read(dir.join("ft-bin/model.bin")).unwrap();
+    assert_eq!(&bin[..8], &[0xba, 0x16, 0x4f, 0x2f, 12, 0, 0, 0]);
+    assert_eq!(meta("ft-bin")["files"].as_array().unwrap().last().unwrap(), "model.bin");
+    for word in ["modelling", "modellingness"] {
+        let from_dir = jielong(&["vectors", "neighbors", "--vectors", "ft-bin", "--top", "3", word], dir);
+        let from_bin = jielong(&["vectors", "neighbors", "--vectors", "ft-bin/model.bin", "--top", "3", word], dir);
+        assert_ok(&from_bin);
+        assert_eq!(text(&from_dir), text(&from_bin), "{word}");
+    }
+    assert_user_error(&jielong(&["vectors", "train", "--method", "skipgram", "--bin", "--out", "nope", s(&corpus)], dir), "use it with --method fasttext");
     let o = jielong(&["vectors", "neighbors", "--vectors", "ft", "--top", "2", "modelling"], dir);
     assert_ok(&o);
     assert!(text(&o).contains("character n-grams"), "{}", text(&o));

@@ -146,6 +146,10 @@ impl FastTextModel {
 
 pub struct FastTextTrained {
     pub model: FastTextModel,
+    /// `V × dim`: each word's own input row (its vector in `model` is the mean of its bag).
+    pub word_rows: Vec<f32>,
+    /// `V × dim`: the negative-sampling output vectors.
+    pub output: Vec<f32>,
     pub seconds: f64,
     pub words: u64,
 }
@@ -247,6 +251,7 @@ pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Pro
         progress,
     );
     let inp = input.into_vec();
+    let output = output.into_vec();
     let mut data = Vec::with_capacity(v * dim);
     let mut ngram_index = HashMap::new();
     let mut ngram_words = Vec::new();
@@ -276,6 +281,8 @@ pub fn train(corpus: &Corpus, cfg: &FastTextConfig, progress: &mut dyn FnMut(Pro
             ngram_index,
             ngram_rows: Embeddings::new(ngram_words, dim, ngram_data),
         },
+        word_rows: inp[..v * dim].to_vec(),
+        output,
         seconds,
         words: corpus.ids.len() as u64 * base.epochs as u64,
     })

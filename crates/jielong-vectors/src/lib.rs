@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod embeddings;
 pub mod eval;
 pub mod fasttext;
+pub mod fasttext_bin;
 pub mod formats;
 pub mod glove;
 pub mod hogwild;

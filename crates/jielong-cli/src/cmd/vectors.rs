@@ -11,7 +11,8 @@ use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use jielong_core::Error;
 use jielong_text::Units;
 use jielong_vectors::eval::{self, Index};
-use jielong_vectors::fasttext::{self, BagNorm, FastTextConfig, FastTextModel};
+use jielong_vectors::fasttext::{self, BagNorm, FastTextConfig, FastTextModel, FastTextTrained};
+use jielong_vectors::fasttext_bin::{self, BinArgs, FastTextBin};
 use jielong_vectors::formats::{self, Format};
 use jielong_vectors::glove::{self, GloveConfig};
 use jielong_vectors::schedule::Progress;
@@ -106,6 +107,11 @@ pub struct TrainArgs {
     /// fastText: hash buckets for n-grams.
     #[arg(long, default_value_t = 2_000_000)]
     pub bucket: usize,
+    /// fastText: also write `model.bin`, fastText's own model file (the `fasttext` tool and
+    /// gensim's `load_facebook_model` read it). It holds every bucket row: 4 × dim × (vocabulary
+    /// + bucket) bytes, 800 MB at the defaults; lower `--bucket` for a smaller file.
+    #[arg(long)]
+    pub bin: bool,
     /// fastText: while training, divide the sum of a word's rows by its number of n-grams
     /// (`ngrams`, gensim) or by the whole bag, word included (`bag`, fastText's C++ code).
     #[arg(long, value_enum, default_value = "ngrams")]
@@ -275,6 +281,12 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let fasttext_cfg = FastTextConfig { base: base.clone(), minn: a.minn, maxn: a.maxn, bucket: a.bucket, bag_norm };
     // The flags first (cheap), so a bad one errors before the corpus is read.
+    if a.bin && a.method != Method::Fasttext {
+        return Err(Error::input("--bin writes fastText's model file: use it with --method fasttext").into());
+    }
+    if a.bin && a.bucket > i32::MAX as usize {
+        return Err(Error::input(format!("--bucket {}: fastText's model file stores the bucket count as a 32-bit number", a.bucket)).into());
+    }
     match a.method {
         Method::Skipgram | Method::Cbow => base.validate()?,
         Method::Glove => glove_cfg.validate()?,
@@ -290,6 +302,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let (bar, mut update) = progress_bar();
     let dir = jielong_core::fs::AtomicDir::new(&a.out)?;
     let mut files = vec![Format::Word2VecBinary, Format::Word2VecText];
+    let mut extra_files: Vec<&str> = Vec::new();
     let (emb, seconds, hyper): (Embeddings, f64, serde_json::Value) = match a.method {
         Method::Skipgram | Method::Cbow => {
             let t = word2vec::train(&corpus, &base, &mut update)?;
@@ -309,6 +322,11 @@ fn train(a: TrainArgs) -> Result<()> {
             let t = fasttext::train(&corpus, &cfg, &mut update)?;
             files.push(Format::FastTextVec);
             formats::write(&dir.path().join("ngrams.bin"), &t.model.ngram_rows, Format::Word2VecBinary)?;
+            if a.bin {
+                let bin = fasttext_bin_of(&cfg, &corpus, a.min_count, &t);
+                bin.write(&dir.path().join("model.bin"))?;
+                extra_files.push("model.bin");
+            }
             (t.model.embeddings, t.seconds, serde_json::to_value(&cfg)?)
         }
     };
@@ -338,7 +356,7 @@ fn train(a: TrainArgs) -> Result<()> {
         "threads": threads,
         "train_seconds": seconds,
         "words_per_second": words_per_s,
-        "files": files.iter().map(|f| f.file_name()).collect::<Vec<_>>(),
+        "files": files.iter().map(|f| f.file_name()).chain(extra_files.iter().copied()).collect::<Vec<_>>(),
     });
     jielong_core::fs::write_json_atomic(&dir.path().join("meta.json"), &meta)?;
     let out = dir.commit()?;
@@ -353,12 +371,51 @@ fn train(a: TrainArgs) -> Result<()> {
         words_per_s,
         if threads == 1 { "" } else { "s" }
     );
-    say!("wrote {} ({}, meta.json)", out.display(), files.iter().map(|f| f.file_name()).collect::<Vec<_>>().join(", "));
+    say!("wrote {} ({}, meta.json)", out.display(), files.iter().map(|f| f.file_name()).chain(extra_files.iter().copied()).collect::<Vec<_>>().join(", "));
     Ok(())
+}
+
+/// fastText's model file for a trained model: its arguments, the vocabulary with counts, the
+/// word and n-gram input rows and the output vectors.
+fn fasttext_bin_of(cfg: &FastTextConfig, corpus: &jielong_vectors::Corpus, min_count: u64, t: &FastTextTrained) -> FastTextBin {
+    let b = &cfg.base;
+    let neg = match b.loss {
+        Loss::Negative(k) => k,
+        Loss::Hierarchical => 0,
+    };
+    let model = &t.model;
+    let dim = model.embeddings.dim;
+    let ngram_rows = model.ngram_index.iter().map(|(&bucket, &r)| (bucket, model.ngram_rows.row(r).to_vec())).collect();
+    FastTextBin {
+        args: BinArgs {
+            dim: dim as i32,
+            ws: b.window as i32,
+            epoch: b.epochs as i32,
+            min_count: min_count as i32,
+            neg: neg as i32,
+            word_ngrams: 1,
+            loss: fasttext_bin::LOSS_NEGATIVE,
+            model: fasttext_bin::MODEL_SKIPGRAM,
+            bucket: cfg.bucket as i32,
+            minn: cfg.minn as i32,
+            maxn: cfg.maxn as i32,
+            lr_update_rate: 100,
+            t: b.sample,
+        },
+        words: corpus.vocab.words.iter().cloned().zip(corpus.vocab.counts.iter().copied()).collect(),
+        ntokens: corpus.raw_words,
+        word_rows: t.word_rows.clone(),
+        ngram_rows,
+        output: t.output.clone(),
+    }
 }
 
 /// The vectors and, for a fastText folder, the n-gram rows that give unseen words a vector.
 fn load(path: &Path) -> Result<(Embeddings, Option<FastTextModel>)> {
+    if path.is_file() && fasttext_bin::is_fasttext_bin(path) {
+        let model = fasttext_bin::FastTextBin::read(path)?.to_model();
+        return Ok((model.embeddings.clone(), Some(model)));
+    }
     let (emb, _) = formats::load(path)?;
     let ngrams = path.join("ngrams.bin");
     if path.is_dir() && ngrams.is_file() {
