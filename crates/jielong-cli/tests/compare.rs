@@ -91,3 +91,11 @@ fn compare_task_scores_each_attention_kind_by_source_length() {
     assert_user_error(&jielong(&["compare", "--task", "reverse", "--budget", "4s", "--attention", "none,luong", "--out", "x"], p), "unknown kind \"luong\"");
     assert_user_error(&jielong(&["compare", "--task", "sorting", "--budget", "4s", "--out", "x"], p), "sorting");
 }
+
+#[test]
+fn quickstart_seq2seq_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = jielong(&["quickstart", "--family", "seq2seq", "--out", "q"], tmp.path());
+    assert_user_error(&o, "jielong task make reverse");
+    assert!(!tmp.path().join("q").exists(), "nothing was written");
+}

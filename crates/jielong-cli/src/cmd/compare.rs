@@ -7,13 +7,13 @@
 //! and one plot of validation loss against wall time.
 //!
 //! Nothing here trains or scores by itself: neural families go through `jielong train`'s
-//! trainer (`jielong_train::train`, with `jielong_train::seconds_per_step` to turn the budget
-//! into steps before anything is trained), the n-gram model through `jielong_ngram`, and the
+//! trainer (`jielong_train::train`; `jielong_train::seconds_per_step` estimates the steps of
+//! each family's share before anything is trained, and the clock ends each run), the n-gram model through `jielong_ngram`, and the
 //! scores through `eval::score`. The per-family runs stay in DIR/runs/FAMILY, so every one of
 //! them can be opened with `jielong generate / eval / attention` afterwards.
 
 use super::compare_report::{write_report, Row, Series};
-use super::{data, eval, tokenizer, train};
+use super::{data, eval, tokenizer};
 use crate::corpus;
 use anyhow::Result;
 use clap::Args as ClapArgs;
@@ -24,7 +24,9 @@ use jielong_tokenizer::{Tokenizer, TokenizerKind};
 use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
 use jielong_train::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The families `compare` knows, in the order of the notes.
 pub const FAMILIES: [&str; 6] = ["ngram", "rnn", "lstm", "gru", "gpt", "llama"];
@@ -244,15 +246,20 @@ pub fn run(a: Args) -> Result<()> {
 
     // 3. The budget → steps for each family, from a timed step (nothing trained yet).
     let per_family = if neural.is_empty() { 0.0 } else { budget_s / neural.len() as f64 };
+    // `steps` is the estimate from a few timed steps. The clock, not the step count, ends each
+    // run (a timer sets the trainer's stop flag when the family's share is spent), so a family
+    // whose first steps ran slow still trains its full share: the schedule is laid out for
+    // HEADROOM times the estimate, validation runs about eight times within the estimate.
+    const HEADROOM: u64 = 4;
     let train_cfg = |steps: u64| TrainConfig {
         batch_size: a.batch_size,
-        max_steps: steps.max(1),
+        max_steps: (HEADROOM * steps).max(1),
         learning_rate: 2e-3,
         min_lr: 2e-4,
         warmup_steps: (steps / 10).min(30),
         eval_interval: (steps / 8).max(1),
         eval_windows: 16,
-        checkpoint_interval: steps.max(1),
+        checkpoint_interval: (HEADROOM * steps).max(1),
         keep_checkpoints: 1,
         ..Default::default()
     };
@@ -263,7 +270,7 @@ pub fn run(a: Args) -> Result<()> {
         p.steps = (per_family / per_step).floor() as u64;
         let n = p.model.n_params();
         println!(
-            "  {:<6} {:>10} parameters ({:+.0}%)  ·  {:.3} s/step → {} steps  ·  {}",
+            "  {:<6} {:>10} parameters ({:+.0}%)  ·  {:.3} s/step → about {} steps  ·  {}",
             p.family,
             n,
             (n as f64 / target as f64 - 1.0) * 100.0,
@@ -298,16 +305,13 @@ pub fn run(a: Args) -> Result<()> {
         }
         let p = plans.iter().find(|p| &p.family == f).expect("planned");
         let dir = runs.join(f);
-        let summary = train::run_with_progress(&dir, run_cfg(&p.model, p.steps), false)?;
-        if summary.interrupted {
-            return Err(Error::Interrupted.into());
-        }
+        let summary = train_for(&dir, run_cfg(&p.model, p.steps), per_family)?;
         let ckpt = Checkpoint::open(&summary.checkpoint)?;
         let model = ckpt.load_causal_lm(&candle_core::Device::Cpu, "compare")?;
         let lm = model.as_causal_lm().expect("checked when loading");
         let (nats, n) = eval::score(lm, &val, lm.max_seq_len(), 8, &mut |_| {})?;
-        let points = jielong_train::metrics::read(&dir.join("metrics.jsonl")).iter().filter_map(|r| r.val_loss.map(|v| (r.elapsed_s, v))).collect();
-        series.push(Series { family: f.clone(), points, flat: None });
+        let mut points: Vec<(f64, f64)> = jielong_train::metrics::read(&dir.join("metrics.jsonl")).iter().filter_map(|r| r.val_loss.map(|v| (r.elapsed_s, v))).collect();
+        let last = (summary.elapsed_s, nats / n.max(1) as f64); // the full validation split at the end
         let row = Row {
             family: f.clone(),
             params: p.model.n_params(),
@@ -320,6 +324,8 @@ pub fn run(a: Args) -> Result<()> {
             run: dir.display().to_string(),
         };
         let row = finish(row, nats, n, meta.val.n_bytes as usize);
+        points.push(last);
+        series.push(Series { family: f.clone(), points, flat: None });
         println!("  validation perplexity {:.2} · {:.4} bits per byte", row.perplexity, row.bits_per_byte);
         rows.push(row);
     }
@@ -346,6 +352,41 @@ pub fn run(a: Args) -> Result<()> {
         started.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
+}
+
+/// Train `cfg` in `dir` until `seconds` of wall time are spent (or its steps run out), printing
+/// the validation losses as they come. Ctrl-C stops it the same way, and the comparison too.
+fn train_for(dir: &Path, cfg: RunConfig, seconds: f64) -> Result<jielong_train::TrainSummary> {
+    let stop = crate::progress::stop_flag();
+    let clock = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let (stop, clock, done) = (stop.clone(), clock.clone(), done.clone());
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs_f64(seconds);
+            while Instant::now() < end {
+                if done.load(Ordering::SeqCst) {
+                    return; // the steps ran out first
+                }
+                std::thread::sleep(Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())));
+            }
+            clock.store(true, Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let summary = jielong_train::train(dir, cfg, false, &stop, &mut |e| match e {
+        jielong_train::Event::Start { n_params, model, .. } => println!("training {model} ({:.2} M parameters) for {seconds:.1} s", n_params as f64 / 1e6),
+        jielong_train::Event::Eval { step, val_loss } => println!("  step {step:>6}  validation loss {val_loss:.4}"),
+        _ => {}
+    });
+    done.store(true, Ordering::SeqCst);
+    let _ = timer.join();
+    let summary = summary?;
+    if summary.interrupted && !clock.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted.into()); // Ctrl-C
+    }
+    stop.store(false, Ordering::SeqCst); // the next family starts with the flag down
+    Ok(summary)
 }
 
 /// Perplexity and bits per byte from the evaluator's total.
