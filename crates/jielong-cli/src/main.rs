@@ -64,7 +64,7 @@ enum Command {
     /// Built-in sequence-to-sequence tasks (reverse, numbers-en, numbers-zh, dates) as JSONL.
     #[command(subcommand)]
     Task(cmd::task::Command),
-    /// Draw a seq2seq model's attention over an input as an SVG heat map.
+    /// Draw attention as an SVG heat map: seq2seq cross-attention, gpt/llama self-attention.
     Attention(cmd::attention::Args),
     /// Sentence vectors from an encoder (BERT, MiniLM) or a causal model: .safetensors / .npy.
     Embed(cmd::embed::EmbedArgs),
@@ -74,6 +74,8 @@ enum Command {
     FillMask(cmd::fill_mask::Args),
     /// Supervised fine-tuning on conversations (full or LoRA), the loss on the assistant's tokens.
     Sft(cmd::sft::Args),
+    /// Train n-gram, RNN, LSTM, GRU, GPT and Llama at equal size and time; one table, one plot.
+    Compare(cmd::compare::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Similarity(a) => cmd::embed::run_similarity(a),
         Command::FillMask(a) => cmd::fill_mask::run(a),
         Command::Sft(a) => cmd::sft::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
     }
 }
 

@@ -480,6 +480,22 @@ impl Gpt {
     /// embeddings, norms and matmuls; only attention runs per sequence, against that sequence's
     /// own keys and values. Returns the logits at each chunk's last token: (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        self.forward_cached_maps(chunks, caches, None)
+    }
+
+    /// The causal self-attention weights of every layer for the prompt `ids`: one (n_head, t, t)
+    /// tensor per layer, row i the softmax(q_i·kᵀ/√d) over positions 0..=i (zero above the
+    /// diagonal). Computed on the explicit decoding path (softmax of the scores, kept), so the
+    /// fused training kernels are neither used nor slowed (`jielong attention`).
+    pub fn attention_maps(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
+        let mut cache = KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len);
+        let mut maps = Vec::with_capacity(self.cfg.n_layer);
+        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps))?;
+        Ok(maps)
+    }
+
+    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`.
+    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
         if chunks.len() != caches.len() {
             candle_core::bail!("{} chunks but {} caches", chunks.len(), caches.len());
         }
@@ -532,7 +548,12 @@ impl Gpt {
                     k = rope.apply(&k, offsets[s])?;
                 }
                 let (k, v) = caches[s].append(layer, &k, &v)?; // (1, h, off + t, d)
-                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d), causal after the cache
+                let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d), causal after the cache
+                if s == 0 {
+                    if let Some(maps) = maps.as_deref_mut() {
+                        maps.push(att.squeeze(0)?); // (h, t, off + t)
+                    }
+                }
                 outs.push(ys.transpose(1, 2)?.reshape((t, c))?); // (t, c)
                 start += t;
             }
@@ -604,6 +625,9 @@ impl CausalLm for Gpt {
     // --- instruction tuning ---
     fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         crate::masked_head_loss(&self.hidden(ids, opts)?, &self.head, targets)
+    }
+    fn attention_maps(&self, ids: &[u32]) -> Result<Option<Vec<Tensor>>> {
+        Ok(Some(Self::attention_maps(self, ids)?))
     }
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
         let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "gpt")).collect::<Result<Vec<_>>>()?;
@@ -691,4 +715,85 @@ mod tests {
         let c = GptConfig { vocab_size: 0, ..GptConfig::tiny() };
         assert!(c.validate().unwrap_err().to_string().contains("vocab_size"));
     }
+
+    /// Layer 0's attention weights, computed by hand in plain f32 loops from the parameters:
+    /// x = wte[id] + wpe[pos], LayerNorm, qkv = x·W + b, softmax(q·kᵀ/√d) over j ≤ i.
+    fn explicit_layer0(m: &Gpt, ids: &[u32]) -> Vec<Vec<Vec<f32>>> {
+        let cfg = &m.cfg;
+        let (c, h, d) = (cfg.n_embd, cfg.n_head, cfg.head_dim());
+        let wte = m.wte.embeddings().to_vec2::<f32>().unwrap();
+        let wpe = m.wpe.as_ref().unwrap().embeddings().to_vec2::<f32>().unwrap();
+        let b0 = &m.blocks[0];
+        let g = b0.ln_1.weight().to_vec1::<f32>().unwrap();
+        let beta = b0.ln_1.bias().unwrap().to_vec1::<f32>().unwrap();
+        let w = b0.c_attn.weight().to_vec2::<f32>().unwrap(); // (c, 3c)
+        let bias = b0.c_attn.bias().unwrap().to_vec1::<f32>().unwrap();
+        let qkv: Vec<Vec<f32>> = ids
+            .iter()
+            .enumerate()
+            .map(|(p, &id)| {
+                let x: Vec<f32> = (0..c).map(|j| wte[id as usize][j] + wpe[p][j]).collect();
+                let mean = x.iter().sum::<f32>() / c as f32;
+                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let n: Vec<f32> = (0..c).map(|j| (x[j] - mean) / (var + cfg.layer_norm_eps as f32).sqrt() * g[j] + beta[j]).collect();
+                (0..3 * c).map(|o| bias[o] + (0..c).map(|j| n[j] * w[j][o]).sum::<f32>()).collect()
+            })
+            .collect();
+        let t = ids.len();
+        (0..h)
+            .map(|hd| {
+                (0..t)
+                    .map(|i| {
+                        let score = |k: usize| (0..d).map(|e| qkv[i][hd * d + e] * qkv[k][c + hd * d + e]).sum::<f32>() / (d as f32).sqrt();
+                        let s: Vec<f32> = (0..=i).map(score).collect();
+                        let mx = s.iter().cloned().fold(f32::MIN, f32::max);
+                        let z: f32 = s.iter().map(|v| (v - mx).exp()).sum();
+                        (0..t).map(|k| if k <= i { (s[k] - mx).exp() / z } else { 0.0 }).collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gpt_attention_maps_equal_explicit_attention_and_are_causal() {
+        let cfg = GptConfig { vocab_size: 40, n_layer: 2, n_head: 2, n_embd: 8, max_seq_len: 12, dropout: 0.0, ..GptConfig::tiny() };
+        let params = ParamStore::new(5);
+        let m = Gpt::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        // Weights far from the init's 0.02 so the maps are sharp, not near-uniform.
+        for (_, v) in params.vars() {
+            v.set(&Tensor::randn(0f32, 0.7, v.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+        let ids = [3u32, 17, 5, 5, 30, 1, 9];
+        let maps = m.attention_maps(&ids).unwrap();
+        assert_eq!(maps.len(), 2, "one map per layer");
+        for map in &maps {
+            assert_eq!(map.dims(), &[2, 7, 7]);
+            for head in map.to_vec3::<f32>().unwrap() {
+                for (i, row) in head.iter().enumerate() {
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "row {i} sums to {}", row.iter().sum::<f32>());
+                    assert!(row[i + 1..].iter().all(|&x| x == 0.0), "row {i} attends to the future");
+                }
+            }
+        }
+        let want = explicit_layer0(&m, &ids);
+        let got = maps[0].to_vec3::<f32>().unwrap();
+        let mut sharpest = 0f32;
+        for (gh, wh) in got.iter().zip(&want) {
+            for (gr, wr) in gh.iter().zip(wh) {
+                for (g, w) in gr.iter().zip(wr) {
+                    assert!((g - w).abs() < 1e-5, "attention {g} != explicit {w}");
+                }
+                sharpest = sharpest.max(gr.iter().cloned().fold(0.0, f32::max));
+            }
+        }
+        assert!(sharpest > 0.5 && sharpest < 1.0 + 1e-6);
+        // The maps come from the same forward pass as decoding: its logits are unchanged.
+        let full = m.logits(&Tensor::new(&[ids], &Device::Cpu).unwrap()).unwrap().squeeze(0).unwrap().get(6).unwrap();
+        let mut cache = KvCache::new(2, 12);
+        let cached = Gpt::forward_cached(&m, &[&ids], &mut [&mut cache]).unwrap().squeeze(0).unwrap();
+        let diff: f32 = (full - cached).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(diff < 1e-4);
+    }
+
 }

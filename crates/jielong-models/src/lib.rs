@@ -152,6 +152,11 @@ pub trait CausalLm: Send + Sync {
     /// returns the logits at each chunk's last token, (n_seq, vocab_size). Sequences may have
     /// different lengths; they share one forward pass. Each state must be one this model made.
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor>;
+    /// The causal self-attention weights for the prompt `ids`, one (n_head, t, t) tensor per
+    /// layer (`jielong attention`); None for families without self-attention.
+    fn attention_maps(&self, _ids: &[u32]) -> Result<Option<Vec<Tensor>>> {
+        Ok(None)
+    }
 
     // --- instruction tuning ---
     /// Mean next-token cross-entropy over the positions whose target is not

@@ -493,6 +493,21 @@ impl Llama {
     /// and matmuls; RoPE and attention run per sequence at its own positions. Returns the
     /// logits at each chunk's last token, (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        self.forward_cached_maps(chunks, caches, None)
+    }
+
+    /// The causal self-attention weights of every layer for the prompt `ids`: one (n_head, t, t)
+    /// tensor per layer (grouped key/value heads repeated for their query heads), computed on
+    /// the explicit decoding path, not the fused training kernels (`jielong attention`).
+    pub fn attention_maps(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
+        let mut cache = KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len);
+        let mut maps = Vec::with_capacity(self.cfg.n_layer);
+        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps))?;
+        Ok(maps)
+    }
+
+    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`.
+    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
         if chunks.len() != caches.len() {
             candle_core::bail!("{} chunks but {} caches", chunks.len(), caches.len());
         }
@@ -527,7 +542,12 @@ impl Llama {
                 let k = self.rope.apply(&split(&k, kv)?, offsets[s])?; // (1, kv, t, d)
                 let (k, v) = caches[s].append(li, &k, &split(&v, kv)?)?; // (1, kv, off + t, d)
                 let (k, v) = (repeat_kv(&k, h / kv)?, repeat_kv(&v, h / kv)?); // (1, h, off + t, d)
-                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d)
+                let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d)
+                if s == 0 {
+                    if let Some(maps) = maps.as_deref_mut() {
+                        maps.push(att.squeeze(0)?); // (h, t, off + t)
+                    }
+                }
                 outs.push(ys.transpose(1, 2)?.reshape((t, h * d))?);
                 start += t;
             }
@@ -613,6 +633,9 @@ impl CausalLm for Llama {
     fn new_state(&self) -> Box<dyn DecodeState> {
         Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len))
     }
+    fn attention_maps(&self, ids: &[u32]) -> Result<Option<Vec<Tensor>>> {
+        Ok(Some(Self::attention_maps(self, ids)?))
+    }
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
         let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "llama")).collect::<Result<Vec<_>>>()?;
         Llama::forward_cached(self, chunks, &mut caches)
@@ -663,4 +686,31 @@ mod tests {
         assert_eq!(llama_intermediate_size(384), 1024);
         assert_eq!(llama_intermediate_size(4096), 11008);
     }
+
+    #[test]
+    fn llama_attention_maps_are_causal_distributions_for_every_query_head() {
+        let cfg = tiny(2, true, false);
+        let params = ParamStore::new(9);
+        let m = Llama::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        for (_, v) in params.vars() {
+            v.set(&Tensor::randn(0f32, 0.5, v.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+        let ids = [4u32, 8, 15, 16, 23, 42];
+        let maps = m.attention_maps(&ids).unwrap();
+        assert_eq!(maps.len(), cfg.n_layer);
+        for map in &maps {
+            assert_eq!(map.dims(), &[cfg.n_head, 6, 6], "grouped kv heads are repeated for each query head");
+            for head in map.to_vec3::<f32>().unwrap() {
+                for (i, row) in head.iter().enumerate() {
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                    assert!(row[i + 1..].iter().all(|&x| x == 0.0));
+                }
+            }
+        }
+        // Query heads that share a key head differ (their queries do).
+        let l0 = maps[0].to_vec3::<f32>().unwrap();
+        let d: f32 = l0[0].iter().flatten().zip(l0[1].iter().flatten()).map(|(a, b)| (a - b).abs()).sum();
+        assert!(d > 1e-3);
+    }
+
 }

@@ -161,6 +161,27 @@ impl NgramLm {
         out.extend(self.to_unit.iter().map(|&u| (self.model.log10_prob(ctx, u) * ln10) as f32));
     }
 
+    /// Count an n-gram model over `tokenizer`'s ids: each of `documents` (token ids, without
+    /// end-of-text) is one sentence, as `jielong ngram train --units tokens --sentences
+    /// document` would count the same text (`jielong compare` trains it on the token shards
+    /// the neural families read). The model file's metadata names `tokenizer_path`.
+    pub fn train_on_ids(documents: &[Vec<u32>], tokenizer: &Tokenizer, tokenizer_path: &Path, cfg: &crate::TrainConfig) -> jielong_core::Result<Self> {
+        let mut seed = crate::Vocab::new();
+        for id in 0..tokenizer.vocab_size() as u32 {
+            seed.insert(&piece(tokenizer, id));
+        }
+        let sentences: Vec<Vec<String>> = documents.iter().filter(|d| !d.is_empty()).map(|d| d.iter().map(|&id| piece(tokenizer, id)).collect()).collect();
+        let (vocab, ids) = crate::index_sentences(&sentences, Some(seed), cfg.prune_threshold(1));
+        drop(sentences);
+        let mut model = crate::train(&ids, vocab, cfg)?;
+        let meta = model.meta_mut();
+        meta.units = "tokens".into();
+        meta.sentences = "document".into();
+        meta.tokenizer = Some(std::fs::canonicalize(tokenizer_path).unwrap_or_else(|_| tokenizer_path.to_path_buf()).display().to_string());
+        meta.tokenizer_sha256 = Some(tokenizer.hash().to_string());
+        Self::new(model, tokenizer)
+    }
+
     pub fn model(&self) -> &NgramModel {
         &self.model
     }

@@ -24,5 +24,5 @@ pub use eval::evaluate;
 pub use init_embeddings::{init_embeddings, EmbeddingInit};
 pub use objective::Objective;
 pub use step::StepRunner;
-pub use trainer::{train, Event, TrainSummary};
+pub use trainer::{seconds_per_step, train, Event, TrainSummary};
 pub use sft::{sft, Regime, SftConfig, SftSummary};

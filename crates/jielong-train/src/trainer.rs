@@ -299,6 +299,31 @@ pub(crate) fn write_plot(run_dir: &Path, baseline: f64) -> Result<()> {
 
 /// Time a few forward/backward passes (no update) and cap `max_steps` to fit `max_minutes`.
 fn calibrate(cfg: &mut RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<()> {
+    let per_step = time_step(cfg, runner, data, sampler)?;
+    let fit = ((cfg.train.max_minutes * 60.0) / per_step).floor().max(1.0) as u64;
+    cfg.train.max_steps = cfg.train.max_steps.min(fit);
+    cfg.train.warmup_steps = cfg.train.warmup_steps.min(cfg.train.max_steps / 10);
+    cfg.train.max_minutes = 0.0;
+    Ok(())
+}
+
+/// Seconds one training step of `cfg` takes on its data, as the `max_minutes` schedule fits
+/// it (a few timed forward/backward passes, plus 15% for the optimizer, evaluation and
+/// checkpoints): how `jielong compare` gives every family the same wall time before training.
+pub fn seconds_per_step(cfg: &RunConfig) -> Result<f64> {
+    let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
+    let mut cfg = cfg.clone();
+    if cfg.model.vocab_size() == 0 {
+        cfg.model.set_vocab_size(train_data.meta.vocab_size);
+    }
+    cfg.model.validate()?;
+    let sampler = RandomWindows::new(&train_data, cfg.train.seed, cfg.train.batch_size, cfg.model.max_seq_len())?;
+    let runner = StepRunner::new(&cfg.model, &cfg.train, &Device::Cpu)?;
+    time_step(&cfg, &runner, &train_data, &sampler)
+}
+
+/// Time a few forward/backward passes (no update): seconds per step, with 15% for the rest.
+fn time_step(cfg: &RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<f64> {
     let batches: Vec<_> = (0..cfg.train.grad_accum as u64).map(|m| sampler.batch(data, 0, m)).collect();
     let seeds = vec![0u64; batches.len()];
     runner.gradients(&batches, &seeds)?; // warm-up: allocation, thread pool
@@ -307,10 +332,5 @@ fn calibrate(cfg: &mut RunConfig, runner: &StepRunner, data: &TokenDataset, samp
         runner.gradients(&batches, &seeds)?;
     }
     // Forward + backward is most of a step; leave 15% for the optimizer, evaluation and checkpoints.
-    let per_step = t0.elapsed().as_secs_f64() / 2.0 * 1.15;
-    let fit = ((cfg.train.max_minutes * 60.0) / per_step).floor().max(1.0) as u64;
-    cfg.train.max_steps = cfg.train.max_steps.min(fit);
-    cfg.train.warmup_steps = cfg.train.warmup_steps.min(cfg.train.max_steps / 10);
-    cfg.train.max_minutes = 0.0;
-    Ok(())
+    Ok(t0.elapsed().as_secs_f64() / 2.0 * 1.15)
 }

@@ -4,6 +4,12 @@
 //! one column per source token, darker = more weight. A well-trained reversal model draws the
 //! anti-diagonal; a date or number model shows which source digits each word came from.
 //!
+//! With a GPT or Llama checkpoint it draws causal self-attention instead: `--layer L --head H`
+//! (default: the last layer, head 0; `--head all` draws every head of the layer side by side),
+//! rows the prompt's tokens as queries, columns the same tokens as keys, nothing above the
+//! diagonal. The weights come from the model's explicit decoding path (softmax(q·kᵀ/√d) with the
+//! causal mask, kept per layer), not from the fused training kernels, which never store them.
+//!
 //! The SVG is written atomically; labels are XML-escaped, and the fonts asked for cover
 //! Chinese (Noto Sans CJK / Source Han Sans / PingFang / Microsoft YaHei).
 
@@ -30,6 +36,12 @@ pub struct Args {
     /// Draw the attention of this output instead of the model's own (teacher forcing).
     #[arg(long)]
     pub target: Option<String>,
+    /// gpt/llama: the layer to draw, from 0 (default: the last).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// gpt/llama: the head to draw, from 0, or `all` for every head of the layer (default: 0).
+    #[arg(long)]
+    pub head: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -42,13 +54,11 @@ pub fn run(a: Args) -> Result<()> {
     let ckpt = Checkpoint::open(&a.checkpoint)?;
     let model = ckpt.load_model(&Device::Cpu)?;
     let Some(s2s) = model.as_seq2seq() else {
-        return Err(Error::input(format!(
-            "{} holds a {} model: `jielong attention` draws the cross-attention of a seq2seq model (self-attention maps of gpt/llama are not drawn yet)",
-            ckpt.dir.display(),
-            ckpt.meta.family
-        ))
-        .into());
+        return self_attention(&a, &ckpt, &*model);
     };
+    if a.layer.is_some() || a.head.is_some() {
+        return Err(Error::input(format!("--layer and --head pick a self-attention map of a gpt or llama model; {} is a seq2seq model with one cross-attention: leave them out", ckpt.dir.display())).into());
+    }
     let tk = ckpt.load_tokenizer(None)?;
     let eos = tk.eot_id().ok_or_else(|| Error::input("the run's tokenizer has no <|endoftext|> token"))?;
     let src = tk.encode(&a.input)?;
@@ -73,11 +83,97 @@ pub fn run(a: Args) -> Result<()> {
     let rows: Vec<String> = out.iter().chain(std::iter::once(&eos)).map(|&id| label(&tk, id, eos)).collect();
     let text = tk.decode(&out)?;
     let title = format!("{} → {}  ({} attention)", a.input, text, attention_name(&ckpt.meta.model.to_json()));
-    let svg = heatmap_svg(&title, &rows, &cols, &weights);
+    let svg = heatmap_svg(&title, &rows, &cols, &weights, "rows: output tokens · columns: source tokens");
     jielong_core::fs::write_atomic(&a.out, svg.as_bytes())?;
     println!("{} → {}", a.input, text);
     println!("wrote {} ({} output × {} source tokens)", a.out.display(), rows.len(), cols.len());
     Ok(())
+}
+
+/// Which heads `--head` asks for.
+fn parse_heads(head: Option<&str>, n_head: usize) -> Result<Vec<usize>, Error> {
+    match head {
+        None => Ok(vec![0]),
+        Some("all") => Ok((0..n_head).collect()),
+        Some(h) => match h.parse::<usize>() {
+            Ok(i) if i < n_head => Ok(vec![i]),
+            _ => Err(Error::input(format!("--head {h}: the layer has {n_head} heads: give 0 to {} or `all`", n_head - 1))),
+        },
+    }
+}
+
+/// A GPT or Llama checkpoint: draw the causal self-attention of one layer over the prompt.
+fn self_attention(a: &Args, ckpt: &Checkpoint, model: &dyn jielong_models::Model) -> Result<()> {
+    let not_drawn = || {
+        Error::input(format!(
+            "{} holds a {} model, which has no attention to draw: `jielong attention` draws gpt/llama self-attention and seq2seq cross-attention",
+            ckpt.dir.display(),
+            ckpt.meta.family
+        ))
+    };
+    if a.target.is_some() {
+        return Err(Error::input("--target applies to seq2seq checkpoints: a gpt/llama map is drawn over --input itself").into());
+    }
+    let lm = model.as_causal_lm().ok_or_else(not_drawn)?;
+    let tk = ckpt.load_tokenizer(None)?;
+    let ids = tk.encode(&a.input)?;
+    let max = lm.max_seq_len();
+    if ids.is_empty() || ids.len() > max {
+        return Err(Error::input(format!("--input is {} tokens; the model reads 1 to {max}", ids.len())).into());
+    }
+    let maps = lm.attention_maps(&ids)?.ok_or_else(not_drawn)?;
+    let n_layer = maps.len();
+    let layer = a.layer.unwrap_or(n_layer - 1);
+    if layer >= n_layer {
+        return Err(Error::input(format!("--layer {layer}: the model has {n_layer} layers: give 0 to {}", n_layer - 1)).into());
+    }
+    let map = maps[layer].to_vec3::<f32>()?; // (h, t, t)
+    let heads = parse_heads(a.head.as_deref(), map.len())?;
+    let eos = tk.eot_id().unwrap_or(u32::MAX);
+    let labels: Vec<String> = ids.iter().map(|&id| label(&tk, id, eos)).collect();
+    let caption = "rows: tokens (queries) · columns: the tokens they attend to (keys)";
+    let family = &ckpt.meta.family;
+    let panels: Vec<String> = heads
+        .iter()
+        .map(|&h| heatmap_svg(&format!("{family} · layer {layer} · head {h}"), &labels, &labels, &map[h], caption))
+        .collect();
+    let svg = if panels.len() == 1 { panels.into_iter().next().expect("one") } else { grid_svg(&format!("{} · {family} · layer {layer} · all {} heads", a.input, heads.len()), &panels) };
+    jielong_core::fs::write_atomic(&a.out, svg.as_bytes())?;
+    let which = if heads.len() == 1 { format!("head {}", heads[0]) } else { format!("{} heads", heads.len()) };
+    println!("wrote {} ({family} layer {layer} of 0–{}, {which}, {} × {} tokens)", a.out.display(), n_layer - 1, labels.len(), labels.len());
+    Ok(())
+}
+
+/// The `width` and `height` attributes of an SVG made by [`heatmap_svg`].
+fn svg_size(svg: &str) -> (usize, usize) {
+    let attr = |name: &str| -> usize {
+        svg.split_once(&format!(" {name}=\"")).and_then(|(_, rest)| rest.split('"').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (attr("width"), attr("height"))
+}
+
+/// Heat maps side by side, up to four per row, under one title (each panel a nested <svg>).
+pub fn grid_svg(title: &str, panels: &[String]) -> String {
+    const PER_ROW: usize = 4;
+    let sizes: Vec<(usize, usize)> = panels.iter().map(|p| svg_size(p)).collect();
+    let cell_w = sizes.iter().map(|s| s.0).max().unwrap_or(0);
+    let cell_h = sizes.iter().map(|s| s.1).max().unwrap_or(0);
+    let cols = panels.len().clamp(1, PER_ROW);
+    let rows = panels.len().div_ceil(PER_ROW);
+    let (width, height) = (cols * cell_w, 36 + rows * cell_h);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+font-family=\"'Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft YaHei','Noto Sans',sans-serif\" font-size=\"13\">\n"
+    );
+    s.push_str(&format!("<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n"));
+    s.push_str(&format!("<text x=\"12\" y=\"24\" font-size=\"16\">{}</text>\n", xml_escape(title)));
+    for (i, panel) in panels.iter().enumerate() {
+        let (x, y) = ((i % PER_ROW) * cell_w, 36 + (i / PER_ROW) * cell_h);
+        // The panel's own root element, placed: `<svg xmlns=… ` → `<svg x=… y=… `.
+        s.push_str(&panel.replacen("<svg xmlns=\"http://www.w3.org/2000/svg\"", &format!("<svg x=\"{x}\" y=\"{y}\""), 1));
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 fn attention_name(model: &serde_json::Value) -> String {
@@ -117,7 +213,8 @@ fn text_width(s: &str) -> usize {
 }
 
 /// A heat map: `weights[r][c]` in [0, 1], rows labelled on the left, columns on top.
-pub fn heatmap_svg(title: &str, rows: &[String], cols: &[String], weights: &[Vec<f32>]) -> String {
+/// `caption` says what the rows and columns are.
+pub fn heatmap_svg(title: &str, rows: &[String], cols: &[String], weights: &[Vec<f32>], caption: &str) -> String {
     const CELL: usize = 28;
     let left = rows.iter().map(|r| text_width(r)).max().unwrap_or(0) + 16;
     let top = cols.iter().map(|c| text_width(c)).max().unwrap_or(0) * 3 / 4 + 56;
@@ -166,7 +263,7 @@ font-family=\"'Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft Y
     }
     s.push_str(&format!("<text x=\"{}\" y=\"{}\">1</text>\n", sx + 20, top + 10));
     s.push_str(&format!("<text x=\"{}\" y=\"{}\">0</text>\n", sx + 20, top + 118));
-    s.push_str(&format!("<text x=\"{left}\" y=\"{}\" fill=\"#555555\">rows: output tokens · columns: source tokens</text>\n", top + rows.len() * CELL + 24));
+    s.push_str(&format!("<text x=\"{left}\" y=\"{}\" fill=\"#555555\">{}</text>\n", top + rows.len() * CELL + 24, xml_escape(caption)));
     s.push_str("</svg>\n");
     s
 }
@@ -180,7 +277,7 @@ mod tests {
         let rows = vec!["<b>".to_string(), "两".to_string()];
         let cols = vec!["a&b".to_string(), "\"q\"".to_string(), "千".to_string()];
         let w = vec![vec![0.9, 0.1, 0.0], vec![0.0, 0.2, 0.8]];
-        let svg = heatmap_svg("x < y & 两千", &rows, &cols, &w);
+        let svg = heatmap_svg("x < y & 两千", &rows, &cols, &w, "rows · columns");
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("&lt;b&gt;") && svg.contains("a&amp;b") && svg.contains("&quot;q&quot;") && svg.contains("x &lt; y &amp; 两千"));
@@ -191,5 +288,32 @@ mod tests {
         // Every element opened is closed (a cheap well-formedness check).
         assert_eq!(svg.matches("<rect").count(), svg.matches("/>").count() + svg.matches("</rect>").count());
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+    }
+
+    #[test]
+    fn grid_svg_places_every_panel_inside_one_root() {
+        let labels = vec!["注意".to_string(), "力".to_string()];
+        let w = vec![vec![1.0, 0.0], vec![0.4, 0.6]];
+        let panels: Vec<String> = (0..5).map(|h| heatmap_svg(&format!("head {h}"), &labels, &labels, &w, "q · k")).collect();
+        let (pw, ph) = svg_size(&panels[0]);
+        assert!(pw > 0 && ph > 0);
+        let grid = grid_svg("all heads", &panels);
+        assert_eq!(grid.matches("xmlns=").count(), 1, "one root element");
+        assert_eq!(grid.matches("<svg").count(), 6);
+        assert_eq!(grid.matches("</svg>").count(), 6);
+        assert_eq!(svg_size(&grid), (4 * pw, 36 + 2 * ph), "four panels per row, two rows");
+        assert!(grid.contains(&format!("<svg x=\"0\" y=\"{}\"", 36 + ph)), "the fifth panel starts the second row");
+        assert_eq!(grid.matches("<title>").count(), 5 * 4);
+    }
+
+    #[test]
+    fn parse_heads_rejects_heads_the_layer_lacks() {
+        assert_eq!(parse_heads(None, 4).unwrap(), vec![0]);
+        assert_eq!(parse_heads(Some("all"), 3).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_heads(Some("2"), 4).unwrap(), vec![2]);
+        for bad in ["4", "-1", "x"] {
+            let e = parse_heads(Some(bad), 4).unwrap_err().to_string();
+            assert!(e.contains("0 to 3") && !e.contains('\n'), "{e}");
+        }
     }
 }

@@ -25,3 +25,7 @@ pub mod eval_pairs;
 pub mod embed;
 pub mod fill_mask;
 pub mod sft;
+// issue 15: jielong compare (the table and the plot in compare_report)
+pub mod compare;
+pub mod compare_report;
+pub mod compare_seq2seq;

@@ -29,17 +29,28 @@ pub struct Args {
     /// Tokenizer vocabulary size.
     #[arg(long, default_value_t = 2048)]
     pub vocab_size: usize,
-    /// Model family: gpt (GPT-2 layout) or llama (RMSNorm, SwiGLU, RoPE, grouped-query
-    /// attention); its `tiny` preset is trained.
+    /// Model family: gpt (GPT-2 layout), llama (RMSNorm, SwiGLU, RoPE, grouped-query
+    /// attention), rnn, lstm or gru; its `tiny` preset is trained.
     #[arg(long, default_value = "gpt")]
     pub family: String,
 }
+
+/// The families quickstart can train on plain text.
+const CAUSAL_FAMILIES: [&str; 5] = ["gpt", "llama", "rnn", "lstm", "gru"];
 
 const PROMPTS: [&str; 3] = ["A language model", "注意力机制", "To train a tokenizer,"];
 
 pub fn run(a: Args) -> Result<()> {
     if !(a.minutes > 0.0 && a.minutes.is_finite()) {
         return Err(jielong_core::Error::input(format!("--minutes {} must be a positive number", a.minutes)).into());
+    }
+    // Before any work: quickstart trains a causal language model on text.
+    if !CAUSAL_FAMILIES.contains(&a.family.as_str()) && jielong_models::family::family(&a.family).is_ok() {
+        let how = match a.family.as_str() {
+            "seq2seq" => "a seq2seq model reads source → target pairs: make them with `jielong task make reverse --n 5000 --out pairs.jsonl` and train with model.family = \"seq2seq\" (handbook chapter 04)",
+            _ => "train it with `jielong train` and its own objective",
+        };
+        return Err(jielong_core::Error::input(format!("--family {}: quickstart trains a causal language model on text ({}); {how}", a.family, CAUSAL_FAMILIES.join(", "))).into());
     }
     // The family's tiny preset. The handbook is small (tens of thousands of tokens): more
     // dropout than usual holds off overfitting within the few hundred steps of a quickstart.
