@@ -62,6 +62,8 @@ pub struct Embeddings {
     pub dim: usize,
     /// Texts cut to `max_len` tokens.
     pub truncated: usize,
+    /// Tokens the model read for each text (special tokens included, after any cut).
+    pub lengths: Vec<usize>,
 }
 
 impl Embeddings {
@@ -157,7 +159,8 @@ impl<'a> Embedder<'a> {
             done += batch.len();
             progress(done);
         }
-        Ok(Embeddings { data, dim, truncated })
+        let lengths = seqs.iter().map(Vec::len).collect();
+        Ok(Embeddings { data, dim, truncated, lengths })
     }
 
     /// One right-padded batch → (rows × dim) pooled vectors.

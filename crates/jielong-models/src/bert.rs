@@ -30,6 +30,7 @@ use crate::{Encoder, ForwardOpts, MaskedLm, Model, ModelConfig};
 use candle_core::{DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
+use jielong_nn::gelu::gelu_erf;
 use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, MaskSource, WeightLayout};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -377,7 +378,7 @@ impl Bert {
             let ys = bidirectional_attention_packed(&qkv, h, attention_mask)?; // (b, t, c)
             let ys = self.dropout.forward(&layer.attn_out.forward(&ys)?, drop(site))?;
             xs = layer.attn_ln.forward(&(xs + ys)?)?;
-            let ys = layer.inter.forward(&xs)?.gelu_erf()?; // (b, t, f)
+            let ys = gelu_erf(&layer.inter.forward(&xs)?)?; // (b, t, f), one parallel pass
             let ys = self.dropout.forward(&layer.out.forward(&ys)?, drop(site + 1))?;
             xs = layer.out_ln.forward(&(xs + ys)?)?;
         }
@@ -396,7 +397,7 @@ impl Bert {
     /// MLM logits (…, vocab_size) from hidden states (…, n_embd); an error without the head.
     pub fn mlm_logits_of(&self, hidden: &Tensor) -> Result<Tensor> {
         let Some(head) = &self.mlm else { candle_core::bail!("this BERT model has no masked-LM head (model.mlm_head = false)") };
-        let x = head.ln.forward(&head.dense.forward(hidden)?.gelu_erf()?)?;
+        let x = head.ln.forward(&gelu_erf(&head.dense.forward(hidden)?)?)?;
         linear(&x, self.word.embeddings(), Some(&head.bias), WeightLayout::OutIn)
     }
 }

@@ -7,6 +7,7 @@
 //! `respond`). They meet at a bounded queue.
 
 pub mod drive;
+pub mod embeddings;
 pub mod error;
 pub mod feedback;
 pub mod metrics;
@@ -18,6 +19,7 @@ pub mod web;
 
 use axum::routing::{get, post};
 use axum::Router;
+use embeddings::{EmbedQueue, Embedding};
 use jielong_core::{Error, Result};
 use jielong_models::CausalLm;
 use jielong_tokenizer::{ChatTemplate, Tokenizer};
@@ -39,6 +41,20 @@ impl LanguageModel for Box<dyn jielong_models::Model> {
     fn lm(&self) -> &dyn CausalLm {
         self.as_causal_lm().expect("the caller loads causal language models only")
     }
+}
+
+/// A causal model shared with the embedding thread (a causal checkpoint serves both).
+impl LanguageModel for Arc<Box<dyn jielong_models::Model>> {
+    fn lm(&self) -> &dyn CausalLm {
+        self.as_causal_lm().expect("the caller loads causal language models only")
+    }
+}
+
+/// What a server serves: a causal model for chat and completions, an encoder side for
+/// embeddings, or both. A route whose side is missing answers 400.
+pub struct Served {
+    pub lm: Option<Box<dyn LanguageModel>>,
+    pub embed: Option<Embedding>,
 }
 
 /// Any `CausalLm` by value (tests, the n-gram model).
@@ -104,6 +120,10 @@ pub struct AppState {
     /// Byte-level tokenizers: piece characters → bytes (for `logprobs` bytes).
     pub byte_table: Option<HashMap<char, u8>>,
     pub created: u64,
+    /// Whether a causal model serves chat and completions.
+    pub generates: bool,
+    /// The embedding thread's queue, when the model can embed.
+    pub embed: Option<EmbedQueue>,
 }
 
 impl AppState {
@@ -148,6 +168,7 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/models", get(routes::models))
         .route("/v1/completions", post(routes::completions))
         .route("/v1/chat/completions", post(routes::chat))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/feedback", post(feedback::rate).get(feedback::list))
         .route("/v1/feedback/compare", post(feedback::compare))
         .layer(axum::middleware::from_fn_with_state(state.clone(), routes::auth));
@@ -166,6 +187,14 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
 /// Start the engine thread and the HTTP server; returns once the socket is bound. With
 /// `signals`, Ctrl-C and SIGTERM begin a graceful shutdown.
 pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplate, cfg: ServeConfig, signals: bool) -> Result<Server> {
+    start_served(Served { lm: Some(model), embed: None }, tk, template, cfg, signals)
+}
+
+/// [`start`] for a causal model, an encoder, or both (see [`Served`]).
+pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: ServeConfig, signals: bool) -> Result<Server> {
+    if served.lm.is_none() && served.embed.is_none() {
+        return Err(Error::input("nothing to serve: the model neither generates text nor embeds"));
+    }
     if !is_loopback(&cfg.host) && cfg.api_key.is_none() {
         eprintln!(
             "warning: serving on {} without --api-key: anyone who can reach this address can use the model and write feedback",
@@ -179,16 +208,26 @@ pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplat
         None => None,
     };
     let vocab_limit = tk.vocab_size();
-    let max_seq_len = model.lm().max_seq_len();
-    if model.lm().vocab_size() < vocab_limit {
-        return Err(Error::input(format!(
-            "the tokenizer has {vocab_limit} ids but the model only {}: they do not belong together",
-            model.lm().vocab_size()
-        )));
+    if let Some(model) = &served.lm {
+        if model.lm().vocab_size() < vocab_limit {
+            return Err(Error::input(format!(
+                "the tokenizer has {vocab_limit} ids but the model only {}: they do not belong together",
+                model.lm().vocab_size()
+            )));
+        }
     }
+    let tk = Arc::new(tk);
+    let (max_seq_len, embed) = match served.embed {
+        Some(e) => {
+            let len = e.model.encoder().max_seq_len();
+            (len, Some(EmbedQueue::start(e, tk.clone(), cfg.queue)?))
+        }
+        None => (0, None),
+    };
+    let max_seq_len = served.lm.as_ref().map_or(max_seq_len, |m| m.lm().max_seq_len());
     let byte_table = tk.is_byte_level().then(jielong_tokenizer::byte_level::char_to_byte);
     let state = Arc::new(AppState {
-        tk: Arc::new(tk),
+        tk,
         template,
         model_id: cfg.model_id.clone(),
         checkpoint_hash: cfg.checkpoint_hash.clone(),
@@ -200,14 +239,23 @@ pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplat
         feedback,
         byte_table,
         created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        generates: served.lm.is_some(),
+        embed,
     });
 
-    let engine_sched = sched.clone();
-    let grace = cfg.grace;
-    let engine = std::thread::Builder::new()
-        .name("jielong-engine".into())
-        .spawn(move || scheduler::run(model.lm(), vocab_limit, &engine_sched, grace))
-        .map_err(|e| Error::input(format!("cannot start the engine thread: {e}")))?;
+    let engine = match served.lm {
+        Some(model) => {
+            let engine_sched = sched.clone();
+            let grace = cfg.grace;
+            Some(
+                std::thread::Builder::new()
+                    .name("jielong-engine".into())
+                    .spawn(move || scheduler::run(model.lm(), vocab_limit, &engine_sched, grace))
+                    .map_err(|e| Error::input(format!("cannot start the engine thread: {e}")))?,
+            )
+        }
+        None => None,
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -257,7 +305,7 @@ pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplat
             rt.shutdown_timeout(Duration::from_secs(1));
         })
         .map_err(|e| Error::input(format!("cannot start the HTTP thread: {e}")))?;
-    Ok(Server { addr, stop, http: Some(http), engine: Some(engine), metrics })
+    Ok(Server { addr, stop, http: Some(http), engine, metrics })
 }
 
 /// A short hash of a checkpoint's weights file (sha256, hex), stored with feedback rows so a

@@ -117,7 +117,7 @@ pub fn parse_value(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     Ok(value)
 }
 
-fn typed<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+pub fn typed<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(value, &mut track);
     T::deserialize(de).map_err(|e| {

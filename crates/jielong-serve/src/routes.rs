@@ -68,6 +68,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
+/// Chat and completions need a causal model; an encoder checkpoint only embeds.
+fn check_generates(state: &AppState) -> Result<(), ApiError> {
+    if state.generates {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "model",
+        format!("the model `{}` is an encoder: it embeds text (POST /v1/embeddings) but cannot generate; serve a causal checkpoint for chat and completions", state.model_id),
+    )
+    .with_code("unsupported_model"))
+}
+
 fn check_model(state: &AppState, c: &Common) -> Result<(), ApiError> {
     match &c.model {
         Some(m) if m != &state.model_id => Err(ApiError::model_not_found(m, &state.model_id)),
@@ -103,6 +115,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, _h: HeaderMap, b: R
 }
 
 fn prepare_completion(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Prepared, ApiError> {
+    check_generates(state)?;
     let (req, common): (CompletionRequest, Common) = parse_two(&body(b)?)?;
     check_model(state, &common)?;
     let logprobs = match req.logprobs {
@@ -192,6 +205,7 @@ pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
 }
 
 fn prepare_chat(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Prepared, ApiError> {
+    check_generates(state)?;
     let (req, common): (ChatRequest, Common) = parse_two(&body(b)?)?;
     check_model(state, &common)?;
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
@@ -216,7 +230,7 @@ fn prepare_chat(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Pr
 }
 
 pub async fn not_found() -> Response {
-    ApiError::invalid("", "no such route: see GET /v1/models, POST /v1/completions, POST /v1/chat/completions")
+    ApiError::invalid("", "no such route: see GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /v1/embeddings")
         .with_status(StatusCode::NOT_FOUND)
         .into_response()
 }

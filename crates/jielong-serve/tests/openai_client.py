@@ -64,6 +64,25 @@ streamed = "".join(ch.choices[0].text for ch in client.completions.create(
     model=model, prompt="Step 3: the model", max_tokens=10, temperature=0, stream=True) if ch.choices)
 check(streamed == c.choices[0].text, "completions stream equals the whole completion")
 
+# Embeddings (the tiny checkpoint is causal: the mean of its last hidden states). The client
+# asks for base64 by default and decodes it; "float" must give the same numbers.
+texts = ["Step 1: the model reads", "第2步：猜下一个词", "hello world"]
+e = client.embeddings.create(model=model, input=texts)
+dim = len(e.data[0].embedding)
+check(e.object == "list" and [d.index for d in e.data] == [0, 1, 2] and dim > 0
+      and all(len(d.embedding) == dim for d in e.data), f"embeddings.create: 3 vectors of {dim} in order")
+check(e.usage.prompt_tokens > 0 and e.usage.total_tokens == e.usage.prompt_tokens, f"embeddings usage ({e.usage.prompt_tokens} tokens)")
+f = client.embeddings.create(model=model, input=texts, encoding_format="float")
+check(all(abs(a - b) <= 1e-6 * max(1.0, abs(a)) for x, y in zip(e.data, f.data) for a, b in zip(x.embedding, y.embedding)),
+      "embeddings: base64 (the client's default) decodes to the float answer")
+one = client.embeddings.create(model=model, input=texts[1], encoding_format="float")
+check(max(abs(a - b) for a, b in zip(one.data[0].embedding, f.data[1].embedding)) < 1e-5, "embeddings: one text alone gets the same vector")
+try:
+    client.embeddings.create(model=model, input=[[1, 2, 3]])
+    check(False, "token-id input must fail")
+except openai.BadRequestError as err:
+    check(err.status_code == 400 and "token ids" in str(err), "embeddings of token ids → BadRequestError (400)")
+
 # Errors come back as the client's own exceptions.
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])

@@ -17,6 +17,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Prefill and decode speed, batch 1 and 8, with and without the KV cache.
     Generate(GenerateArgs),
+    /// Sentences per second of a sentence encoder (batch 1 and 32, short and long texts).
+    Embed(super::bench_embed::EmbedArgs),
 }
 
 #[derive(ClapArgs)]
@@ -117,6 +119,7 @@ pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Train(a) => run_train(a),
         Command::Generate(a) => run_generate(a),
+        Command::Embed(a) => super::bench_embed::run(a),
     }
 }
 

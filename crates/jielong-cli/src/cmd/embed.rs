@@ -87,7 +87,21 @@ impl EncoderArgs {
         let Some(enc) = model.as_encoder() else {
             return Err(Error::input(format!("{}: a {family} model cannot embed (it gives no hidden states); use a BERT, GPT or Llama checkpoint", self.checkpoint.display())).into());
         };
-        let recipe = read_recipe(ckpt.run_dir())?;
+        let opts = self.options(ckpt.run_dir(), enc)?;
+        Ok(Loaded { model, tk, opts })
+    }
+}
+
+impl EncoderArgs {
+    /// These flags for `checkpoint` with nothing else set: what `jielong serve` and `jielong
+    /// bench embed` embed with, so their vectors are `jielong embed`'s.
+    pub fn defaults(checkpoint: &Path) -> Self {
+        Self { checkpoint: checkpoint.to_path_buf(), tokenizer: None, pooling: None, normalize: false, max_len: None, truncate: "cut".into(), batch_size: 32 }
+    }
+
+    /// The embedding options: these flags over the run's sentence.json.
+    pub fn options(&self, run_dir: &Path, enc: &dyn jielong_models::Encoder) -> Result<EmbedOptions> {
+        let recipe = read_recipe(run_dir)?;
         let pooling: Pooling = match (self.pooling.as_deref(), recipe.get("pooling").and_then(|v| v.as_str())) {
             (Some(p), _) | (None, Some(p)) => p.parse()?,
             (None, None) => Pooling::Mean,
@@ -100,8 +114,7 @@ impl EncoderArgs {
             "error" => Truncate::Error,
             other => return Err(Error::input(format!("--truncate {other}: use cut or error")).into()),
         };
-        let opts = EmbedOptions { pooling, normalize, max_len, batch_size: self.batch_size, truncate };
-        Ok(Loaded { model, tk, opts })
+        Ok(EmbedOptions { pooling, normalize, max_len, batch_size: self.batch_size, truncate })
     }
 }
 

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod bench;
+pub mod bench_embed;
 pub mod chat;
 pub mod clean;
 pub mod data;

@@ -3,11 +3,15 @@
 
 use super::generate::ModelArgs;
 use anyhow::Result;
+use candle_core::Device;
 use jielong_core::Error;
+use jielong_models::Model;
+use jielong_serve::embeddings::Embedding;
 use jielong_serve::request::Limits;
-use jielong_serve::{LanguageModel, ServeConfig};
-use jielong_tokenizer::ChatTemplate;
-use std::path::PathBuf;
+use jielong_serve::{LanguageModel, ServeConfig, Served};
+use jielong_tokenizer::{ChatTemplate, Tokenizer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -61,10 +65,12 @@ pub fn run(a: Args) -> Result<()> {
     if a.default_max_tokens > a.max_tokens {
         return Err(Error::input(format!("--default-max-tokens {} is above --max-tokens {}", a.default_max_tokens, a.max_tokens)).into());
     }
-    let loaded = a.model.load()?;
+    let (served, tk, tokenizer_dir) = load(&a.model)?;
+    let generates = served.lm.is_some();
     let template = match &a.template {
         Some(p) => ChatTemplate::load(p)?,
-        None => ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?,
+        None if generates => ChatTemplate::for_tokenizer_dir(&tokenizer_dir)?,
+        None => ChatTemplate::default_template(),
     };
     // The weights file and where the run lives: a checkpoint folder or an n-gram model file.
     let (weights, run_dir) = if a.model.checkpoint.is_file() {
@@ -78,7 +84,7 @@ pub fn run(a: Args) -> Result<()> {
         let base = if a.model.checkpoint.is_file() { &a.model.checkpoint } else { &run_dir };
         std::fs::canonicalize(base).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "jielong".into())
     });
-    let feedback_db = (!a.no_feedback).then(|| a.feedback_db.clone().unwrap_or_else(|| run_dir.join("feedback.sqlite")));
+    let feedback_db = (!a.no_feedback && generates).then(|| a.feedback_db.clone().unwrap_or_else(|| run_dir.join("feedback.sqlite")));
     let cfg = ServeConfig {
         host: a.host.clone(),
         port: a.port,
@@ -92,15 +98,27 @@ pub fn run(a: Args) -> Result<()> {
         feedback_db: feedback_db.clone(),
         grace: Duration::from_secs(5),
     };
-    let context = loaded.lm().max_seq_len();
-    let tk = loaded.tk;
-    let model: Box<dyn LanguageModel> = Box::new(loaded.model);
+    let context = match (&served.lm, &served.embed) {
+        (Some(m), _) => m.lm().max_seq_len(),
+        (None, Some(e)) => e.opts.max_len,
+        (None, None) => 0,
+    };
+    let embeds = served.embed.is_some();
     let origin = template.origin.clone();
-    let server = jielong_serve::start(model, tk, template, cfg, true)?;
+    let server = jielong_serve::start_served(served, tk, template, cfg, true)?;
     let url = format!("http://{}", server.addr);
-    eprintln!("jielong serve · model `{model_id}` · context {context} tokens · template {origin}");
-    eprintln!("  chat page      {url}/");
-    eprintln!("  OpenAI API     {url}/v1  (chat/completions, completions, models)");
+    let routes = match (generates, embeds) {
+        (true, true) => "chat/completions, completions, embeddings, models",
+        (true, false) => "chat/completions, completions, models",
+        _ => "embeddings, models",
+    };
+    if generates {
+        eprintln!("jielong serve · model `{model_id}` · context {context} tokens · template {origin}");
+        eprintln!("  chat page      {url}/");
+    } else {
+        eprintln!("jielong serve · encoder `{model_id}` · texts up to {context} tokens (longer ones are cut) · embeddings only");
+    }
+    eprintln!("  OpenAI API     {url}/v1  ({routes})");
     eprintln!("  metrics        {url}/metrics");
     match &feedback_db {
         Some(p) => eprintln!("  feedback       {} (jielong feedback stats --db {})", p.display(), p.display()),
@@ -109,4 +127,36 @@ pub fn run(a: Args) -> Result<()> {
     eprintln!("Ctrl-C to stop.");
     server.join();
     Ok(())
+}
+
+/// The model to serve, its tokenizer and the folder the tokenizer came from. A checkpoint is
+/// loaded once and shared: a causal model serves chat and completions and, when it gives
+/// hidden states, embeddings too; an encoder (BERT) serves embeddings only, with the recipe
+/// `jielong embed` would use (the run's sentence.json). N-gram model files and LoRA adapters
+/// go through `ModelArgs::load` and serve text only.
+fn load(m: &ModelArgs) -> Result<(Served, Tokenizer, PathBuf)> {
+    if m.adapter.is_some() || m.checkpoint.is_file() || jielong_train::adapter::is_adapter_dir(&m.checkpoint) {
+        let loaded = m.load()?;
+        let lm: Box<dyn LanguageModel> = Box::new(loaded.model);
+        return Ok((Served { lm: Some(lm), embed: None }, loaded.tk, loaded.tokenizer_dir));
+    }
+    let ckpt = jielong_train::Checkpoint::open(&m.checkpoint)?;
+    let tk = ckpt.load_tokenizer(m.tokenizer.as_deref())?;
+    let model: Arc<Box<dyn Model>> = Arc::new(ckpt.load_model(&Device::Cpu)?);
+    let embed = match model.as_encoder() {
+        Some(enc) => Some(Embedding { model: model.clone(), opts: super::embed::EncoderArgs::defaults(&m.checkpoint).options(ckpt.run_dir(), enc)? }),
+        None => None,
+    };
+    let lm = model.as_causal_lm().is_some().then(|| Box::new(model.clone()) as Box<dyn LanguageModel>);
+    if lm.is_none() && embed.is_none() {
+        return Err(Error::input(format!(
+            "{} holds a {} model, which neither generates text nor embeds: serve a causal language model (GPT, Llama, RNN) or an encoder (BERT)",
+            ckpt.dir.display(),
+            ckpt.meta.family
+        ))
+        .into());
+    }
+    let path = m.tokenizer.clone().unwrap_or_else(|| ckpt.tokenizer_path());
+    let tokenizer_dir = if path.is_dir() { path } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    Ok((Served { lm, embed }, tk, tokenizer_dir))
 }
