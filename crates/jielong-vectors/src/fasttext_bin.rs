@@ -292,7 +292,7 @@ mod tests {
             }
         }
         FastTextBin {
-            args: BinArgs { dim: dim as i32, ws: 5, epoch: 5, min_count: 1, neg: 5, word_ngrams: 1, loss: LOSS_NEGATIVE, model: MODEL_SKIPGRAM, bucket: bucket as i32, minn: 3, maxn: 6, lr_update_rate: 100, t: 1e-3 },
+            args: BinArgs { dim, ws: 5, epoch: 5, min_count: 1, neg: 5, word_ngrams: 1, loss: LOSS_NEGATIVE, model: MODEL_SKIPGRAM, bucket: bucket as i32, minn: 3, maxn: 6, lr_update_rate: 100, t: 1e-3 },
             words,
             ntokens: 7,
             word_rows: vec![1.0, 2.0, 3.0, -1.0, 0.0, 4.5],
