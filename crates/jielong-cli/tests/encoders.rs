@@ -170,7 +170,6 @@ checkpoint_interval = 40
     for r in &evals {
         assert!((0.0..=1.0).contains(&r["val_sop_acc"].as_f64().unwrap()) && r["val_mlm_loss"].as_f64().unwrap() > 0.0, "{r}");
     }
-    assert!(text(&o).contains("sop acc"), "{}", text(&o));
     let cfg = std::fs::read_to_string(p.join("albert/config.toml")).unwrap();
     assert!(cfg.contains("sentence_task = \"sop\""), "{cfg}");
 
