@@ -120,3 +120,77 @@ checkpoint_interval = 600
     assert_user_error(&jielong(&["embed", "--checkpoint", "rnn", "s.txt", "--out", "r.npy"], p), "cannot embed");
     assert_user_error(&jielong(&["train", "--config", "rnn.toml", "--set", "train.objective=mlm", "--out", "rnn-mlm"], p), "needs an encoder with a masked-LM head");
 }
+
+/// ALBERT with MLM + sentence-order prediction, BERT with MLM + next-sentence prediction: the
+/// metrics file reports the MLM loss and the pair task's loss and accuracy apart; ALBERT goes
+/// out to a Hugging Face folder and back; a sentence task a model has no head for is refused.
+#[test]
+fn cli_albert_sop_and_bert_nsp_report_pair_accuracy() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let hb = repo_root().join("docs/handbook");
+    let (en, zh) = (hb.join("en"), hb.join("zh"));
+    let (en, zh) = (en.to_str().unwrap(), zh.to_str().unwrap());
+    assert_ok(&jielong(&["tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "1000", "--out", "tok", en, zh], p));
+    assert_ok(&jielong(&["data", "prepare", "--tokenizer", "tok", "--out", "shards", en, zh], p));
+    let albert = r#"
+[data]
+dir = "shards"
+[model]
+family = "albert"
+n_layer = 2
+n_head = 4
+n_embd = 64
+embedding_size = 32
+max_seq_len = 32
+dropout = 0.0
+[train]
+objective = "mlm"
+sentence_task = "sop"
+batch_size = 8
+max_steps = 40
+learning_rate = 2e-3
+warmup_steps = 5
+eval_interval = 20
+eval_windows = 32
+checkpoint_interval = 40
+"#;
+    std::fs::write(p.join("albert.toml"), albert).unwrap();
+    let o = jielong(&["train", "--config", "albert.toml", "--out", "albert"], p);
+    assert_ok(&o);
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(p.join("albert/metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let steps: Vec<&serde_json::Value> = rows.iter().filter(|r| r.get("loss").is_some()).collect();
+    let evals: Vec<&serde_json::Value> = rows.iter().filter(|r| r.get("val_loss").is_some()).collect();
+    assert_eq!((steps.len(), evals.len()), (40, 2), "{rows:?}");
+    for r in &steps {
+        let acc = r["sop_acc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && r["sop_loss"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["mlm_loss"], r["loss"], "the logged loss is the MLM loss");
+    }
+    for r in &evals {
+        assert!((0.0..=1.0).contains(&r["val_sop_acc"].as_f64().unwrap()) && r["val_mlm_loss"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let cfg = std::fs::read_to_string(p.join("albert/config.toml")).unwrap();
+    assert!(cfg.contains("sentence_task = \"sop\""), "{cfg}");
+
+    // Out to a Hugging Face folder (AlbertForPreTraining) and back in.
+    assert_ok(&jielong(&["export", "--checkpoint", "albert", "--format", "hf", "--out", "albert-hf"], p));
+    let hf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("albert-hf/config.json")).unwrap()).unwrap();
+    assert_eq!((hf["model_type"].as_str(), hf["architectures"][0].as_str(), hf["embedding_size"].as_u64()), (Some("albert"), Some("AlbertForPreTraining"), Some(32)));
+    assert_ok(&jielong(&["import", "--from", "albert-hf", "--out", "albert-back"], p));
+    assert_ok(&jielong(&["fill-mask", "--checkpoint", "albert-back", "the model reads the [MASK] and guesses"], p));
+
+    // BERT with the next-sentence head.
+    let bert = albert.replace("family = \"albert\"", "family = \"bert\"\nnsp_head = true").replace("embedding_size = 32\n", "").replace("\"sop\"", "\"nsp\"").replace("max_steps = 40", "max_steps = 4").replace("checkpoint_interval = 40", "checkpoint_interval = 4");
+    std::fs::write(p.join("bert.toml"), &bert).unwrap();
+    assert_ok(&jielong(&["train", "--config", "bert.toml", "--out", "bert"], p));
+    let last: serde_json::Value = serde_json::from_str(std::fs::read_to_string(p.join("bert/metrics.jsonl")).unwrap().lines().last().unwrap()).unwrap();
+    assert!(last["val_nsp_acc"].as_f64().is_some() && last["val_nsp_loss"].as_f64().is_some(), "{last}");
+
+    // Tasks a model has no head for, and a sentence task without MLM: one line, exit 2.
+    assert_user_error(&jielong(&["train", "--config", "bert.toml", "--set", "train.sentence_task=sop", "--out", "x1"], p), "use train.sentence_task = \"nsp\"");
+    assert_user_error(&jielong(&["train", "--config", "bert.toml", "--set", "model.nsp_head=false", "--out", "x2"], p), "set model.nsp_head = true");
+    assert_user_error(&jielong(&["train", "--config", "albert.toml", "--set", "train.sentence_task=nsp", "--out", "x3"], p), "use train.sentence_task = \"sop\"");
+    assert_user_error(&jielong(&["train", "--config", "albert.toml", "--set", "train.objective=causal_lm", "--out", "x4"], p), "set train.objective = \"mlm\"");
+    assert!(!p.join("x1").exists() && !p.join("x3").exists());
+}

@@ -20,18 +20,22 @@
 //! cls.predictions.transform.LayerNorm.{weight,bias}
 //! cls.predictions.bias                                         (vocab_size); the decoder
 //!                                                              weight is the word embedding
+//! cls.seq_relationship.{weight,bias}                           (2, n_embd) with `nsp_head = true`
 //! ```
+//! The next-sentence head reads the pooled output: logit 0 says "B follows A", logit 1 "B is
+//! a random segment" (transformers' labels).
 //! The three attention projections are concatenated into one (3·n_embd, n_embd) product per
 //! call, so attention runs as one fused kernel from the packed output
 //! (`jielong_nn::bidirectional_attention_packed`), without a (t × t) tensor.
 
+use crate::encoder::SentenceTask;
 use crate::family::{parse_as, Family, FamilyConfig};
+use crate::post_ln::{chosen_rows, Dense, Gelu, Layer, LayerNames, MlmHead};
 use crate::{Encoder, ForwardOpts, MaskedLm, Model, ModelConfig};
 use candle_core::{DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
-use jielong_nn::gelu::gelu_erf;
-use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, MaskSource, WeightLayout};
+use jielong_nn::{Dropout, LayerNorm, MaskSource};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +64,10 @@ pub struct BertConfig {
     /// The masked-LM head (needed to train with `objective = "mlm"` and for `fill-mask`).
     #[serde(default = "yes")]
     pub mlm_head: bool,
+    /// The next-sentence-prediction head on the pooler (BertForPreTraining's
+    /// `cls.seq_relationship`), for `train.sentence_task = "nsp"`.
+    #[serde(default)]
+    pub nsp_head: bool,
 }
 
 fn two() -> usize {
@@ -83,7 +91,7 @@ pub const FAMILY: Family = Family {
 
 /// BertConfig (transformers) → ours. The head the file has follows from `architectures`:
 /// `BertModel` (sentence encoders) has the pooler and no MLM head, `BertForMaskedLM` the
-/// reverse, `BertForPreTraining` both (its NSP classifier is not read).
+/// reverse, `BertForPreTraining` both and the next-sentence classifier.
 fn config_from_hf(c: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<Box<dyn FamilyConfig>, String> {
     use crate::hf::{field_f64, field_usize, require};
     require(c, "hidden_act", |v| v.as_str() == Some("gelu"), "the exact GELU, \"gelu\"")?;
@@ -91,10 +99,10 @@ fn config_from_hf(c: &serde_json::Map<String, serde_json::Value>) -> std::result
     require(c, "is_decoder", |v| v.as_bool() == Some(false), "an encoder")?;
     require(c, "add_cross_attention", |v| v.as_bool() == Some(false), "no cross-attention")?;
     let arch = c.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()).and_then(|a| a.as_str()).unwrap_or("BertModel");
-    let (pooler, mlm_head) = match arch {
-        "BertForMaskedLM" => (false, true),
-        "BertForPreTraining" => (true, true),
-        _ => (true, false),
+    let (pooler, mlm_head, nsp_head) = match arch {
+        "BertForMaskedLM" => (false, true, false),
+        "BertForPreTraining" => (true, true, true),
+        _ => (true, false, false),
     };
     let cfg = BertConfig {
         vocab_size: field_usize(c, "vocab_size")?,
@@ -108,16 +116,21 @@ fn config_from_hf(c: &serde_json::Map<String, serde_json::Value>) -> std::result
         layer_norm_eps: field_f64(c, "layer_norm_eps")?.unwrap_or(1e-12),
         pooler,
         mlm_head,
+        nsp_head,
     };
     Ok(Box::new(cfg))
 }
 
 /// Ours → the keys `BertConfig.save_pretrained` writes (transformers 5.23). A model with the
 /// MLM head exports as `BertForMaskedLM` (its pooler, if any, is an extra tensor transformers
-/// ignores), one without as `BertModel`.
+/// ignores), with the NSP head too as `BertForPreTraining`, one without as `BertModel`.
 fn config_to_hf(cfg: &dyn FamilyConfig, meta: &crate::hf::HfMeta) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
     let c = cfg.as_any().downcast_ref::<BertConfig>().ok_or("not a BERT config")?;
-    let arch = if c.mlm_head { "BertForMaskedLM" } else { "BertModel" };
+    let arch = match (c.mlm_head, c.nsp_head) {
+        (true, true) => "BertForPreTraining",
+        (true, false) => "BertForMaskedLM",
+        _ => "BertModel",
+    };
     let v = serde_json::json!({
         "add_cross_attention": false, "architectures": [arch], "attention_probs_dropout_prob": c.dropout,
         "bos_token_id": meta.bos_token_id, "classifier_dropout": null, "dtype": meta.dtype, "torch_dtype": meta.dtype,
@@ -212,6 +225,7 @@ impl BertConfig {
             layer_norm_eps: ln_eps(),
             pooler: true,
             mlm_head: true,
+            nsp_head: false,
         }
     }
 
@@ -243,6 +257,9 @@ impl BertConfig {
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return bad("model.layer_norm_eps must be positive".into());
         }
+        if self.nsp_head && !(self.pooler && self.mlm_head) {
+            return bad("model.nsp_head = true needs model.pooler = true and model.mlm_head = true (BertForPreTraining has all three)".into());
+        }
         Ok(())
     }
 
@@ -253,43 +270,21 @@ impl BertConfig {
         let layer = 4 * (c * c + c) + ln + (c * f + f) + (f * c + c) + ln;
         let pooler = if self.pooler { c * c + c } else { 0 };
         let head = if self.mlm_head { c * c + c + ln + v } else { 0 };
-        emb + self.n_layer * layer + pooler + head
+        let nsp = if self.nsp_head { 2 * c + 2 } else { 0 };
+        emb + self.n_layer * layer + pooler + head + nsp
     }
 }
 
-/// A linear layer in `nn.Linear`'s (out, in) layout with a bias.
-struct Dense {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Dense {
-    fn new(n_in: usize, n_out: usize, vb: VarBuilder) -> Result<Self> {
-        let w = vb.get_with_hints((n_out, n_in), "weight", Init::Randn { mean: 0.0, stdev: 0.02 })?;
-        let b = vb.get_with_hints(n_out, "bias", Init::Const(0.0))?;
-        Ok(Self { w, b })
-    }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        linear(x, &self.w, Some(&self.b), WeightLayout::OutIn)
-    }
-}
-
-struct Layer {
-    query: Dense,
-    key: Dense,
-    value: Dense,
-    attn_out: Dense,
-    attn_ln: LayerNorm,
-    inter: Dense,
-    out: Dense,
-    out_ln: LayerNorm,
-}
-
-struct MlmHead {
-    dense: Dense,
-    ln: LayerNorm,
-    bias: Tensor,
-}
+const NAMES: LayerNames = LayerNames {
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attn_out: "attention.output.dense",
+    attn_ln: "attention.output.LayerNorm",
+    inter: "intermediate.dense",
+    out: "output.dense",
+    out_ln: "output.LayerNorm",
+};
 
 pub struct Bert {
     cfg: BertConfig,
@@ -300,6 +295,7 @@ pub struct Bert {
     layers: Vec<Layer>,
     pooler: Option<Dense>,
     mlm: Option<MlmHead>,
+    nsp: Option<Dense>,
     dropout: Dropout,
 }
 
@@ -308,7 +304,7 @@ impl Bert {
     /// N(0, 0.02) weights, zero biases, unit layer-norm scales.
     pub fn new(cfg: &BertConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
         cfg.validate()?;
-        let (c, f) = (cfg.n_embd, cfg.inner());
+        let (c, f, eps) = (cfg.n_embd, cfg.inner(), cfg.layer_norm_eps);
         let init = Init::Randn { mean: 0.0, stdev: 0.02 };
         let vb_bert = vb.pp("bert");
         let ve = vb_bert.pp("embeddings");
@@ -316,34 +312,12 @@ impl Bert {
         let word = Embedding::new(word_w, c);
         let position = Embedding::new(ve.get_with_hints((cfg.max_seq_len, c), "position_embeddings.weight", init)?, c);
         let token_type = Embedding::new(ve.get_with_hints((cfg.type_vocab_size, c), "token_type_embeddings.weight", init)?, c);
-        let emb_ln = LayerNorm::new(c, true, cfg.layer_norm_eps, ve.pp("LayerNorm"))?;
-        let mut layers = Vec::with_capacity(cfg.n_layer);
-        for i in 0..cfg.n_layer {
-            let vl = vb_bert.pp(format!("encoder.layer.{i}"));
-            let (va, vs) = (vl.pp("attention.output"), vl.pp("attention.self"));
-            layers.push(Layer {
-                query: Dense::new(c, c, vs.pp("query"))?,
-                key: Dense::new(c, c, vs.pp("key"))?,
-                value: Dense::new(c, c, vs.pp("value"))?,
-                attn_out: Dense::new(c, c, va.pp("dense"))?,
-                attn_ln: LayerNorm::new(c, true, cfg.layer_norm_eps, va.pp("LayerNorm"))?,
-                inter: Dense::new(c, f, vl.pp("intermediate.dense"))?,
-                out: Dense::new(f, c, vl.pp("output.dense"))?,
-                out_ln: LayerNorm::new(c, true, cfg.layer_norm_eps, vl.pp("output.LayerNorm"))?,
-            });
-        }
+        let emb_ln = LayerNorm::new(c, true, eps, ve.pp("LayerNorm"))?;
+        let layers = (0..cfg.n_layer).map(|i| Layer::new(c, f, eps, &NAMES, vb_bert.pp(format!("encoder.layer.{i}")))).collect::<Result<Vec<_>>>()?;
         let pooler = if cfg.pooler { Some(Dense::new(c, c, vb_bert.pp("pooler.dense"))?) } else { None };
-        let mlm = if cfg.mlm_head {
-            let vp = vb.pp("cls.predictions");
-            Some(MlmHead {
-                dense: Dense::new(c, c, vp.pp("transform.dense"))?,
-                ln: LayerNorm::new(c, true, cfg.layer_norm_eps, vp.pp("transform.LayerNorm"))?,
-                bias: vp.get_with_hints(cfg.vocab_size, "bias", Init::Const(0.0))?,
-            })
-        } else {
-            None
-        };
-        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, layers, pooler, mlm, dropout: Dropout { p: cfg.dropout as f32 } })
+        let mlm = if cfg.mlm_head { Some(MlmHead::new(c, c, cfg.vocab_size, eps, "transform.dense", "transform.LayerNorm", vb.pp("cls.predictions"))?) } else { None };
+        let nsp = if cfg.nsp_head { Some(Dense::new(c, 2, vb.pp("cls.seq_relationship"))?) } else { None };
+        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, layers, pooler, mlm, nsp, dropout: Dropout { p: cfg.dropout as f32 } })
     }
 
     pub fn config(&self) -> &BertConfig {
@@ -358,7 +332,6 @@ impl Bert {
         if t > self.cfg.max_seq_len {
             candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
         }
-        let (c, h) = (self.cfg.n_embd, self.cfg.n_head);
         let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
         let dev = ids.device();
         let mut xs = self.word.forward(ids)?; // (b, t, c)
@@ -372,17 +345,8 @@ impl Bert {
         xs = self.dropout.forward(&self.emb_ln.forward(&xs)?, drop(0))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 2 * i as u64;
-            let w = Tensor::cat(&[&layer.query.w, &layer.key.w, &layer.value.w], 0)?; // (3c, c)
-            let bias = Tensor::cat(&[&layer.query.b, &layer.key.b, &layer.value.b], 0)?;
-            let qkv = linear(&xs, &w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
-            let ys = bidirectional_attention_packed(&qkv, h, attention_mask)?; // (b, t, c)
-            let ys = self.dropout.forward(&layer.attn_out.forward(&ys)?, drop(site))?;
-            xs = layer.attn_ln.forward(&(xs + ys)?)?;
-            let ys = gelu_erf(&layer.inter.forward(&xs)?)?; // (b, t, f), one parallel pass
-            let ys = self.dropout.forward(&layer.out.forward(&ys)?, drop(site + 1))?;
-            xs = layer.out_ln.forward(&(xs + ys)?)?;
+            xs = layer.forward(&xs, attention_mask, self.cfg.n_head, Gelu::Erf, &self.dropout, [drop(site), drop(site + 1)])?;
         }
-        debug_assert_eq!(xs.dims3()?, (b, t, c));
         Ok(xs)
     }
 
@@ -397,8 +361,7 @@ impl Bert {
     /// MLM logits (…, vocab_size) from hidden states (…, n_embd); an error without the head.
     pub fn mlm_logits_of(&self, hidden: &Tensor) -> Result<Tensor> {
         let Some(head) = &self.mlm else { candle_core::bail!("this BERT model has no masked-LM head (model.mlm_head = false)") };
-        let x = head.ln.forward(&gelu_erf(&head.dense.forward(hidden)?)?)?;
-        linear(&x, self.word.embeddings(), Some(&head.bias), WeightLayout::OutIn)
+        head.logits(hidden, self.word.embeddings(), Gelu::Erf)
     }
 }
 
@@ -430,6 +393,15 @@ impl Encoder for Bert {
     fn as_masked_lm(&self) -> Option<&dyn MaskedLm> {
         self.mlm.as_ref().map(|_| self as &dyn MaskedLm)
     }
+    fn sentence_task(&self) -> Option<SentenceTask> {
+        self.nsp.as_ref().map(|_| SentenceTask::Nsp)
+    }
+    fn sentence_logits(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+        match (&self.nsp, self.pooled(hidden)?) {
+            (Some(head), Some(pooled)) => Ok(Some(head.forward(&pooled)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl MaskedLm for Bert {
@@ -441,18 +413,14 @@ impl MaskedLm for Bert {
     }
     fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
-        let (b, t, c) = hidden.dims3()?;
-        // Only the chosen positions go through the head (about 15% of them).
-        let flat: Vec<u32> = targets.flatten_all()?.to_vec1::<u32>()?;
-        let rows: Vec<u32> = flat.iter().enumerate().filter(|(_, &y)| y != crate::IGNORE).map(|(i, _)| i as u32).collect();
-        if rows.is_empty() {
-            candle_core::bail!("mlm_loss: no position of the batch is a prediction target");
-        }
-        let dev = ids.device();
-        let idx = Tensor::new(rows.as_slice(), dev)?;
-        let x = hidden.reshape((b * t, c))?.index_select(&idx, 0)?;
-        let y = Tensor::new(rows.iter().map(|&r| flat[r as usize]).collect::<Vec<u32>>().as_slice(), dev)?;
+        let (x, y) = chosen_rows(&hidden, targets)?;
         jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)
+    }
+    fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)> {
+        let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+        let pair = self.sentence_logits(&hidden)?.ok_or_else(|| candle_core::Error::Msg("this BERT model has no next-sentence head (model.nsp_head = false)".into()))?;
+        let (x, y) = chosen_rows(&hidden, targets)?;
+        Ok((jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)?, pair))
     }
 }
 

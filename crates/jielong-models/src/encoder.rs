@@ -29,6 +29,35 @@ pub trait Encoder: Send + Sync {
     fn as_masked_lm(&self) -> Option<&dyn MaskedLm> {
         None
     }
+    /// The sentence-pair task the model's classifier on the pooled output was made for
+    /// (BERT's next-sentence head, ALBERT's sentence-order head), None without one.
+    fn sentence_task(&self) -> Option<SentenceTask> {
+        None
+    }
+    /// That classifier's logits (b, 2) from the hidden states (b, t, hidden): logit 0 is
+    /// "B follows A" (NSP) or "in order" (SOP), logit 1 "random B" or "swapped".
+    fn sentence_logits(&self, _hidden: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
+
+/// The sentence-pair pretraining tasks (`train.sentence_task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceTask {
+    /// Next-sentence prediction (BERT): is B the segment that follows A, or a random one?
+    Nsp,
+    /// Sentence-order prediction (ALBERT): are two consecutive segments in order or swapped?
+    Sop,
+}
+
+impl SentenceTask {
+    pub fn name(self) -> &'static str {
+        match self {
+            SentenceTask::Nsp => "nsp",
+            SentenceTask::Sop => "sop",
+        }
+    }
 }
 
 /// An encoder with a masked-LM head.
@@ -38,4 +67,8 @@ pub trait MaskedLm: Send + Sync {
     fn mlm_logits(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor>;
     /// Mean cross-entropy over the positions whose `targets` (b, t) are not [`IGNORE`].
     fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor>;
+    /// Pretraining with a sentence-pair task, from one forward pass: the MLM loss (as
+    /// `mlm_loss`) and the sentence-pair logits (b, 2) (see [`Encoder::sentence_logits`]).
+    /// An error when the model has no sentence-pair head.
+    fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)>;
 }

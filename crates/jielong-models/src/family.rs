@@ -74,6 +74,7 @@ pub static FAMILIES: &[Family] = &[
     // issue 15
     crate::seq2seq::FAMILY,
     crate::bert::FAMILY,
+    crate::albert::FAMILY,
 ];
 
 /// The registry entry called `name`, or an error listing the known ones.

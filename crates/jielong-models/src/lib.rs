@@ -11,19 +11,22 @@
 //!
 //! Later capabilities (encoders, seq2seq) join as further `as_…` methods of [`Model`].
 
+pub mod albert;
 pub mod bert;
 pub mod encoder;
 pub mod family;
 pub mod gpt;
 pub mod hf;
 pub mod llama;
+pub mod post_ln;
 pub mod recurrent;
 pub mod rnn_encoder;
 pub mod seq2seq;
 pub mod state;
 
+pub use albert::{Albert, AlbertConfig};
 pub use bert::{Bert, BertConfig};
-pub use encoder::{Encoder, MaskedLm, IGNORE};
+pub use encoder::{Encoder, MaskedLm, SentenceTask, IGNORE};
 pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
 pub use gpt::{Gpt, GptConfig};
 pub use jielong_nn::KvCache;

@@ -1,7 +1,7 @@
 //! BERT against transformers on tiny random models. The fixtures in tests/fixtures/bert-tiny/
-//! {mlm, base} were written by tests/fixtures/bert-tiny/make_fixture.py (torch 2.15.0,
+//! {mlm, base, pretraining} were written by tests/fixtures/bert-tiny/make_fixture.py (torch 2.15.0,
 //! transformers 5.23.0, float32, eager attention): `BertForMaskedLM` and `BertModel` folders as
-//! `save_pretrained` wrote them, and `expected.safetensors` with a padded batch (ids, token
+//! `save_pretrained` wrote them (and `BertForPreTraining`, with the next-sentence head), and `expected.safetensors` with a padded batch (ids, token
 //! types, attention mask) and transformers' last hidden states, MLM logits or pooler output.
 
 use candle_core::{DType, Device, Tensor};
@@ -28,7 +28,7 @@ fn import(dir: &Path) -> Box<dyn Model> {
 
 #[test]
 fn bert_hidden_states_mlm_logits_and_pooler_match_transformers() {
-    for name in ["mlm", "base"] {
+    for name in ["mlm", "base", "pretraining"] {
         let dir = fixture(name);
         let model = import(&dir);
         assert!(model.as_causal_lm().is_none());
@@ -46,6 +46,16 @@ fn bert_hidden_states_mlm_logits_and_pooler_match_transformers() {
                 let d = max_diff(&logits, &exp["logits"]);
                 assert!(d <= 1e-4, "MLM logits differ from transformers by {d}");
                 assert!(enc.pooled(&hidden).unwrap().is_none());
+                assert!(enc.sentence_task().is_none() && enc.sentence_logits(&hidden).unwrap().is_none());
+            }
+            "pretraining" => {
+                assert_eq!(enc.sentence_task(), Some(jielong_models::SentenceTask::Nsp));
+                let nsp = enc.sentence_logits(&hidden).unwrap().expect("BertForPreTraining has the NSP head");
+                let d = max_diff(&nsp, &exp["nsp_logits"]);
+                assert!(d <= 1e-4, "NSP logits differ from transformers by {d}");
+                let mlm = enc.as_masked_lm().expect("BertForPreTraining has the MLM head");
+                let d = max_diff(&mlm.mlm_logits(&ids, Some(&types), &mask).unwrap(), &exp["logits"]);
+                assert!(d <= 1e-4, "MLM logits differ from transformers by {d}");
             }
             _ => {
                 assert!(enc.as_masked_lm().is_none(), "BertModel has no MLM head");
@@ -62,7 +72,7 @@ fn bert_hidden_states_mlm_logits_and_pooler_match_transformers() {
 
 #[test]
 fn bert_export_writes_the_tensors_transformers_saved() {
-    for name in ["mlm", "base"] {
+    for name in ["mlm", "base", "pretraining"] {
         let dir = fixture(name);
         let (cfg, params) = hf::import(&dir).unwrap();
         let out = tempfile::tempdir().unwrap();

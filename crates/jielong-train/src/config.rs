@@ -75,6 +75,33 @@ pub struct TrainConfig {
     /// them; jieba words in Chinese) rather than single tokens.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub whole_word_mask: bool,
+    /// `objective = "mlm"`: a second objective on `[CLS] A [SEP] B [SEP]` pairs cut from the
+    /// windows (`sentence.rs`): `nsp` (BERT, with model.nsp_head), `sop` (ALBERT) or `none`.
+    #[serde(skip_serializing_if = "SentenceObjective::is_none")]
+    pub sentence_task: SentenceObjective,
+}
+
+/// `train.sentence_task`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentenceObjective {
+    #[default]
+    None,
+    Nsp,
+    Sop,
+}
+
+impl SentenceObjective {
+    pub fn is_none(&self) -> bool {
+        *self == SentenceObjective::None
+    }
+    pub fn task(self) -> Option<jielong_models::SentenceTask> {
+        match self {
+            SentenceObjective::None => None,
+            SentenceObjective::Nsp => Some(jielong_models::SentenceTask::Nsp),
+            SentenceObjective::Sop => Some(jielong_models::SentenceTask::Sop),
+        }
+    }
 }
 
 fn is_default_mlm_probability(p: &f64) -> bool {
@@ -123,6 +150,7 @@ impl Default for TrainConfig {
             batching: Batching::Random,
             mlm_probability: 0.15,
             whole_word_mask: false,
+            sentence_task: SentenceObjective::None,
         }
     }
 }
@@ -150,6 +178,17 @@ impl TrainConfig {
         }
         if self.eval_interval == 0 || self.checkpoint_interval == 0 || self.keep_checkpoints == 0 {
             return bad("train.eval_interval, train.checkpoint_interval and train.keep_checkpoints must be at least 1");
+        }
+        if let Some(task) = self.sentence_task.task() {
+            if self.objective != Objective::Mlm {
+                return Err(Error::input(format!(
+                    "train.sentence_task = \"{}\" is a second objective beside masked LM: set train.objective = \"mlm\" (or sentence_task = \"none\")",
+                    task.name()
+                )));
+            }
+            if task == jielong_models::SentenceTask::Nsp && self.batch_size < 2 {
+                return bad("train.sentence_task = \"nsp\" draws its random segments from the other windows of a batch: set train.batch_size to at least 2");
+            }
         }
         Ok(())
     }
@@ -255,6 +294,15 @@ mod tests {
         assert!(e.to_string().contains("model.pos_encoding is a setting of family gpt"), "{e}");
         let llama = RunConfig::from_toml(BASE, Path::new("c.toml"), &["model.family=llama".into(), "model.n_kv_head=1".into()]).unwrap();
         assert_eq!(llama.model.family(), "llama");
+        let e = RunConfig::from_toml(BASE, Path::new("c.toml"), &["train.sentence_task=sop".into()]).unwrap_err();
+        assert!(e.is_user_error() && e.to_string().contains("set train.objective = \"mlm\""), "{e}");
+        let e = RunConfig::from_toml(BASE, Path::new("c.toml"), &["train.objective=mlm".into(), "train.sentence_task=nsp".into(), "train.batch_size=1".into()]).unwrap_err();
+        assert!(e.to_string().contains("batch_size to at least 2"), "{e}");
+        let e = RunConfig::from_toml(BASE, Path::new("c.toml"), &["train.sentence_task=isp".into()]).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `isp`"), "{e}");
+        let sop = RunConfig::from_toml(BASE, Path::new("c.toml"), &["train.objective=mlm".into(), "train.sentence_task=sop".into()]).unwrap();
+        assert!(sop.to_toml().contains("sentence_task = \"sop\""));
+        assert!(!RunConfig::from_toml(BASE, Path::new("c.toml"), &[]).unwrap().to_toml().contains("sentence_task"));
         let e = RunConfig::from_toml("[data\n", Path::new("c.toml"), &[]).unwrap_err();
         assert!(e.is_user_error() && e.to_string().contains("not valid TOML"), "{e}");
     }

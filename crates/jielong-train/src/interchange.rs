@@ -110,7 +110,7 @@ pub fn import_hf(from: &Path, tokenizer: Option<&Path>, out: &Path) -> Result<(M
         family: cfg.family().into(),
         model: cfg.clone(),
         // A BERT checkpoint is an encoder: its training objective is masked LM.
-        objective: if cfg.family() == "bert" { Objective::Mlm } else { Objective::CausalLm },
+        objective: if matches!(cfg.family(), "bert" | "albert") { Objective::Mlm } else { Objective::CausalLm },
         tokenizer_hash: tk.hash().to_string(),
         step: 0,
         tokens_seen: 0,

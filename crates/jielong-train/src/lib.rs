@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mlm;
 pub mod objective;
 pub mod schedule;
+pub mod sentence;
 pub mod seq2seq;
 pub mod sft;
 pub mod step;

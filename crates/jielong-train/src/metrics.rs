@@ -62,6 +62,20 @@ pub fn append(path: &Path, row: &MetricRow) -> Result<()> {
     writeln!(f, "{}", serde_json::to_string(row).expect("row serializes")).at(path)
 }
 
+/// `append`, with a sentence task's figures as further fields: `{prefix}mlm_loss`,
+/// `{prefix}nsp_loss` / `sop_loss` and `{prefix}nsp_acc` / `sop_acc` (prefix "" for a training
+/// step, "val_" for an evaluation).
+pub fn append_with_pairs(path: &Path, row: &MetricRow, task: Option<jielong_models::SentenceTask>, pair: Option<&crate::sentence::PairStats>, prefix: &str) -> Result<()> {
+    let (Some(task), Some(p)) = (task, pair) else { return append(path, row) };
+    let mut v = serde_json::to_value(row).expect("row serializes");
+    let name = task.name();
+    v[format!("{prefix}mlm_loss")] = p.mlm_loss.into();
+    v[format!("{prefix}{name}_loss")] = p.pair_loss.into();
+    v[format!("{prefix}{name}_acc")] = p.accuracy().into();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).at(path)?;
+    writeln!(f, "{v}").at(path)
+}
+
 /// Draw train loss (line) and validation loss (dots and line) against step as SVG.
 pub fn plot_svg(rows: &[MetricRow], baseline: Option<f64>) -> String {
     let (w, h, pad) = (720.0, 420.0, 56.0);

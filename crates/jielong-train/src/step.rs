@@ -36,6 +36,9 @@ pub struct StepRunner {
     /// `objective = "mlm"`: the collator that masks each batch (set by the trainer, which
     /// knows the tokenizer).
     pub masker: Option<Arc<crate::mlm::MlmMasker>>,
+    /// `train.sentence_task`: the pair maker (set by the trainer with the masker); each
+    /// window then becomes a masked `[CLS] A [SEP] B [SEP]` pair.
+    pub pairs: Option<Arc<crate::sentence::PairMaker>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +47,9 @@ pub struct StepStats {
     pub loss: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
+    /// With a sentence task: its loss and accuracy, and the MLM loss on its own (`loss` is
+    /// then the MLM loss too; the model is trained on the sum).
+    pub pair: Option<crate::sentence::PairStats>,
 }
 
 /// Mean cross-entropy of `logits` (b, t, v) against `targets` (b, t), through the fused kernel
@@ -88,7 +94,7 @@ impl StepRunner {
             params.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None })
+        Ok(Self { model, objective: train.objective, params, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None, pairs: None })
     }
 
     /// Shards for a micro-batch of `rows` sequences (see `TrainConfig::data_parallel`).
@@ -131,17 +137,34 @@ impl StepRunner {
 
     /// Loss and gradients of sequences `rows` of `batch`, the loss weighted by their share of
     /// the batch (so the shards' gradients add up to the whole batch's).
-    fn shard_gradients(&self, batch: &Batch, rows: Range<usize>, seed: u64) -> Result<(GradStore, f64)> {
+    fn shard_gradients(&self, batch: &Batch, rows: Range<usize>, seed: u64) -> Result<(GradStore, f64, Option<crate::sentence::PairStats>)> {
         let weight = rows.len() as f64 / batch.batch_size as f64;
         let first_row = rows.start;
-        let (ids, targets) = match &self.masker {
-            Some(m) => masked_tensors(m, batch, rows, &mut Rng::derive(seed, &[0x6d6c6d, first_row as u64]), &self.device)?,
-            None => rows_tensors(batch, rows, &self.device)?,
+        let opts = ForwardOpts { dropout_seed: Some(seed), first_row };
+        let mut mask_rng = Rng::derive(seed, &[0x6d6c6d, first_row as u64]);
+        let (loss, value, pair) = match (&self.pairs, &self.masker) {
+            (Some(pm), Some(m)) => {
+                let t = crate::sentence::pair_tensors(pm, m, batch, rows, Rng::derive(seed, &[0x736f70]).next_u64(), &mut mask_rng, &self.device)?;
+                let (loss, stats) = crate::sentence::pair_loss(&*self.model, &t, opts)?;
+                (loss, stats.mlm_loss, Some(stats))
+            }
+            _ => {
+                let (ids, targets) = match &self.masker {
+                    Some(m) => masked_tensors(m, batch, rows, &mut mask_rng, &self.device)?,
+                    None => rows_tensors(batch, rows, &self.device)?,
+                };
+                let loss = self.objective.loss(&*self.model, &ids, &targets, opts)?;
+                let value = loss.to_scalar::<f32>()? as f64;
+                (loss, value, None)
+            }
         };
-        let loss = self.objective.loss(&*self.model, &ids, &targets, ForwardOpts { dropout_seed: Some(seed), first_row })?;
-        let value = loss.to_scalar::<f32>()? as f64;
         let loss = if weight == 1.0 { loss } else { loss.affine(weight, 0.0)? };
-        Ok((loss.backward()?, value * weight))
+        let pair = pair.map(|p| {
+            let mut w = crate::sentence::PairStats::default();
+            w.add_weighted(&p, weight);
+            w
+        });
+        Ok((loss.backward()?, value * weight, pair))
     }
 
     /// Every parameter's gradient summed over `stores`, in parallel over parameters.
@@ -175,8 +198,14 @@ impl StepRunner {
     /// A micro-batch is split into `shards_for` shards of whole sequences, each run on its own
     /// worker pool; dropout masks are drawn per sequence, so they do not depend on the split.
     pub fn gradients(&self, batches: &[Batch], dropout_seeds: &[u64]) -> Result<(GradStore, f64)> {
+        self.gradients_with_pairs(batches, dropout_seeds).map(|(g, l, _)| (g, l))
+    }
+
+    /// `gradients`, and the sentence task's figures over the micro-batches (losses averaged).
+    pub fn gradients_with_pairs(&self, batches: &[Batch], dropout_seeds: &[u64]) -> Result<(GradStore, f64, Option<crate::sentence::PairStats>)> {
         let mut total: Option<GradStore> = None;
         let mut loss_sum = 0f64;
+        let mut pairs: Option<crate::sentence::PairStats> = None;
         for (batch, &seed) in batches.iter().zip(dropout_seeds) {
             let shards = self.shards_for(batch.batch_size);
             let parts = if shards == 1 {
@@ -191,14 +220,17 @@ impl StepRunner {
             };
             // Summed as each micro-batch ends, so at most one micro-batch's stores are alive.
             let mut stores: Vec<GradStore> = total.take().into_iter().collect();
-            for (grads, loss) in parts {
+            for (grads, loss, pair) in parts {
                 stores.push(grads);
                 loss_sum += loss;
+                if let Some(p) = pair {
+                    pairs.get_or_insert_with(Default::default).add_weighted(&p, 1.0 / batches.len() as f64);
+                }
             }
             total = Some(self.sum_gradients(stores)?);
         }
         let grads = total.expect("at least one micro-batch");
-        Ok((grads, loss_sum / batches.len() as f64))
+        Ok((grads, loss_sum / batches.len() as f64, pairs))
     }
 
     /// A full optimizer step at learning rate `lr`, clipping the global norm to `grad_clip`
@@ -212,12 +244,12 @@ impl StepRunner {
 
     fn step_in_pool(&mut self, batches: &[Batch], lr: f64, grad_clip: f64, seed: u64, step: u64) -> Result<StepStats> {
         let seeds: Vec<u64> = (0..batches.len() as u64).map(|i| Rng::derive(seed, &[step, i, 0xD0]).next_u64()).collect();
-        let (grads, loss) = self.gradients(batches, &seeds)?;
+        let (grads, loss, pair) = self.gradients_with_pairs(batches, &seeds)?;
         let accum = 1.0 / batches.len() as f64;
         let grad_norm = self.opt.grad_norm(&grads)? * accum;
         let clip = if grad_clip > 0.0 && grad_norm > grad_clip { grad_clip / (grad_norm + 1e-6) } else { 1.0 };
         self.opt.step(&grads, lr, accum * clip)?;
-        Ok(StepStats { loss, grad_norm })
+        Ok(StepStats { loss, grad_norm, pair })
     }
 }
 
@@ -232,7 +264,7 @@ impl StepRunner {
             trainable.vars(),
             AdamWParams { beta1: train.beta1, beta2: train.beta2, eps: train.eps, weight_decay: train.weight_decay },
         )?;
-        Ok(Self { model, objective: train.objective, params: trainable, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None })
+        Ok(Self { model, objective: train.objective, params: trainable, opt, device: device.clone(), data_parallel: train.data_parallel, pools: Mutex::new(Vec::new()), carry: None, masker: None, pairs: None })
     }
 }
 
@@ -275,6 +307,6 @@ impl StepRunner {
         let grad_norm = self.opt.grad_norm(&grads)? * accum;
         let clip = if grad_clip > 0.0 && grad_norm > grad_clip { grad_clip / (grad_norm + 1e-6) } else { 1.0 };
         self.opt.step(&grads, lr, accum * clip)?;
-        Ok(StepStats { loss, grad_norm })
+        Ok(StepStats { loss, grad_norm, pair: None })
     }
 }

@@ -25,6 +25,9 @@ pub enum Event {
     Start { step: u64, max_steps: u64, n_params: usize, tokens_per_step: usize, resumed: bool, model: String },
     Step { step: u64, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
     Eval { step: u64, val_loss: f64 },
+    /// After `Eval` when training with `train.sentence_task`: the validation pairs' figures
+    /// (`val_loss` of `Eval` is then the MLM loss alone).
+    SentenceEval { step: u64, task: jielong_models::SentenceTask, stats: crate::sentence::PairStats },
     Checkpoint { step: u64, path: std::path::PathBuf },
     /// `train.init_embeddings` copied word vectors into the embedding table (fresh runs only).
     EmbeddingsInitialized(crate::EmbeddingInit),
@@ -104,6 +107,13 @@ pub fn train(
     if cfg.train.objective == crate::Objective::Mlm {
         let tk = jielong_tokenizer::Tokenizer::load(&cfg.data.dir.join("tokenizer.json"))?;
         runner.masker = Some(std::sync::Arc::new(crate::mlm::MlmMasker::new(&tk, cfg.train.mlm_probability, cfg.train.whole_word_mask)?));
+        if let Some(task) = cfg.train.sentence_task.task() {
+            crate::sentence::check_model(task, &*runner.model)?;
+            if t < 8 {
+                return Err(Error::input(format!("train.sentence_task = \"{}\" cuts each window into [CLS] A [SEP] B [SEP]: model.max_seq_len = {t} is too short, use at least 8", task.name())));
+            }
+            runner.pairs = Some(std::sync::Arc::new(crate::sentence::PairMaker::new(&tk, task)?));
+        }
     }
     // Sequential batching (recurrent families): streams read in order, the state carried.
     let streams = match cfg.train.batching {
@@ -221,7 +231,7 @@ pub fn train(
         let tokens_per_s = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
         step_losses.push((step, stats.loss));
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-        metrics::append(&metrics_path, &MetricRow {
+        let row = MetricRow {
             step,
             loss: Some(stats.loss),
             val_loss: None,
@@ -230,15 +240,16 @@ pub fn train(
             tokens_per_s: Some(tokens_per_s),
             tokens_seen,
             elapsed_s,
-        })?;
+        };
+        metrics::append_with_pairs(&metrics_path, &row, runner.pairs.as_deref().map(|p| p.task), stats.pair.as_ref(), "")?;
         on_event(Event::Step { step, loss: stats.loss, lr, grad_norm: stats.grad_norm, tokens_per_s });
 
         let last = step == tc.max_steps;
         interrupted = stop.load(Ordering::SeqCst) && !last;
         if (step.is_multiple_of(tc.eval_interval) || last) && !val_data.is_empty() {
-            let r = evaluate(&*runner.model, tc.objective, &val_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref())?;
+            let r = evaluate(&*runner.model, tc.objective, &val_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref(), runner.pairs.as_deref())?;
             last_val = Some(r.loss);
-            metrics::append(&metrics_path, &MetricRow {
+            let row = MetricRow {
                 step,
                 loss: None,
                 val_loss: Some(r.loss),
@@ -247,8 +258,12 @@ pub fn train(
                 tokens_per_s: None,
                 tokens_seen,
                 elapsed_s,
-            })?;
+            };
+            metrics::append_with_pairs(&metrics_path, &row, runner.pairs.as_deref().map(|p| p.task), r.pair.as_ref(), "val_")?;
             on_event(Event::Eval { step, val_loss: r.loss });
+            if let (Some(pm), Some(stats)) = (&runner.pairs, r.pair) {
+                on_event(Event::SentenceEval { step, task: pm.task, stats });
+            }
             write_plot(run_dir, baseline)?;
         }
         if step.is_multiple_of(tc.checkpoint_interval) || last || interrupted {
@@ -278,7 +293,7 @@ pub fn train(
         Some(p) => p,
         None => checkpoint::latest(run_dir)?.ok_or_else(|| Error::Other("no checkpoint was written".into()))?,
     };
-    let train_eval = evaluate(&*runner.model, tc.objective, &train_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref())?;
+    let train_eval = evaluate(&*runner.model, tc.objective, &train_data, tc.batch_size, t, tc.eval_windows, &dev, runner.masker.as_deref(), runner.pairs.as_deref())?;
     Ok(TrainSummary {
         steps: step,
         tokens_seen,

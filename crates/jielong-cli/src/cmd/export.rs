@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     let Format::Hf = a.format;
     let out = jielong_train::interchange::export_hf(&ckpt, dtype, &a.out)?;
     println!("exported {} ({}, step {}) → {}", ckpt.dir.display(), ckpt.meta.model.describe(), ckpt.meta.step, out.display());
-    let auto = if ckpt.meta.family == "bert" { "AutoModelForMaskedLM" } else { "AutoModelForCausalLM" };
+    let auto = if matches!(ckpt.meta.family.as_str(), "bert" | "albert") { "AutoModelForMaskedLM" } else { "AutoModelForCausalLM" };
     println!("  load it with: {auto}.from_pretrained(\"{0}\"), AutoTokenizer.from_pretrained(\"{0}\")", out.display());
     Ok(())
 }

@@ -21,7 +21,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let (cfg, out) = jielong_train::interchange::import_hf(&a.from, a.tokenizer.as_deref(), &a.out)?;
     println!("imported {} → {} ({}, {:.2} M parameters)", a.from.display(), out.display(), cfg.describe(), cfg.n_params() as f64 / 1e6);
-    if cfg.family() == "bert" {
+    if matches!(cfg.family(), "bert" | "albert") {
         println!("next: jielong embed --checkpoint {0} TEXTS.txt --out vectors.npy   (also: similarity, fill-mask with an MLM head)", out.display());
     } else {
         println!("next: jielong generate --checkpoint {0} --prompt \"...\"   (also: chat, eval, train --init-from {0})", out.display());

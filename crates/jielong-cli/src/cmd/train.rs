@@ -95,6 +95,7 @@ pub fn run_with_progress(run_dir: &Path, cfg: RunConfig, resume: bool) -> Result
             }
         }
         Event::Eval { val_loss, .. } => val = format!(" (val {val_loss:.3})"),
+        Event::SentenceEval { task, stats, .. } => val = format!("{} · {} acc {:.2})", val.trim_end_matches(')'), task.name(), stats.accuracy()),
         Event::Checkpoint { .. } => {}
         Event::EmbeddingsInitialized(d) => println!(
             "embeddings: {} of {} tokens start from the vectors in {} ({} through their lowercase form; scaled by {:.4}); the rest keep their random init",

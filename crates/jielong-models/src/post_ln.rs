@@ -1,0 +1,160 @@
+//! The pieces BERT and ALBERT share: a dense layer in `nn.Linear`'s layout, the post-LN
+//! encoder layer (attention → add → layer norm → feed-forward → add → layer norm), the
+//! masked-LM head (dense → GELU → layer norm → the token embedding transposed + a bias) and
+//! the masked-LM / sentence-pair losses. The two families differ in where these sit (ALBERT
+//! applies one layer many times, and its head maps back down to the embedding width) and in
+//! their parameter names, which each family passes in.
+
+use crate::IGNORE;
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, MaskSource, WeightLayout};
+
+/// BERT's exact GELU (`hidden_act = "gelu"`) or the tanh approximation ALBERT's checkpoints use
+/// (`"gelu_new"`, also written `"gelu_pytorch_tanh"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Gelu {
+    #[serde(rename = "gelu")]
+    Erf,
+    #[serde(rename = "gelu_new", alias = "gelu_pytorch_tanh")]
+    Tanh,
+}
+
+impl Gelu {
+    /// The activation as one fused parallel pass with its backward (candle's `gelu_erf` runs
+    /// on one thread).
+    pub(crate) fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Gelu::Erf => jielong_nn::gelu::gelu_erf(x),
+            Gelu::Tanh => jielong_nn::gelu::gelu(x),
+        }
+    }
+    /// The `hidden_act` of a Hugging Face config.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Gelu::Erf => "gelu",
+            Gelu::Tanh => "gelu_new",
+        }
+    }
+    pub fn from_hf(name: &str) -> Option<Self> {
+        match name {
+            "gelu" => Some(Gelu::Erf),
+            "gelu_new" | "gelu_pytorch_tanh" => Some(Gelu::Tanh),
+            _ => None,
+        }
+    }
+}
+
+/// A linear layer in `nn.Linear`'s (out, in) layout with a bias; N(0, 0.02) init.
+pub(crate) struct Dense {
+    pub w: Tensor,
+    pub b: Tensor,
+}
+
+impl Dense {
+    pub fn new(n_in: usize, n_out: usize, vb: VarBuilder) -> Result<Self> {
+        let w = vb.get_with_hints((n_out, n_in), "weight", Init::Randn { mean: 0.0, stdev: 0.02 })?;
+        let b = vb.get_with_hints(n_out, "bias", Init::Const(0.0))?;
+        Ok(Self { w, b })
+    }
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear(x, &self.w, Some(&self.b), WeightLayout::OutIn)
+    }
+}
+
+/// Where a family keeps a layer's parameters, relative to the layer's own prefix.
+pub(crate) struct LayerNames {
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub attn_out: &'static str,
+    pub attn_ln: &'static str,
+    pub inter: &'static str,
+    pub out: &'static str,
+    pub out_ln: &'static str,
+}
+
+/// One post-LN encoder layer of width `c` with feed-forward width `f`.
+pub(crate) struct Layer {
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    attn_out: Dense,
+    attn_ln: LayerNorm,
+    inter: Dense,
+    out: Dense,
+    out_ln: LayerNorm,
+}
+
+impl Layer {
+    pub fn new(c: usize, f: usize, eps: f64, names: &LayerNames, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            query: Dense::new(c, c, vb.pp(names.query))?,
+            key: Dense::new(c, c, vb.pp(names.key))?,
+            value: Dense::new(c, c, vb.pp(names.value))?,
+            attn_out: Dense::new(c, c, vb.pp(names.attn_out))?,
+            attn_ln: LayerNorm::new(c, true, eps, vb.pp(names.attn_ln))?,
+            inter: Dense::new(c, f, vb.pp(names.inter))?,
+            out: Dense::new(f, c, vb.pp(names.out))?,
+            out_ln: LayerNorm::new(c, true, eps, vb.pp(names.out_ln))?,
+        })
+    }
+
+    /// `xs` (b, t, c) → (b, t, c). The three attention projections run as one (3c, c) product
+    /// and attention as one fused kernel over the packed output (no (t × t) tensor);
+    /// `attention_mask` (b, t) zero at padding. `drops`: the dropout masks' sources after
+    /// attention and after the feed-forward (None in evaluation).
+    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
+        let w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?; // (3c, c)
+        let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
+        let qkv = linear(xs, &w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
+        let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?; // (b, t, c)
+        let ys = dropout.forward(&self.attn_out.forward(&ys)?, drops[0])?;
+        let xs = self.attn_ln.forward(&(xs + ys)?)?;
+        let ys = act.apply(&self.inter.forward(&xs)?)?; // (b, t, f)
+        let ys = dropout.forward(&self.out.forward(&ys)?, drops[1])?;
+        self.out_ln.forward(&(xs + ys)?)
+    }
+}
+
+/// The masked-LM head: dense (hidden → `e`, the embedding width), GELU, layer norm, then the
+/// word embedding (vocab, e) transposed plus `bias`.
+pub(crate) struct MlmHead {
+    dense: Dense,
+    ln: LayerNorm,
+    bias: Tensor,
+}
+
+impl MlmHead {
+    /// `transform` is the prefix of the dense layer and the layer norm (BERT nests them under
+    /// `transform.`); `bias` sits at `vb`'s own level.
+    pub fn new(hidden: usize, e: usize, vocab: usize, eps: f64, dense: &str, ln: &str, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            dense: Dense::new(hidden, e, vb.pp(dense))?,
+            ln: LayerNorm::new(e, true, eps, vb.pp(ln))?,
+            bias: vb.get_with_hints(vocab, "bias", Init::Const(0.0))?,
+        })
+    }
+
+    /// Logits (…, vocab) from hidden states (…, hidden).
+    pub fn logits(&self, hidden: &Tensor, word_embeddings: &Tensor, act: Gelu) -> Result<Tensor> {
+        let x = self.ln.forward(&act.apply(&self.dense.forward(hidden)?)?)?;
+        linear(&x, word_embeddings, Some(&self.bias), WeightLayout::OutIn)
+    }
+}
+
+/// The rows of `hidden` (b, t, c) whose `targets` (b, t) are not [`IGNORE`], (n, c), and
+/// those targets (n): only the chosen positions (about 15%) go through the MLM head.
+pub(crate) fn chosen_rows(hidden: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (b, t, c) = hidden.dims3()?;
+    let flat: Vec<u32> = targets.flatten_all()?.to_vec1::<u32>()?;
+    let rows: Vec<u32> = flat.iter().enumerate().filter(|(_, &y)| y != IGNORE).map(|(i, _)| i as u32).collect();
+    if rows.is_empty() {
+        candle_core::bail!("mlm_loss: no position of the batch is a prediction target");
+    }
+    let dev = hidden.device();
+    let idx = Tensor::new(rows.as_slice(), dev)?;
+    let x = hidden.reshape((b * t, c))?.index_select(&idx, 0)?;
+    let y = Tensor::new(rows.iter().map(|&r| flat[r as usize]).collect::<Vec<u32>>().as_slice(), dev)?;
+    Ok((x, y))
+}
