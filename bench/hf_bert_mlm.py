@@ -23,7 +23,8 @@
 #
 # Two settings: the default (what `torch.optim.AdamW` and PyTorch do out of the box on CPU: the
 # per-parameter for-loop AdamW, denormal floats computed as such) and a tuned one
-# (`--adamw fused --flush-denormal`), which measured 2.6x faster for small on this host.
+# (`--adamw fused --flush-denormal`): 2.6x faster steps for small at load 3.4 on the 2-core
+# host, only about 10% faster under load 6 (BENCHMARKS.md, BERT masked-LM section).
 #
 # Usage: hf_bert_mlm.py --preset small|medium [--batch N] [--steps N] [--warmup N] [--threads N]
 #                       [--adamw for-loop|fused] [--flush-denormal]
