@@ -365,64 +365,7 @@ impl Bert {
     }
 }
 
-impl Model for Bert {
-    fn config(&self) -> ModelConfig {
-        ModelConfig::new(self.cfg.clone())
-    }
-    fn as_causal_lm(&self) -> Option<&dyn crate::CausalLm> {
-        None
-    }
-    fn as_encoder(&self) -> Option<&dyn Encoder> {
-        Some(self)
-    }
-}
-
-impl Encoder for Bert {
-    fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
-        self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
-    }
-    fn hidden_size(&self) -> usize {
-        self.cfg.n_embd
-    }
-    fn max_seq_len(&self) -> usize {
-        self.cfg.max_seq_len
-    }
-    fn pooled(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
-        Bert::pooled(self, hidden)
-    }
-    fn as_masked_lm(&self) -> Option<&dyn MaskedLm> {
-        self.mlm.as_ref().map(|_| self as &dyn MaskedLm)
-    }
-    fn sentence_task(&self) -> Option<SentenceTask> {
-        self.nsp.as_ref().map(|_| SentenceTask::Nsp)
-    }
-    fn sentence_logits(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
-        match (&self.nsp, self.pooled(hidden)?) {
-            (Some(head), Some(pooled)) => Ok(Some(head.forward(&pooled)?)),
-            _ => Ok(None),
-        }
-    }
-}
-
-impl MaskedLm for Bert {
-    fn vocab_size(&self) -> usize {
-        self.cfg.vocab_size
-    }
-    fn mlm_logits(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
-        self.mlm_logits_of(&self.hidden(ids, token_types, attention_mask, ForwardOpts::default())?)
-    }
-    fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
-        let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
-        let (x, y) = chosen_rows(&hidden, targets)?;
-        jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)
-    }
-    fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)> {
-        let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
-        let pair = self.sentence_logits(&hidden)?.ok_or_else(|| candle_core::Error::Msg("this BERT model has no next-sentence head (model.nsp_head = false)".into()))?;
-        let (x, y) = chosen_rows(&hidden, targets)?;
-        Ok((jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)?, pair))
-    }
-}
+crate::post_ln::encoder_impls!(Bert, nsp, SentenceTask::Nsp, "this BERT model has no next-sentence head (model.nsp_head = false)");
 
 #[cfg(test)]
 mod tests {

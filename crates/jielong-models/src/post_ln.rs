@@ -158,3 +158,71 @@ pub(crate) fn chosen_rows(hidden: &Tensor, targets: &Tensor) -> Result<(Tensor, 
     let y = Tensor::new(rows.iter().map(|&r| flat[r as usize]).collect::<Vec<u32>>().as_slice(), dev)?;
     Ok((x, y))
 }
+
+/// `Model`, `Encoder` and `MaskedLm` for a post-LN encoder family (BERT, ALBERT): the type has
+/// `cfg` (with `n_embd`, `max_seq_len`, `vocab_size`), `mlm: Option<MlmHead>`, the pair head
+/// named `$pair: Option<Dense>` answering `$task`, and the inherent methods `hidden`, `pooled`
+/// and `mlm_logits_of`. `$no_pair` is the error when pretraining asks for the missing pair head.
+macro_rules! encoder_impls {
+    ($ty:ident, $pair:ident, $task:expr, $no_pair:literal) => {
+        impl Model for $ty {
+            fn config(&self) -> ModelConfig {
+                ModelConfig::new(self.cfg.clone())
+            }
+            fn as_causal_lm(&self) -> Option<&dyn crate::CausalLm> {
+                None
+            }
+            fn as_encoder(&self) -> Option<&dyn Encoder> {
+                Some(self)
+            }
+        }
+
+        impl Encoder for $ty {
+            fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
+                self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
+            }
+            fn hidden_size(&self) -> usize {
+                self.cfg.n_embd
+            }
+            fn max_seq_len(&self) -> usize {
+                self.cfg.max_seq_len
+            }
+            fn pooled(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+                $ty::pooled(self, hidden)
+            }
+            fn as_masked_lm(&self) -> Option<&dyn MaskedLm> {
+                self.mlm.as_ref().map(|_| self as &dyn MaskedLm)
+            }
+            fn sentence_task(&self) -> Option<SentenceTask> {
+                self.$pair.as_ref().map(|_| $task)
+            }
+            fn sentence_logits(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+                match (&self.$pair, self.pooled(hidden)?) {
+                    (Some(head), Some(pooled)) => Ok(Some(head.forward(&pooled)?)),
+                    _ => Ok(None),
+                }
+            }
+        }
+
+        impl MaskedLm for $ty {
+            fn vocab_size(&self) -> usize {
+                self.cfg.vocab_size
+            }
+            fn mlm_logits(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
+                self.mlm_logits_of(&self.hidden(ids, token_types, attention_mask, ForwardOpts::default())?)
+            }
+            fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+                let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+                let (x, y) = chosen_rows(&hidden, targets)?;
+                jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)
+            }
+            fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)> {
+                let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+                let pair = self.sentence_logits(&hidden)?.ok_or_else(|| candle_core::Error::Msg($no_pair.into()))?;
+                let (x, y) = chosen_rows(&hidden, targets)?;
+                Ok((jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)?, pair))
+            }
+        }
+    };
+}
+pub(crate) use encoder_impls;
