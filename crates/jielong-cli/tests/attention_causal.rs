@@ -1,7 +1,6 @@
 //! `jielong attention` on GPT and Llama checkpoints: causal self-attention heat maps.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn attention_draws_gpt_and_llama_self_attention_and_rejects_bad_layer_or_head() {

@@ -2,8 +2,7 @@
 //! inspect showing kept and removed documents with their rules, `data prepare` reading the
 //! kept shards as they are, and each bad input one line with status 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 /// JSONL of made-up prose (syllable words and English stop words, no repeated phrases): 30

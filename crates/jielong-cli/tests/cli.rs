@@ -1,8 +1,7 @@
 //! The spine through the real binary: tokenizer → shards → train → sample, and every kind of bad
 //! input named in the spine issue giving one clear line and exit status 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn cli_spine_end_to_end_and_resume() {

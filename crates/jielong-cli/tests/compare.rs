@@ -1,7 +1,6 @@
 //! `jielong compare` end to end on the built-in handbook, with a budget of a few seconds.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn compare_trains_every_family_and_writes_one_table() {

@@ -1,8 +1,7 @@
 //! Decoding through the real binary: generate (greedy, sampled, beam, --n, --explain,
 //! --compare, --no-cache), chat over stdin, eval, and the bad input of the decoding issue.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -4,8 +4,7 @@
 //! masked tokens, then `fill-mask` and `embed` on it; and the bad inputs, each one line with
 //! status 2 and no file left behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn cli_minilm_embeds_files_and_jsonl_and_refuses_bad_input() {

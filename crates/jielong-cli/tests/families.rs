@@ -3,8 +3,7 @@
 //! cross-entropy), `train --init-from` on the import; and the bad inputs of families, import
 //! and export, each one line with status 2 and no folder left behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn eval_ce(run: &str, text: &str, cwd: &std::path::Path) -> f64 {
     let o = jielong(&["eval", "--checkpoint", run, "--text", text, "--json"], cwd);

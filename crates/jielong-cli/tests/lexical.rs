@@ -1,8 +1,7 @@
 //! `jielong lexical index` → `search` as a user runs them: text and JSON output, a Chinese
 //! query, a query with no known word, and bad input.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Our own documents: a folder of text files (one split into paragraphs) and a JSONL file.
 fn write_docs(dir: &std::path::Path) -> std::path::PathBuf {

@@ -2,8 +2,7 @@
 //! figures; KenLM's own ARPA file scores as KenLM's `query` did; generation is reproducible;
 //! and each bad input is one line with status 2 and no file left behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn eval_json(model: &str, text: &str, extra: &[&str], cwd: &Path) -> serde_json::Value {

@@ -1,8 +1,7 @@
 //! The seq2seq family through the real binary: task make → train → eval --pairs (greedy and
 //! beam) → attention heat map, and the bad inputs around them (one-line errors, exit 2).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const CONFIG: &str = r#"

@@ -2,8 +2,7 @@
 //! fetched and checked by `scripts/fetch-data`) must beat the unigram baseline on held-out text.
 //! Without the data this test fails rather than passing silently.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn shakespeare_short_run_beats_unigram_baseline() {

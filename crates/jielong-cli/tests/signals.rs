@@ -2,8 +2,7 @@
 //! checkpoint after the current step and exits 130; a kill at any moment leaves the last
 //! checkpoint intact, and `--resume` continues from it.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

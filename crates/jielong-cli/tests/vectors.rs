@@ -1,8 +1,7 @@
 //! `jielong vectors` through the real binary: train every method on our own English and
 //! Chinese text, query, evaluate, plot; every kind of bad input gives one line and status 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()

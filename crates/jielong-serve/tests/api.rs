@@ -3,8 +3,7 @@
 //! split across tokens, UTF-8 never split inside an event, log-probabilities, usage, and the
 //! OpenAI-shaped 4xx errors for bad input and bad keys.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn chat_body(extra: Value) -> Value {

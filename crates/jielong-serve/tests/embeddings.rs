@@ -4,9 +4,8 @@
 //! all-MiniLM-L6-v2 (fetched by `scripts/fetch-data`; the test fails without it) against the
 //! sentence-transformers fixture of the parity test.
 
-mod common;
 use candle_core::{DType, Device, Tensor};
-use common::{get, post, Reply};
+use crate::common::{get, post, Reply};
 use jielong_generate::{EmbedOptions, Embedder, Pooling, Truncate};
 use jielong_models::bert::{Bert, BertConfig};
 use jielong_models::Model;
@@ -186,7 +185,7 @@ fn embeddings_float_base64_usage_order_and_the_embedders_vectors() {
 
 #[test]
 fn embeddings_served_beside_chat_by_a_causal_model() {
-    let (tk, served_tk) = twice(common::tokenizer());
+    let (tk, served_tk) = twice(crate::common::tokenizer());
     let cfg = jielong_models::gpt::GptConfig { vocab_size: tk.vocab_size(), n_layer: 1, n_head: 2, n_embd: 16, max_seq_len: 32, dropout: 0.0, ..jielong_models::gpt::GptConfig::tiny() };
     let params = ParamStore::new(5);
     let model: Arc<Box<dyn Model>> = Arc::new(Box::new(jielong_models::gpt::Gpt::new(&cfg, params.var_builder(&Device::Cpu)).unwrap()));

@@ -2,8 +2,7 @@
 //! graceful shutdown; the feedback routes and their SQLite rows; and a real GPT (random
 //! weights) served end to end.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
