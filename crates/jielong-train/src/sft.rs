@@ -64,12 +64,18 @@ pub struct SftConfig {
 impl SftConfig {
     /// The chat template the settings name.
     pub fn chat_template(&self) -> Result<ChatTemplate> {
-        match self.template.as_str() {
-            "chatml" | "llama3" | "builtin" => ChatTemplate::named(&self.template),
-            // A bare word that is no file: a misspelt name, said as such.
-            name if !Path::new(name).exists() && !name.contains(['/', '.']) => ChatTemplate::named(name),
-            path => ChatTemplate::load(Path::new(path)),
-        }
+        template_by_name_or_file(&self.template)
+    }
+}
+
+/// `chatml`, `llama3`, `builtin`, or a template file (`.jinja`, or a `tokenizer_config.json`
+/// with a `chat_template`).
+pub fn template_by_name_or_file(spec: &str) -> Result<ChatTemplate> {
+    match spec {
+        "chatml" | "llama3" | "builtin" => ChatTemplate::named(spec),
+        // A bare word that is no file: a misspelt name, said as such.
+        name if !Path::new(name).exists() && !name.contains(['/', '.']) => ChatTemplate::named(name),
+        path => ChatTemplate::load(Path::new(path)),
     }
 }
 

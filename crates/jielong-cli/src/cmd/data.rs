@@ -14,6 +14,8 @@ pub enum Command {
     Clean(super::clean::CleanArgs),
     /// Show random kept and removed documents of a `data clean` run, with the rules that fired.
     Inspect(super::clean::InspectArgs),
+    /// Conversations for `jielong sft` as `messages` JSONL: chatterbot-corpus YAML, or questions about the handbook.
+    Chat(super::data_chat::Args),
 }
 
 #[derive(ClapArgs)]
@@ -38,6 +40,7 @@ pub fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Clean(a) => super::clean::clean(a),
         Command::Inspect(a) => super::clean::inspect(a),
+        Command::Chat(a) => super::data_chat::run(a),
         Command::Prepare(a) => {
             let tk = Tokenizer::load(&a.tokenizer)?;
             if a.shard_tokens == 0 {

@@ -21,8 +21,20 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Text files, folders or .jsonl files to evaluate on.
-    #[arg(long, num_args = 1.., required_unless_present = "pairs")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["pairs", "chat"])]
     pub text: Vec<PathBuf>,
+    /// JSON lines of conversations (OpenAI `messages`, `prompt`/`completion` or Alpaca):
+    /// the loss on the assistant's tokens only, rendered with the checkpoint's chat template,
+    /// to compare a model before and after `jielong sft`.
+    #[arg(long, conflicts_with_all = ["text", "pairs", "stride"])]
+    pub chat: Option<PathBuf>,
+    /// With --chat: the template (chatml, llama3, builtin or a file) instead of the
+    /// checkpoint's own.
+    #[arg(long, requires = "chat")]
+    pub template: Option<String>,
+    /// With --chat: a bad line is an error instead of being counted and skipped.
+    #[arg(long, requires = "chat")]
+    pub strict: bool,
     /// A seq2seq checkpoint: JSON lines {"source", "target"} to decode and score (exact
     /// match, token accuracy, BLEU).
     #[arg(long, conflicts_with_all = ["text", "stride"])]
@@ -114,6 +126,9 @@ pub fn score(model: &dyn CausalLm, ids: &[u32], stride: usize, batch_size: usize
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(chat) = &a.chat {
+        return super::eval_chat::run(&a.model, chat, a.template.as_deref(), a.strict, a.batch_size, a.json);
+    }
     if let Some(pairs) = &a.pairs {
         return super::eval_pairs::run(&a.model.checkpoint, pairs, a.beams, a.limit, a.show, a.json);
     }

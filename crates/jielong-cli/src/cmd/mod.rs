@@ -5,6 +5,7 @@ pub mod bench_embed;
 pub mod chat;
 pub mod clean;
 pub mod data;
+pub mod data_chat;
 pub mod eval;
 pub mod export;
 pub mod generate;
@@ -22,6 +23,7 @@ pub mod serve;
 pub mod feedback;
 // issue 15: seq2seq evaluation and attention maps
 pub mod attention;
+pub mod eval_chat;
 pub mod eval_pairs;
 pub mod embed;
 pub mod fill_mask;

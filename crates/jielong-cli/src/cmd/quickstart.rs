@@ -1,7 +1,9 @@
 //! `jielong quickstart`: the whole spine on built-in defaults. Corpus (the built-in handbook,
 //! or --corpus) → byte-level BPE tokenizer → token shards → a small GPT trained for --minutes →
 //! losses next to the unigram baseline → three samples. Every stage writes files under --out.
-//! Run it again after an interruption and it resumes from the last checkpoint.
+//! Run it again after an interruption and it resumes from the last checkpoint. With `--chat` it
+//! goes one stage further: instruction tuning on questions about the handbook answered by its
+//! own sentences, then `jielong chat` (or three sample replies when not on a terminal).
 
 use super::{data, generate, tokenizer, train};
 use crate::corpus;
@@ -9,7 +11,11 @@ use anyhow::Result;
 use clap::Args as ClapArgs;
 use jielong_data::PrepareOptions;
 use jielong_generate::SamplingConfig;
-use jielong_tokenizer::TokenizerKind;
+use jielong_data::sft::LossOn;
+use jielong_nn::LoraConfig;
+use jielong_tokenizer::{ChatTemplate, Message, TokenizerKind};
+use jielong_train::sft::{Regime, SftConfig};
+use std::io::IsTerminal;
 use jielong_train::config::{DataConfig, RunConfig, TrainConfig};
 use jielong_train::Checkpoint;
 use std::path::PathBuf;
@@ -33,6 +39,13 @@ pub struct Args {
     /// attention), rnn, lstm or gru; its `tiny` preset is trained.
     #[arg(long, default_value = "gpt")]
     pub family: String,
+    /// Then fine-tune on the built-in instruction set (questions about each handbook section,
+    /// answered by its own sentences) and open `jielong chat` with the result.
+    #[arg(long)]
+    pub chat: bool,
+    /// With --chat: fine-tuning steps.
+    #[arg(long, default_value_t = 300, requires = "chat")]
+    pub chat_steps: u64,
 }
 
 /// The families quickstart can train on plain text.
@@ -51,6 +64,12 @@ pub fn run(a: Args) -> Result<()> {
             _ => "train it with `jielong train` and its own objective",
         };
         return Err(jielong_core::Error::input(format!("--family {}: quickstart trains a causal language model on text ({}); {how}", a.family, CAUSAL_FAMILIES.join(", "))).into());
+    }
+    if a.chat && !a.corpus.is_empty() {
+        return Err(jielong_core::Error::input("--chat tunes on questions about the built-in handbook, so it trains on the handbook too: drop --corpus, or fine-tune on your own conversations with `jielong sft`").into());
+    }
+    if a.chat && a.chat_steps == 0 {
+        return Err(jielong_core::Error::input("--chat-steps must be at least 1").into());
     }
     // The family's tiny preset. The handbook is small (tens of thousands of tokens): more
     // dropout than usual holds off overfitting within the few hundred steps of a quickstart.
@@ -141,5 +160,65 @@ pub fn run(a: Args) -> Result<()> {
     println!("  {:<12} {}", "checkpoint", ckpt.dir.display());
     println!("  {:<12} {} · {}", "metrics", run_dir.join("metrics.jsonl").display(), run_dir.join("loss.svg").display());
     println!("next: jielong generate --checkpoint {} --prompt \"...\"   (also: chat, eval, generate --explain / --compare)", run_dir.display());
+    if a.chat {
+        instruction_tune(&a, &run_dir)?;
+    }
+    Ok(())
+}
+
+/// Stage 5 of `--chat`: the built-in instruction set → `jielong sft` (full, built-in template)
+/// → `jielong chat` on a terminal, three greedy replies otherwise.
+fn instruction_tune(a: &Args, run_dir: &std::path::Path) -> Result<()> {
+    let conversations = jielong_data::sft::handbook::instructions(corpus::HANDBOOK);
+    let data = a.out.join("chat.jsonl");
+    jielong_core::fs::write_atomic(&data, super::data_chat::to_jsonl(&conversations, None).as_bytes())?;
+    println!("\n[5/5] instruction tuning: {} questions about the handbook, answered by its own sentences → {}", conversations.len(), data.display());
+    let out = a.out.join("chat");
+    let resume = out.join("sft.json").is_file();
+    let steps = a.chat_steps;
+    let cfg = SftConfig {
+        base: run_dir.to_path_buf(),
+        data,
+        template: "builtin".into(),
+        regime: Regime::Full,
+        lora: LoraConfig { rank: 8, alpha: 16.0, dropout: 0.0, targets: vec!["all-linear".into()] },
+        loss_on: LossOn::Assistant,
+        strict: true,
+        train: TrainConfig {
+            batch_size: 16,
+            max_steps: steps,
+            learning_rate: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: steps / 10,
+            weight_decay: 0.0,
+            checkpoint_interval: (steps / 3).max(1),
+            ..Default::default()
+        },
+    };
+    super::sft::run_settings(&out, cfg, resume)?;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        println!();
+        #[derive(clap::Parser)]
+        struct Chat {
+            #[command(flatten)]
+            args: super::chat::Args,
+        }
+        let c = <Chat as clap::Parser>::try_parse_from(["chat", "--checkpoint", &out.display().to_string()])?;
+        return super::chat::run(c.args);
+    }
+    println!("\nthree replies (greedy) from {}:", out.display());
+    let model_args = generate::ModelArgs { checkpoint: out.clone(), tokenizer: None, no_cache: false, adapter: None };
+    let loaded = model_args.load()?;
+    let engine = loaded.engine(&model_args);
+    let template = ChatTemplate::for_tokenizer_dir(&loaded.tokenizer_dir)?;
+    for q in ["What does the handbook say about LoRA?", "说说注意力。", "Tell me about Beam search."] {
+        let text = template.render(&[Message::new("user", q)], true)?;
+        let ids = generate::prompt_ids(&loaded.tk, &text, engine.max_seq_len(), generate::Truncate::Left)?;
+        let cfg = SamplingConfig { sample: false, ..SamplingConfig::default() };
+        print!("\n  ▶ {q}\n    ");
+        generate::stream_one(&engine, &loaded.tk, &ids, cfg.build(&ids, 0)?, 60, &template.stop)?;
+        println!();
+    }
+    println!("\ntalk to it: jielong chat --checkpoint {}", out.display());
     Ok(())
 }

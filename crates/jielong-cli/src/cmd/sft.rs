@@ -121,10 +121,16 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
 
 pub fn run(a: Args) -> Result<()> {
     let (out, cfg, resume) = settings(&a)?;
+    run_settings(&out, cfg, resume)
+}
+
+/// Fine-tune (or resume) into `out` with a progress bar and the summary lines `jielong sft`
+/// prints; `jielong quickstart --chat` runs its instruction-tuning stage through it too.
+pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Result<()> {
     let regime = cfg.regime;
     let stop = stop_flag();
     let mut bar = None;
-    let summary = sft(&out, cfg, resume, &stop, &mut |e| match e {
+    let summary = sft(out, cfg, resume, &stop, &mut |e| match e {
         Event::Start { step, max_steps, n_params, model, .. } => {
             println!("fine-tuning {model}: {:.3} M trainable parameters, {max_steps} steps{}", n_params as f64 / 1e6, if step > 0 { format!(" from step {step}") } else { String::new() });
             bar = Some(train_bar(step, max_steps));
@@ -161,7 +167,7 @@ pub fn run(a: Args) -> Result<()> {
         Regime::Lora => println!(
             "adapter (PEFT layout) in {0}; talk to it: jielong chat --checkpoint {1} --adapter {0}",
             out.display(),
-            summary_base(&out).unwrap_or_else(|| "BASE".into())
+            summary_base(out).unwrap_or_else(|| "BASE".into())
         ),
     }
     if summary.interrupted {

@@ -9,6 +9,8 @@
 //! start at 0 in every row, so a padded row computes what the example alone would.
 
 pub mod batches;
+pub mod chatterbot;
+pub mod handbook;
 pub mod encode;
 pub mod read;
 
