@@ -17,7 +17,10 @@
 //! G = 1 (RNN), 4 (LSTM: gates i, f, g, o), 3 (GRU: gates r, z, n).
 //!
 //! The input side of every gate is one matrix product over all time steps of a layer
-//! (`x · W_ihᵀ + b_ih` for the whole (b, t) at once); only `h · W_hhᵀ` runs step by step.
+//! (`x · W_ihᵀ + b_ih` for the whole (b, t) at once); only `h · W_hhᵀ` runs step by step. On
+//! the CPU in f32 the steps run as one fused kernel with its own backward
+//! (`jielong_nn::recurrent_scan`: one small product and one pass over the gates per step); the
+//! composed cells below (`lstm_step`, …) are the reference path it is tested against.
 //!
 //! State: per layer the hidden state h (b, hidden), and for the LSTM the cell state c. As one
 //! tensor (what sequential batching carries and a checkpoint saves) it is (n_state, b, hidden)
@@ -25,6 +28,7 @@
 //! layer, as PyTorch's `(h_n, c_n)`).
 
 use crate::family::{Family, FamilyConfig};
+use crate::rnn_encoder::{run_direction, DirWeights};
 use crate::state::{downcast, DecodeState};
 use crate::{CausalLm, ForwardOpts, Model, ModelConfig, RecurrentLm};
 use candle_core::{DType, Result, Tensor, D};
@@ -49,6 +53,15 @@ impl Cell {
             Cell::Rnn => "rnn",
             Cell::Lstm => "lstm",
             Cell::Gru => "gru",
+        }
+    }
+
+    /// The fused kernel's name for this cell.
+    pub fn scan(self) -> jielong_nn::ScanCell {
+        match self {
+            Cell::Rnn => jielong_nn::ScanCell::Rnn,
+            Cell::Lstm => jielong_nn::ScanCell::Lstm,
+            Cell::Gru => jielong_nn::ScanCell::Gru,
         }
     }
 
@@ -243,14 +256,6 @@ impl FamilyConfig for RecurrentConfig {
     }
 }
 
-/// One layer's weights, PyTorch layout (out, in).
-struct Layer {
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor,
-    b_hh: Tensor,
-}
-
 /// One step of an Elman cell: `xg` = x·W_ihᵀ + b_ih (b, hidden) → h' (b, hidden).
 pub fn rnn_step(xg: &Tensor, h: &Tensor, w_hh: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
     (xg + linear(h, w_hh, Some(b_hh), WeightLayout::OutIn)?)?.tanh()
@@ -286,7 +291,7 @@ pub fn gru_step(xg: &Tensor, h: &Tensor, w_hh: &Tensor, b_hh: &Tensor) -> Result
 pub struct Recurrent {
     cfg: RecurrentConfig,
     embed: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<DirWeights>,
     proj: Option<Tensor>,
     /// (vocab_size, out_dim): the embedding itself when tied.
     head: Tensor,
@@ -300,20 +305,14 @@ impl Recurrent {
         let mut cfg = cfg.clone();
         cfg.resolve();
         cfg.validate()?;
-        let (g, h, e) = (cfg.cell.gates(), cfg.hidden_size, cfg.n_embd);
-        let k = 1.0 / (h as f64).sqrt();
+        let (h, e) = (cfg.hidden_size, cfg.n_embd);
         let uni = |a: f64| Init::Uniform { lo: -a, up: a };
         let embed = vb.get_with_hints((cfg.vocab_size, e), "encoder.weight", uni(0.1))?;
         let vr = vb.pp("rnn");
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for l in 0..cfg.n_layer {
             let n_in = if l == 0 { e } else { h };
-            layers.push(Layer {
-                w_ih: vr.get_with_hints((g * h, n_in), &format!("weight_ih_l{l}"), uni(k))?,
-                w_hh: vr.get_with_hints((g * h, h), &format!("weight_hh_l{l}"), uni(k))?,
-                b_ih: vr.get_with_hints(g * h, &format!("bias_ih_l{l}"), uni(k))?,
-                b_hh: vr.get_with_hints(g * h, &format!("bias_hh_l{l}"), uni(k))?,
-            });
+            layers.push(DirWeights::new(&vr, cfg.cell, n_in, h, l, "")?);
         }
         let proj = if cfg.needs_proj() { Some(vb.get_with_hints((e, h), "proj.weight", uni(0.1))?) } else { None };
         let head = if cfg.tie_embeddings { embed.clone() } else { vb.get_with_hints((cfg.vocab_size, h), "decoder.weight", uni(0.1))? };
@@ -350,25 +349,10 @@ impl Recurrent {
         let mut hs_out = Vec::with_capacity(n_layer);
         let mut cs_out = Vec::with_capacity(n_layer);
         for (l, layer) in self.layers.iter().enumerate() {
-            // The input side of every gate for all t steps in one product: (b, t, G·hidden).
-            let xg = linear(&xs, &layer.w_ih, Some(&layer.b_ih), WeightLayout::OutIn)?;
-            let mut h = state.get(l)?;
-            let mut c = if self.cfg.cell == Cell::Lstm { Some(state.get(n_layer + l)?) } else { None };
-            let mut outs = Vec::with_capacity(t);
-            for s in 0..t {
-                let xs_t = xg.narrow(1, s, 1)?.squeeze(1)?;
-                match self.cfg.cell {
-                    Cell::Rnn => h = rnn_step(&xs_t, &h, &layer.w_hh, &layer.b_hh)?,
-                    Cell::Gru => h = gru_step(&xs_t, &h, &layer.w_hh, &layer.b_hh)?,
-                    Cell::Lstm => {
-                        let (h2, c2) = lstm_step(&xs_t, &h, c.as_ref().expect("lstm cell state"), &layer.w_hh, &layer.b_hh)?;
-                        h = h2;
-                        c = Some(c2);
-                    }
-                }
-                outs.push(h.clone());
-            }
-            xs = Tensor::stack(&outs, 1)?; // (b, t, hidden)
+            let c0 = if self.cfg.cell == Cell::Lstm { Some(state.get(n_layer + l)?) } else { None };
+            let out = run_direction(self.cfg.cell, layer, &xs, &state.get(l)?, c0.as_ref(), None)?;
+            let (h, c) = (out.h, out.c);
+            xs = out.outputs; // (b, t, hidden)
             xs = self.dropout.forward(&xs, drop(1 + l as u64))?;
             hs_out.push(h);
             if let Some(c) = c {

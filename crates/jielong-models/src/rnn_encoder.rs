@@ -21,7 +21,7 @@
 use crate::recurrent::{gru_step, lstm_step, rnn_step, Cell};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use jielong_nn::{linear, WeightLayout};
+use jielong_nn::{linear, recurrent_scan, WeightLayout};
 
 /// One direction of one layer, PyTorch layout (out, in).
 pub struct DirWeights {
@@ -65,9 +65,28 @@ pub struct DirOutput {
 /// Run one direction of one layer over `xs` (b, t, in) from (h0, c0). `mask`: (b, t) of 1.0
 /// where a step is real and 0.0 on padding; on a padded step the state stays as it was.
 pub fn run_direction(cell: Cell, w: &DirWeights, xs: &Tensor, h0: &Tensor, c0: Option<&Tensor>, mask: Option<&Tensor>) -> Result<DirOutput> {
-    let t = xs.dim(1)?;
     // The input side of every gate for all steps in one product: (b, t, G·hidden).
     let xg = linear(xs, &w.w_ih, Some(&w.b_ih), WeightLayout::OutIn)?;
+    if jielong_nn::fused_for(&xg) {
+        // The whole recurrence as one kernel, forward and backward (jielong_nn::recurrent_scan).
+        let keep = match mask {
+            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| v > 0.5).collect()),
+            None => None,
+        };
+        let c0 = match (cell, c0) {
+            (Cell::Lstm, None) => Some(h0.zeros_like()?),
+            (_, c) => c.cloned(),
+        };
+        let out = recurrent_scan(cell.scan(), &xg, &w.w_hh, &w.b_hh, h0, c0.as_ref(), keep)?;
+        return Ok(DirOutput { outputs: out.outputs, h: out.h, c: out.c });
+    }
+    run_direction_reference(cell, w, &xg, h0, c0, mask)
+}
+
+/// `run_direction` composed of candle ops step by step, from the input side of the gates `xg`
+/// (b, t, G·hidden): the reference path (other devices and dtypes, `--reference-kernels`).
+pub fn run_direction_reference(cell: Cell, w: &DirWeights, xg: &Tensor, h0: &Tensor, c0: Option<&Tensor>, mask: Option<&Tensor>) -> Result<DirOutput> {
+    let t = xg.dim(1)?;
     let mut h = h0.clone();
     let mut c = if cell == Cell::Lstm {
         Some(match c0 {

@@ -22,6 +22,7 @@ mod matmul;
 pub mod optim;
 pub mod params;
 pub mod position;
+pub mod recurrent_scan;
 pub mod rms_norm;
 pub mod swiglu;
 #[cfg(test)]
@@ -55,5 +56,6 @@ pub use lora::{LinearSite, Lora, LoraConfig, LoraLayer};
 pub use matmul::matmul_f32;
 pub use params::ParamStore;
 pub use position::{PositionEncoding, Rope};
+pub use recurrent_scan::{recurrent_scan, ScanCell, ScanOutput};
 pub use rms_norm::RmsNorm;
 pub use swiglu::swiglu;
