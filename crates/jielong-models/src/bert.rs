@@ -24,9 +24,11 @@
 //! ```
 //! The next-sentence head reads the pooled output: logit 0 says "B follows A", logit 1 "B is
 //! a random segment" (transformers' labels).
-//! The three attention projections are concatenated into one (3·n_embd, n_embd) product per
-//! call, so attention runs as one fused kernel from the packed output
-//! (`jielong_nn::bidirectional_attention_packed`), without a (t × t) tensor.
+//! The three attention projections run as one (3·n_embd, n_embd) product, so attention runs
+//! as one fused kernel from the packed output (`jielong_nn::bidirectional_attention_packed`),
+//! without a (t × t) tensor. Training concatenates the three weights per call (gradients
+//! reach each parameter); inference (`Encoder::prepare_inference`, which `jielong embed`
+//! calls) reads a copy fused and transposed once (`post_ln::Layer::prepare`).
 
 use crate::encoder::SentenceTask;
 use crate::family::{parse_as, Family, FamilyConfig};
