@@ -111,6 +111,8 @@ impl<'a> Embedder<'a> {
         let params = tokenizers::TruncationParams { max_length: opts.max_len, ..Default::default() };
         cut.with_truncation(Some(params)).map_err(|e| Error::input(format!("cannot truncate to {} tokens: {e}", opts.max_len)))?;
         let pad_id = ["[PAD]", "<pad>", "<|endoftext|>"].iter().find_map(|p| whole.token_to_id(p)).unwrap_or(0);
+        // The weights in the layout the CPU products read fastest (same values).
+        enc.prepare_inference()?;
         Ok(Self { enc, whole, cut, pad_id, opts, dev: dev.clone() })
     }
 

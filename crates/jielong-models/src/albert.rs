@@ -397,6 +397,11 @@ impl Albert {
         }
     }
 
+    /// The distinct encoder layers (what `Encoder::prepare_inference` prepares).
+    fn encoder_layers(&self) -> &[Layer] {
+        &self.groups
+    }
+
     /// MLM logits (…, vocab_size) from hidden states (…, H); an error without the head.
     pub fn mlm_logits_of(&self, hidden: &Tensor) -> Result<Tensor> {
         let Some(head) = &self.mlm else { candle_core::bail!("this ALBERT model has no masked-LM head (model.mlm_head = false)") };

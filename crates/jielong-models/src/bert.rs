@@ -24,9 +24,11 @@
 //! ```
 //! The next-sentence head reads the pooled output: logit 0 says "B follows A", logit 1 "B is
 //! a random segment" (transformers' labels).
-//! The three attention projections are concatenated into one (3·n_embd, n_embd) product per
-//! call, so attention runs as one fused kernel from the packed output
-//! (`jielong_nn::bidirectional_attention_packed`), without a (t × t) tensor.
+//! The three attention projections run as one (3·n_embd, n_embd) product, so attention runs
+//! as one fused kernel from the packed output (`jielong_nn::bidirectional_attention_packed`),
+//! without a (t × t) tensor. Training concatenates the three weights per call (gradients
+//! reach each parameter); inference (`Encoder::prepare_inference`, which `jielong embed`
+//! calls) reads a copy fused and transposed once (`post_ln::Layer::prepare`).
 
 use crate::encoder::SentenceTask;
 use crate::family::{parse_as, Family, FamilyConfig};
@@ -358,6 +360,11 @@ impl Bert {
         }
     }
 
+    /// The distinct encoder layers (what `Encoder::prepare_inference` prepares).
+    fn encoder_layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
     /// MLM logits (…, vocab_size) from hidden states (…, n_embd); an error without the head.
     pub fn mlm_logits_of(&self, hidden: &Tensor) -> Result<Tensor> {
         let Some(head) = &self.mlm else { candle_core::bail!("this BERT model has no masked-LM head (model.mlm_head = false)") };
@@ -370,6 +377,7 @@ crate::post_ln::encoder_impls!(Bert, nsp, SentenceTask::Nsp, "this BERT model ha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::IGNORE;
     use candle_core::Device;
     use jielong_nn::ParamStore;
 
@@ -398,5 +406,29 @@ mod tests {
         assert_eq!(d, 0.0, "padding is attended to");
         assert!(m.hidden_states(&Tensor::zeros((1, 13), DType::U32, &dev).unwrap(), None, &Tensor::ones((1, 13), DType::U32, &dev).unwrap()).is_err());
         let _ = model(false, false);
+    }
+
+    #[test]
+    fn bert_prepared_inference_matches_the_parameters_and_training_drops_it() {
+        let cfg = BertConfig { vocab_size: 50, n_layer: 2, n_head: 2, n_embd: 16, n_inner: 24, max_seq_len: 12, dropout: 0.0, ..BertConfig::tiny() };
+        let params = ParamStore::new(5);
+        let m = Bert::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        let dev = Device::Cpu;
+        let ids = Tensor::new(&[[1u32, 5, 9, 2, 7, 3, 4, 8], [4, 6, 1, 0, 0, 0, 0, 0]], &dev).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0, 0, 0]], &dev).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
+        let plain = m.hidden_states(&ids, None, &mask).unwrap();
+        m.prepare_inference().unwrap();
+        let prepared = m.hidden_states(&ids, None, &mask).unwrap();
+        assert!(diff(&plain, &prepared) < 1e-5, "the prepared weights give other hidden states");
+        // A training forward drops the copies, so new parameter values are read after it.
+        let targets = Tensor::new(&[[IGNORE, 3, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE], [IGNORE; 8]], &dev).unwrap();
+        m.mlm_loss(&ids, None, &mask, &targets, ForwardOpts::default()).unwrap();
+        let (_, wv) = params.vars().into_iter().find(|(n, _)| n == "bert.encoder.layer.0.attention.self.value.weight").unwrap();
+        wv.set(&Tensor::randn(0f32, 1.0, wv.shape(), &dev).unwrap()).unwrap();
+        let changed = m.hidden_states(&ids, None, &mask).unwrap();
+        assert!(diff(&changed, &prepared) > 1e-3, "stale inference copies after training");
+        m.prepare_inference().unwrap();
+        assert!(diff(&changed, &m.hidden_states(&ids, None, &mask).unwrap()) < 1e-5);
     }
 }

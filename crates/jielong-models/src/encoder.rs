@@ -18,6 +18,15 @@ pub trait Encoder: Send + Sync {
     /// (b, t) → the last layer's hidden states (b, t, hidden_size).
     fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor>;
     fn hidden_size(&self) -> usize;
+    /// Copy the weights as they are now into whatever inference-only form makes
+    /// `hidden_states` faster (BERT and ALBERT: each layer's Q/K/V weights fused, and all its
+    /// weights transposed to (in, out); see `post_ln`). The values are the same either way.
+    /// Training (`MaskedLm::mlm_loss`, `pretraining`) drops the copies; whoever changes the
+    /// parameters some other way (loading new ones) calls this again before embedding.
+    /// `jielong_generate::Embedder::new` calls it.
+    fn prepare_inference(&self) -> Result<()> {
+        Ok(())
+    }
     /// Longest sequence the model accepts in one call.
     fn max_seq_len(&self) -> usize;
     /// The family's own sentence vector from the hidden states, if it has one (BERT's pooler:
