@@ -1,8 +1,8 @@
 //! Beam search: keep the `beams` most probable partial continuations, extend each by every
 //! token, keep the best again. Finished hypotheses (an end-of-text id) are scored with a length
 //! penalty, score = log p / length^α (α > 0 favours longer output), as in Hugging Face
-//! `generate`. All beams of a step share one forward pass; a beam that forks clones its KV cache
-//! (cheap: cached tensors are shared, never written in place).
+//! `generate`. All beams of a step share one forward pass; a beam that forks copies its KV cache
+//! (the caches are written in place, so a fork must own its buffers).
 
 use crate::engine::{Engine, Sequence};
 use crate::sampler::NoRepeatNgram;
@@ -49,19 +49,60 @@ pub fn beam_search(engine: &Engine, prompt: Vec<u32>, opts: &BeamOptions) -> Res
 /// Beam search from a sequence the caller made (`Engine::sequence_with_state`: a seq2seq
 /// model's encoded source); the beams fork its state.
 pub fn beam_search_from(engine: &Engine, start: Sequence, opts: &BeamOptions) -> Result<Vec<Hypothesis>> {
-    if opts.beams == 0 {
-        return Err(Error::input("--beams 0: beam search needs at least one beam"));
+    let mut search = BeamSearch::new(start, opts.clone())?;
+    while !search.is_finished() {
+        let rows = engine.step(&mut search.sequences_mut())?;
+        search.advance(&rows);
     }
-    let k = opts.beams;
-    let mut running: Vec<(Sequence, f64)> = vec![(start, 0.0)];
-    let mut done: Vec<Hypothesis> = Vec::new();
-    for step in 0..opts.max_tokens {
-        let rows = {
-            let mut batch: Vec<&mut Sequence> = running.iter_mut().map(|(s, _)| s).collect();
-            engine.step(&mut batch)?
-        };
+    Ok(search.finish())
+}
+
+/// A beam search advanced one step at a time by its caller, so that its beams can share a
+/// forward pass with other sequences (the server's continuous batching): feed
+/// `sequences_mut` to `Engine::step`, hand the rows back to `advance`, repeat until
+/// `is_finished`, then take the hypotheses with `finish`.
+#[derive(Debug)]
+pub struct BeamSearch {
+    opts: BeamOptions,
+    /// Running beams and their total log-probabilities.
+    running: Vec<(Sequence, f64)>,
+    done: Vec<Hypothesis>,
+    step: usize,
+    finished: bool,
+}
+
+impl BeamSearch {
+    pub fn new(start: Sequence, opts: BeamOptions) -> Result<Self> {
+        if opts.beams == 0 {
+            return Err(Error::input("--beams 0: beam search needs at least one beam"));
+        }
+        let finished = opts.max_tokens == 0;
+        Ok(Self { opts, running: vec![(start, 0.0)], done: Vec::new(), step: 0, finished })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The running beams, to be advanced together by one `Engine::step`.
+    pub fn sequences_mut(&mut self) -> Vec<&mut Sequence> {
+        self.running.iter_mut().map(|(s, _)| s).collect()
+    }
+
+    /// Beams running now (rows the next `advance` expects).
+    pub fn n_running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Extend every beam by every token of its row of logits (one row per `sequences_mut`
+    /// entry, in order) and keep the best; sets `is_finished` when the search is over.
+    pub fn advance(&mut self, rows: &[Vec<f32>]) {
+        let (opts, k) = (&self.opts, self.opts.beams);
+        let step = self.step;
+        self.step += 1;
+        let running = &self.running;
         // Every (beam, token) extension: (total log-prob, beam, token).
-        let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len() * rows[0].len());
+        let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len() * rows.first().map_or(0, |r| r.len()));
         for (b, row) in rows.iter().enumerate() {
             let mut lp = log_softmax(row);
             if opts.no_repeat_ngram > 0 {
@@ -76,7 +117,8 @@ pub fn beam_search_from(engine: &Engine, start: Sequence, opts: &BeamOptions) ->
         }
         let want = (2 * k).min(cands.len());
         if want == 0 {
-            break;
+            self.finished = true;
+            return;
         }
         let order = |a: &(f64, usize, u32), b: &(f64, usize, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2));
         if want < cands.len() {
@@ -91,7 +133,7 @@ pub fn beam_search_from(engine: &Engine, start: Sequence, opts: &BeamOptions) ->
                 // Only an end among the top `beams` counts (as HF): it beat the running beams.
                 if rank < k {
                     let tokens = running[b].0.generated().to_vec();
-                    done.push(Hypothesis { score: score(lp, tokens.len(), opts.length_penalty), tokens, logprob: lp, finished: true });
+                    self.done.push(Hypothesis { score: score(lp, tokens.len(), opts.length_penalty), tokens, logprob: lp, finished: true });
                 }
                 continue;
             }
@@ -102,30 +144,40 @@ pub fn beam_search_from(engine: &Engine, start: Sequence, opts: &BeamOptions) ->
                 break;
             }
         }
-        running = next;
+        self.running = next;
+        let done = &mut self.done;
         done.sort_by(|a, b| b.score.total_cmp(&a.score));
         done.truncate(k);
-        if running.is_empty() {
-            break;
+        if self.running.is_empty() || self.step >= opts.max_tokens {
+            self.finished = true;
+            return;
         }
         if done.len() == k {
             if opts.early_stopping {
-                break;
+                self.finished = true;
+                return;
             }
             // The best a running beam can still do: its score now if α ≤ 0 (log-probs only
             // fall), or at the longest length when α > 0.
             let len = if opts.length_penalty > 0.0 { opts.max_tokens } else { step + 1 };
-            let best_running = running.iter().map(|(_, lp)| score(*lp, len, opts.length_penalty)).fold(f64::NEG_INFINITY, f64::max);
+            let best_running = self.running.iter().map(|(_, lp)| score(*lp, len, opts.length_penalty)).fold(f64::NEG_INFINITY, f64::max);
             if done[k - 1].score >= best_running {
-                break;
+                self.finished = true;
             }
         }
     }
-    for (seq, lp) in running {
-        let tokens = seq.generated().to_vec();
-        done.push(Hypothesis { score: score(lp, tokens.len(), opts.length_penalty), tokens, logprob: lp, finished: false });
+
+    /// The best hypotheses, best first (at most `beams`): finished ones and the beams still
+    /// running when the search stopped.
+    pub fn finish(self) -> Vec<Hypothesis> {
+        let (k, alpha) = (self.opts.beams, self.opts.length_penalty);
+        let mut done = self.done;
+        for (seq, lp) in self.running {
+            let tokens = seq.generated().to_vec();
+            done.push(Hypothesis { score: score(lp, tokens.len(), alpha), tokens, logprob: lp, finished: false });
+        }
+        done.sort_by(|a, b| b.score.total_cmp(&a.score));
+        done.truncate(k);
+        done
     }
-    done.sort_by(|a, b| b.score.total_cmp(&a.score));
-    done.truncate(k);
-    Ok(done)
 }

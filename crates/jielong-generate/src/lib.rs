@@ -12,7 +12,7 @@ pub mod sampler;
 pub mod seq2seq;
 pub mod text;
 
-pub use beam::{beam_search, beam_search_from, BeamOptions, Hypothesis};
+pub use beam::{beam_search, beam_search_from, BeamOptions, BeamSearch, Hypothesis};
 pub use embed::{EmbedOptions, Embedder, Embeddings, Pooling, Truncate};
 pub use engine::{Engine, Sequence};
 pub use generate::{generate, Finish, GenOptions, Output};

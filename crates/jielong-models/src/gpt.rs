@@ -477,8 +477,8 @@ impl Gpt {
     /// Decoding with KV caches. Sequence `s` is fed the new tokens `chunks[s]` (its whole prompt
     /// at prefill, one token per step after that) on top of what `caches[s]` already holds.
     /// All new tokens of all sequences travel packed as one (n, c) matrix through the
-    /// embeddings, norms and matmuls; only attention runs per sequence, against that sequence's
-    /// own keys and values. Returns the logits at each chunk's last token: (n_seq, vocab_size).
+    /// embeddings, norms and matmuls; attention is one fused kernel over all sequences, each
+    /// against its own cached keys and values (`jielong_nn::cached_attention`). Returns the logits at each chunk's last token: (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
         self.forward_cached_maps(chunks, caches, None)
     }
@@ -520,6 +520,7 @@ impl Gpt {
             pos.extend((off..off + chunk.len()).map(|p| p as u32));
         }
         let n = ids.len();
+        let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         let ids = Tensor::from_vec(ids, n, dev)?;
         let pos = Tensor::from_vec(pos, n, dev)?;
 
@@ -534,30 +535,36 @@ impl Gpt {
             let lw = self.linears(block)?;
             let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
             let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (n, 3c)
-            let mut outs = Vec::with_capacity(chunks.len());
-            let mut start = 0;
-            for (s, chunk) in chunks.iter().enumerate() {
-                let t = chunk.len();
-                let part = qkv.narrow(0, start, t)?; // (t, 3c)
-                let split = |j: usize| -> Result<Tensor> {
-                    part.narrow(1, j * c, c)?.reshape((1, t, h, d))?.transpose(1, 2)?.contiguous() // (1, h, t, d)
-                };
-                let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
-                if let Some(rope) = &self.rope {
-                    q = rope.apply(&q, offsets[s])?;
-                    k = rope.apply(&k, offsets[s])?;
-                }
-                let (k, v) = caches[s].append(layer, &k, &v)?; // (1, h, off + t, d)
-                let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d), causal after the cache
-                if s == 0 {
-                    if let Some(maps) = maps.as_deref_mut() {
-                        maps.push(att.squeeze(0)?); // (h, t, off + t)
+            let ys = if maps.is_none() && jielong_nn::fused_for(&qkv) {
+                // One fused kernel for all sequences, reading and extending the caches in
+                // place (jielong_nn::decode_attention).
+                jielong_nn::cached_attention(&qkv, layer, &lens, caches, h, h, self.rope.as_ref())? // (n, c)
+            } else {
+                let mut outs = Vec::with_capacity(chunks.len());
+                let mut start = 0;
+                for (s, chunk) in chunks.iter().enumerate() {
+                    let t = chunk.len();
+                    let part = qkv.narrow(0, start, t)?; // (t, 3c)
+                    let split = |j: usize| -> Result<Tensor> {
+                        part.narrow(1, j * c, c)?.reshape((1, t, h, d))?.transpose(1, 2)?.contiguous() // (1, h, t, d)
+                    };
+                    let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
+                    if let Some(rope) = &self.rope {
+                        q = rope.apply(&q, offsets[s])?;
+                        k = rope.apply(&k, offsets[s])?;
                     }
+                    let (k, v) = caches[s].append(layer, &k, &v)?; // (1, h, off + t, d)
+                    let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d), causal after the cache
+                    if s == 0 {
+                        if let Some(maps) = maps.as_deref_mut() {
+                            maps.push(att.squeeze(0)?); // (h, t, off + t)
+                        }
+                    }
+                    outs.push(ys.transpose(1, 2)?.reshape((t, c))?); // (t, c)
+                    start += t;
                 }
-                outs.push(ys.transpose(1, 2)?.reshape((t, c))?); // (t, c)
-                start += t;
-            }
-            let ys = if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? }; // (n, c)
+                if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? } // (n, c)
+            };
             xs = (xs + lin(&ys, 1, block.c_proj.bias())?)?;
             let ys = jielong_nn::gelu::gelu(&lin(&block.ln_2.forward(&xs)?, 2, block.mlp.c_fc.bias())?)?;
             xs = (xs + lin(&ys, 3, block.mlp.c_proj.bias())?)?;

@@ -488,9 +488,10 @@ impl Llama {
         jielong_nn::head_loss::linear_cross_entropy(&xs.reshape((b * t, c))?, &self.head, &targets.reshape(b * t)?)
     }
 
-    /// Decoding with KV caches (one per sequence, (1, n_kv_head, len, d) per layer): all new
+    /// Decoding with KV caches (one per sequence, n_kv_head · d values per position and layer): all new
     /// tokens of all sequences travel packed as one (n, c) matrix through the embeddings, norms
-    /// and matmuls; RoPE and attention run per sequence at its own positions. Returns the
+    /// and matmuls; RoPE and attention run as one fused kernel over all sequences, each at its own
+    /// positions against its own cache (`jielong_nn::cached_attention`). Returns the
     /// logits at each chunk's last token, (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
         self.forward_cached_maps(chunks, caches, None)
@@ -525,6 +526,7 @@ impl Llama {
             ids.extend_from_slice(chunk);
         }
         let n = ids.len();
+        let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         let mut xs = self.embed.forward(&Tensor::from_vec(ids, n, dev)?)?; // (n, c)
         for (li, layer) in self.layers.iter().enumerate() {
             let [wq, wk, wv, wo, wgate, wup, wdown] = &self.linears(layer)?;
@@ -533,25 +535,32 @@ impl Llama {
             let q = linear(&x, wq, bias(0), WeightLayout::OutIn)?; // (n, h·d)
             let k = linear(&x, wk, bias(1), WeightLayout::OutIn)?; // (n, kv·d)
             let v = linear(&x, wv, bias(2), WeightLayout::OutIn)?;
-            let mut outs = Vec::with_capacity(chunks.len());
-            let mut start = 0;
-            for (s, chunk) in chunks.iter().enumerate() {
-                let t = chunk.len();
-                let split = |x: &Tensor, heads: usize| -> Result<Tensor> { x.narrow(0, start, t)?.reshape((1, t, heads, d))?.transpose(1, 2)?.contiguous() };
-                let q = self.rope.apply(&split(&q, h)?, offsets[s])?; // (1, h, t, d)
-                let k = self.rope.apply(&split(&k, kv)?, offsets[s])?; // (1, kv, t, d)
-                let (k, v) = caches[s].append(li, &k, &split(&v, kv)?)?; // (1, kv, off + t, d)
-                let (k, v) = (repeat_kv(&k, h / kv)?, repeat_kv(&v, h / kv)?); // (1, h, off + t, d)
-                let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d)
-                if s == 0 {
-                    if let Some(maps) = maps.as_deref_mut() {
-                        maps.push(att.squeeze(0)?); // (h, t, off + t)
+            let ys = if maps.is_none() && jielong_nn::fused_for(&q) {
+                // One fused kernel for all sequences: RoPE at each token's own position, the
+                // caches read and extended in place (jielong_nn::decode_attention).
+                let qkv = Tensor::cat(&[&q, &k, &v], 1)?; // (n, (h + 2·kv)·d)
+                jielong_nn::cached_attention(&qkv, li, &lens, caches, h, kv, Some(&self.rope))?
+            } else {
+                let mut outs = Vec::with_capacity(chunks.len());
+                let mut start = 0;
+                for (s, chunk) in chunks.iter().enumerate() {
+                    let t = chunk.len();
+                    let split = |x: &Tensor, heads: usize| -> Result<Tensor> { x.narrow(0, start, t)?.reshape((1, t, heads, d))?.transpose(1, 2)?.contiguous() };
+                    let q = self.rope.apply(&split(&q, h)?, offsets[s])?; // (1, h, t, d)
+                    let k = self.rope.apply(&split(&k, kv)?, offsets[s])?; // (1, kv, t, d)
+                    let (k, v) = caches[s].append(li, &k, &split(&v, kv)?)?; // (1, kv, off + t, d)
+                    let (k, v) = (repeat_kv(&k, h / kv)?, repeat_kv(&v, h / kv)?); // (1, h, off + t, d)
+                    let (ys, att) = causal_self_attention(&q, &k, &v)?; // (1, h, t, d)
+                    if s == 0 {
+                        if let Some(maps) = maps.as_deref_mut() {
+                            maps.push(att.squeeze(0)?); // (h, t, off + t)
+                        }
                     }
+                    outs.push(ys.transpose(1, 2)?.reshape((t, h * d))?);
+                    start += t;
                 }
-                outs.push(ys.transpose(1, 2)?.reshape((t, h * d))?);
-                start += t;
-            }
-            let ys = if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? }; // (n, h·d)
+                if outs.len() == 1 { outs.pop().expect("one") } else { Tensor::cat(&outs, 0)? } // (n, h·d)
+            };
             xs = (xs + linear(&ys, wo, None, WeightLayout::OutIn)?)?;
             let x = layer.post_norm.forward(&xs)?;
             let gu = Tensor::cat(&[linear(&x, wgate, None, WeightLayout::OutIn)?, linear(&x, wup, None, WeightLayout::OutIn)?], 1)?;

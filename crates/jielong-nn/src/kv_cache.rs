@@ -2,104 +2,116 @@
 //! sequence. It is a value owned by the caller (the decoding engine), not a field of the model,
 //! so one model serves many sequences at once.
 //!
-//! Each layer keeps one buffer (1, h, capacity, d) that grows by doubling, and new keys are
-//! written into it in place: decoding a token allocates nothing. (Appending by concatenation
-//! allocated a fresh buffer per layer per token; the allocator returned them to the OS and the
-//! page faults that followed took 70% of batched decoding time.) Because buffers are written in
-//! place, `clone` copies them: a beam that forks gets its own.
+//! Each layer keeps two plain f32 buffers, token-major: row `p` holds position `p`'s keys of
+//! every key/value head side by side ((n_kv_head · d) values, the layout of a packed
+//! projection), so appending a token is one `memcpy` and head `j` of the cache is a strided
+//! matrix view that `decode_attention` multiplies in place. Buffers grow by doubling (capped at
+//! the model's context) and are written in place: decoding a token allocates nothing.
+//! (Appending by concatenation allocated a fresh buffer per layer per token; the allocator
+//! returned them to the OS and the page faults that followed took 70% of batched decoding
+//! time.) `clone` copies the buffers: a beam that forks gets its own.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 
-#[derive(Debug)]
-struct LayerKv {
-    /// (1, h, capacity, d), contiguous; the first `len` positions are valid.
-    k: Tensor,
-    v: Tensor,
-    len: usize,
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayerKv {
+    /// `len` rows of `width` values (width = n_kv_head · d), then spare capacity.
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) width: usize,
+    pub(crate) len: usize,
 }
 
-#[derive(Debug, Default)]
-pub struct KvCache {
-    layers: Vec<Option<LayerKv>>,
-    /// Buffers never grow past this many positions (the model's context).
-    max_len: usize,
-}
-
-impl Clone for KvCache {
-    fn clone(&self) -> Self {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref().map(|l| LayerKv {
-                    k: l.k.copy().expect("copying a CPU tensor"),
-                    v: l.v.copy().expect("copying a CPU tensor"),
-                    len: l.len,
-                })
-            })
-            .collect();
-        Self { layers, max_len: self.max_len }
+impl LayerKv {
+    /// Make room for `extra` more rows of `width` values, by doubling, never past `max_len`
+    /// rows unless more are needed; spare rows past `len` are dropped (a rewound cache).
+    pub(crate) fn reserve(&mut self, extra: usize, width: usize, max_len: usize) -> Result<()> {
+        if self.len == 0 {
+            self.width = width;
+        } else if self.width != width {
+            candle_core::bail!("kv cache: rows of {width} values appended to a layer of {}", self.width);
+        }
+        self.k.truncate(self.len * width);
+        self.v.truncate(self.len * width);
+        let need = self.len + extra;
+        if need * width > self.k.capacity() {
+            let rows = need.max(2 * self.k.capacity() / width.max(1)).max(64).next_power_of_two().min(max_len.max(need));
+            self.k.reserve_exact(rows * width - self.k.len());
+            self.v.reserve_exact(rows * width - self.v.len());
+        }
+        Ok(())
     }
+
+    /// Append one position's keys and values (`width` values each), after `reserve`.
+    pub(crate) fn push_row(&mut self, k: &[f32], v: &[f32]) {
+        self.k.extend_from_slice(k);
+        self.v.extend_from_slice(v);
+        self.len += 1;
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    pub(crate) layers: Vec<LayerKv>,
+    /// Buffers never grow past this many positions (the model's context).
+    pub(crate) max_len: usize,
 }
 
 impl KvCache {
     /// An empty cache for `n_layer` layers of a model whose context is `max_len` tokens.
     pub fn new(n_layer: usize, max_len: usize) -> Self {
-        Self { layers: (0..n_layer).map(|_| None).collect(), max_len }
+        Self { layers: vec![LayerKv::default(); n_layer], max_len }
     }
 
     /// Tokens held (as seen by the first layer).
     pub fn len(&self) -> usize {
-        match self.layers.first() {
-            Some(Some(l)) => l.len,
-            _ => 0,
-        }
+        self.layers.first().map_or(0, |l| l.len)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Add `k`, `v` (1, h, t, d) to `layer`; returns views of all keys and values so far,
-    /// (1, h, len + t, d).
-    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// The layer's buffers, created when first used.
+    pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKv {
         if layer >= self.layers.len() {
-            self.layers.resize_with(layer + 1, || None);
+            self.layers.resize_with(layer + 1, LayerKv::default);
         }
+        &mut self.layers[layer]
+    }
+
+    /// Add `k`, `v` (1, h, t, d) to `layer`; returns all keys and values so far as tensors
+    /// (1, h, len + t, d) in the dtype of `k`. The explicit decoding path (attention maps, the
+    /// reference kernels); `decode_attention::cached_attention` reads the buffers in place.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let (_, h, t, d) = k.dims4()?;
-        let len = self.layers[layer].as_ref().map_or(0, |l| l.len);
-        let need = len + t;
-        let cap = self.layers[layer].as_ref().map_or(0, |l| l.k.dims()[2]);
-        if need > cap {
-            let new_cap = need.max(2 * cap).max(64).next_power_of_two().min(self.max_len.max(need));
-            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
-                let buf = Tensor::zeros((1, h, new_cap, d), k.dtype(), k.device())?;
-                if let Some(old) = old.filter(|_| len > 0) {
-                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
-                }
-                Ok(buf)
-            };
-            let slot = self.layers[layer].as_ref();
-            let (nk, nv) = (grow(slot.map(|l| &l.k))?, grow(slot.map(|l| &l.v))?);
-            self.layers[layer] = Some(LayerKv { k: nk, v: nv, len });
+        let w = h * d;
+        // (1, h, t, d) → rows (t, h·d), f32.
+        let rows = |x: &Tensor| -> Result<Vec<f32>> { x.to_dtype(DType::F32)?.squeeze(0)?.transpose(0, 1)?.flatten_all()?.to_vec1::<f32>() };
+        let (kr, vr) = (rows(k)?, rows(v)?);
+        let max_len = self.max_len;
+        let l = self.layer_mut(layer);
+        l.reserve(t, w, max_len)?;
+        for (kr, vr) in kr.chunks_exact(w).zip(vr.chunks_exact(w)) {
+            l.push_row(kr, vr);
         }
-        let l = self.layers[layer].as_mut().expect("allocated above");
-        l.k.slice_set(&k.contiguous()?, 2, len)?;
-        l.v.slice_set(&v.contiguous()?, 2, len)?;
-        l.len = need;
-        Ok((l.k.narrow(2, 0, need)?, l.v.narrow(2, 0, need)?))
+        let len = l.len;
+        let back = |data: &[f32]| -> Result<Tensor> {
+            Tensor::from_slice(&data[..len * h * d], (len, h, d), k.device())?.transpose(0, 1)?.unsqueeze(0)?.contiguous()?.to_dtype(k.dtype())
+        };
+        Ok((back(&l.k)?, back(&l.v)?))
     }
 
     /// Keep only the first `len` tokens (a chat turn that re-uses the common prefix).
     pub fn truncate(&mut self, len: usize) -> Result<()> {
-        for l in self.layers.iter_mut().flatten() {
+        for l in self.layers.iter_mut() {
             l.len = l.len.min(len);
         }
         Ok(())
     }
 
     pub fn clear(&mut self) {
-        for l in self.layers.iter_mut().flatten() {
+        for l in self.layers.iter_mut() {
             l.len = 0;
         }
     }
@@ -125,6 +137,8 @@ mod tests {
         assert_eq!(k_all.dims(), &[1, 2, 4, 2]);
         assert_eq!(a.len(), 4);
         assert_eq!(b.len(), 3, "a fork must not see the other's appends");
+        // The keys come back as they went in, head by head.
+        assert_eq!(k_all.narrow(2, 0, 3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), k.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         // A fork is a copy: writing into one after truncation leaves the other intact.
         let before = b.clone();
         a.truncate(2).unwrap();

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod block;
 pub mod causal_softmax;
 pub mod cross_entropy;
+pub mod decode_attention;
 pub mod dropout;
 pub mod encoder_attention;
 pub mod flash;
@@ -45,6 +46,7 @@ static REFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 pub use block::{transformer_block, BlockDropout, BlockWeights};
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
+pub use decode_attention::cached_attention;
 pub use flash::{causal_attention_packed, causal_attention_packed_gqa};
 pub use encoder_attention::{bidirectional_attention_packed, bidirectional_attention_reference};
 pub use dropout::{Dropout, MaskSource};

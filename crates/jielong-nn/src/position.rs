@@ -154,11 +154,16 @@ impl RopePacked {
 
     /// The rotation in place (each pair of values is read before it is written).
     fn run_in_place(&self, xs: &mut [f32], t: usize) {
+        self.run_in_place_at(xs, |r| r % t)
+    }
+
+    /// `run_in_place` with row `r` at position `pos(r)`.
+    fn run_in_place_at(&self, xs: &mut [f32], pos: impl Fn(usize) -> usize + Sync) {
         let half = self.d / 2;
         let (cos, sin) = (&self.tables.0, &self.tables.1);
         let sign = if self.inverse { -1.0f32 } else { 1.0 };
         xs.par_chunks_mut(self.width).enumerate().for_each(|(r, row)| {
-            let pos = r % t;
+            let pos = pos(r);
             let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
             for h in row[..self.rotated].chunks_mut(self.d) {
                 let (x1, x2) = h.split_at_mut(half);
@@ -202,6 +207,19 @@ impl Rope {
         let d = self.head_dim;
         let op = RopePacked { tables: self.half.clone(), d, rotated: (n_q + n_kv) * d, width: (n_q + 2 * n_kv) * d, inverse };
         op.run_in_place(xs, t);
+    }
+
+    /// Rotate, in place, the query and key heads of packed rows `xs` (rows of
+    /// (n_q + 2·n_kv)·d values), row `r` at position `positions[r]`: the cached decoding
+    /// path, where each sequence's new tokens continue from its own cache length.
+    pub(crate) fn rotate_packed_at(&self, xs: &mut [f32], positions: &[usize], n_q: usize, n_kv: usize) -> Result<()> {
+        let d = self.head_dim;
+        if let Some(&p) = positions.iter().find(|&&p| p >= self.max_len()) {
+            candle_core::bail!("rope: position {p} but the tables cover {}", self.max_len());
+        }
+        let op = RopePacked { tables: self.half.clone(), d, rotated: (n_q + n_kv) * d, width: (n_q + 2 * n_kv) * d, inverse: false };
+        op.run_in_place_at(xs, |r| positions[r]);
+        Ok(())
     }
 
     pub fn head_dim(&self) -> usize {

@@ -95,7 +95,7 @@ impl Default for ServeConfig {
             api_key: None,
             parallel: 16,
             queue: 64,
-            limits: Limits { max_n: 8, max_tokens: 4096, default_max_tokens: 256 },
+            limits: Limits { max_n: 8, max_tokens: 4096, default_max_tokens: 256, max_beams: 8 },
             max_body_bytes: 4 << 20,
             model_id: "jielong".into(),
             checkpoint_hash: String::new(),

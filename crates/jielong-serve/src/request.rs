@@ -1,5 +1,6 @@
 //! The two request bodies (`/v1/completions`, `/v1/chat/completions`) as OpenAI defines them,
-//! plus jielong's own sampler fields (`top_k`, `min_p`, `repetition_penalty`, `ignore_eos`),
+//! plus jielong's own sampler fields (`top_k`, `min_p`, `repetition_penalty`, `ignore_eos`,
+//! `beams`),
 //! and their validation into the settings one decoding job needs.
 //!
 //! Bodies are parsed by hand from bytes (not with axum's `Json` extractor) so that every
@@ -53,6 +54,8 @@ pub struct Common {
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub ignore_eos: Option<bool>,
+    /// Beam search with this many beams instead of sampling (1 = sampling).
+    pub beams: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +147,8 @@ pub struct Limits {
     pub max_tokens: usize,
     /// `max_tokens` when the request gives none.
     pub default_max_tokens: usize,
+    /// Most beams one request may ask for (`beams`); each beam is a sequence of the batch.
+    pub max_beams: usize,
 }
 
 /// A request's validated settings.
@@ -160,6 +165,8 @@ pub struct Settings {
     pub ignore_eos: bool,
     /// Alternatives per token, when log-probabilities were asked for.
     pub logprobs: Option<usize>,
+    /// Beams of a beam search (1: sample); the `n` best hypotheses become the choices.
+    pub beams: usize,
 }
 
 impl Common {
@@ -218,6 +225,19 @@ impl Common {
         if !(repetition_penalty > 0.0 && repetition_penalty.is_finite()) {
             return Err(ApiError::invalid("repetition_penalty", format!("`repetition_penalty` is {repetition_penalty}: it must be positive")));
         }
+        let beams = self.beams.unwrap_or(1);
+        if beams < 1 || beams as usize > limits.max_beams {
+            return Err(ApiError::invalid(
+                "beams",
+                format!("`beams` is {beams}: it must be between 1 (sampling) and {} (the server's --max-beams)", limits.max_beams),
+            ));
+        }
+        if beams > 1 && n > beams {
+            return Err(ApiError::invalid("n", format!("`n` is {n} but `beams` is {beams}: beam search returns at most one choice per beam")));
+        }
+        if beams > 1 && logprobs.is_some() {
+            return Err(ApiError::invalid("logprobs", "log-probabilities are not reported for beam search: drop `logprobs` or `beams`"));
+        }
         let seed = match self.seed {
             Some(s) => s as u64,
             None => {
@@ -252,6 +272,7 @@ impl Common {
             include_usage: self.stream_options.as_ref().is_some_and(|o| o.include_usage),
             ignore_eos: self.ignore_eos.unwrap_or(false),
             logprobs,
+            beams: beams as usize,
         })
     }
 }
@@ -261,7 +282,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { max_n: 4, max_tokens: 100, default_max_tokens: 16 }
+        Limits { max_n: 4, max_tokens: 100, default_max_tokens: 16, max_beams: 4 }
     }
 
     #[test]
@@ -289,6 +310,9 @@ mod tests {
             (r#"{"prompt": "x", "top_p": 0}"#, "top_p"),
             (r#"{"prompt": "x", "presence_penalty": 3}"#, "presence_penalty"),
             (r#"{"prompt": "x", "stop": ["a","b","c","d","e"]}"#, "stop"),
+            (r#"{"prompt": "x", "beams": 0}"#, "beams"),
+            (r#"{"prompt": "x", "beams": 5}"#, "beams"),
+            (r#"{"prompt": "x", "beams": 2, "n": 3}"#, "n"),
         ] {
             let e = c(body).settings(None, None, &limits()).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);

@@ -57,7 +57,11 @@ pub async fn run(state: Arc<AppState>, api: Api, p: Prepared, t0: Instant) -> Re
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cancels: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let stop_ids: Vec<u32> = if p.settings.ignore_eos { Vec::new() } else { state.tk.eot_id().into_iter().collect() };
-    let jobs = (0..n)
+    // A beam search is one job whose best `n` hypotheses become the choices; sampling is one
+    // job per choice.
+    let beams = p.settings.beams;
+    let n_jobs = if beams > 1 { 1 } else { n };
+    let jobs = (0..n_jobs)
         .map(|i| {
             let mut sampling = p.settings.sampling.clone();
             if n > 1 {
@@ -70,6 +74,8 @@ pub async fn run(state: Arc<AppState>, api: Api, p: Prepared, t0: Instant) -> Re
                 max_tokens: p.settings.max_tokens,
                 stop_ids: stop_ids.clone(),
                 logprobs: p.settings.logprobs,
+                beams,
+                choices: if beams > 1 { n } else { 1 },
                 tx: tx.clone(),
                 cancel: cancels[i].clone(),
             }

@@ -9,11 +9,16 @@
 //! sequence that is still reading its prompt and one deep into its reply share that pass: a
 //! new request never waits for the others to finish, and a finished one frees its slot at once.
 //!
+//! A request with `beams > 1` is one job run as a `BeamSearch`: its beams join the same
+//! batched step as every other live sequence (each beam takes one of the `parallel` slots),
+//! and when the search ends the best `n` hypotheses are sent as the choices, all their tokens
+//! at once (so with `stream: true` they arrive in one burst at the end).
+//!
 //! The queue in front of the thread is bounded: `submit` refuses work that would not fit
 //! (the HTTP layer answers 429), so a burst of clients cannot grow memory without limit.
 
 use crate::metrics::Metrics;
-use jielong_generate::{Engine, Finish, SamplingConfig, Sequence};
+use jielong_generate::{BeamOptions, BeamSearch, Engine, Finish, SamplingConfig, Sequence};
 use jielong_generate::sampler::Chain;
 use jielong_models::CausalLm;
 use std::collections::VecDeque;
@@ -51,6 +56,11 @@ pub struct Job {
     pub stop_ids: Vec<u32>,
     /// Report log-probabilities, with this many alternatives.
     pub logprobs: Option<usize>,
+    /// Beam search with this many beams (1: sample with `sampling`).
+    pub beams: usize,
+    /// Choices this job answers for (a beam search's best hypotheses; 1 when sampling), sent
+    /// as indices `index..index + choices`.
+    pub choices: usize,
     pub tx: UnboundedSender<(usize, Event)>,
     /// Set by the HTTP task when it needs no more tokens (a stop string appeared).
     pub cancel: Arc<AtomicBool>,
@@ -59,6 +69,13 @@ pub struct Job {
 impl Job {
     fn gone(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    /// Tell every choice of this job that the server ended it.
+    fn abort(&self, why: &str) {
+        for i in self.index..self.index + self.choices.max(1) {
+            let _ = self.tx.send((i, Event::Aborted(why.to_string())));
+        }
     }
 }
 
@@ -134,36 +151,50 @@ struct Live {
     last: Instant,
 }
 
+/// A beam search being decoded.
+struct Beaming {
+    job: Job,
+    search: BeamSearch,
+    started: Instant,
+}
+
 /// The engine thread's body: decode until `shutdown`, then finish or abort what is left.
 pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Duration) {
     let engine = Engine::new(lm, &candle_core::Device::Cpu).with_vocab_limit(vocab_limit);
     let metrics = &sched.metrics;
     let mut live: Vec<Live> = Vec::new();
+    let mut beaming: Vec<Beaming> = Vec::new();
     let mut shutdown_at: Option<Instant> = None;
     loop {
         // Admit waiting jobs between steps; sleep when there is nothing to do.
         {
             let mut st = sched.state.lock().expect("scheduler lock");
             loop {
-                while live.len() < sched.parallel {
+                // Slots in use: one per sampled sequence, one per beam.
+                let used = |live: &Vec<Live>, beaming: &Vec<Beaming>| live.len() + beaming.iter().map(|b| b.job.beams).sum::<usize>();
+                while used(&live, &beaming) < sched.parallel {
                     let Some(job) = st.waiting.pop_front() else { break };
                     if job.gone() {
                         metrics.cancelled();
                         continue;
                     }
-                    if let Some(l) = admit(&engine, job) {
+                    if job.beams > 1 {
+                        if let Some(b) = admit_beams(&engine, job) {
+                            beaming.push(b);
+                        }
+                    } else if let Some(l) = admit(&engine, job) {
                         live.push(l);
                     }
                 }
                 if st.shutdown && shutdown_at.is_none() {
                     shutdown_at = Some(Instant::now());
                     for job in st.waiting.drain(..) {
-                        let _ = job.tx.send((job.index, Event::Aborted("the server is shutting down".into())));
+                        job.abort("the server is shutting down");
                     }
                 }
-                st.live = live.len();
+                st.live = live.len() + beaming.len();
                 metrics.set_queue(st.waiting.len(), st.live);
-                if !live.is_empty() {
+                if !live.is_empty() || !beaming.is_empty() {
                     break;
                 }
                 if st.shutdown {
@@ -174,35 +205,60 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
         }
         if shutdown_at.is_some_and(|t| t.elapsed() >= grace) {
             for l in live.drain(..) {
-                let _ = l.job.tx.send((l.job.index, Event::Aborted("the server is shutting down".into())));
+                l.job.abort("the server is shutting down");
+            }
+            for b in beaming.drain(..) {
+                b.job.abort("the server is shutting down");
             }
             continue;
         }
         // A client that hung up (or whose stop string appeared) costs nothing from here on.
-        let before = live.len();
+        let before = live.len() + beaming.len();
         live.retain(|l| !l.job.gone());
-        for _ in live.len()..before {
+        beaming.retain(|b| !b.job.gone());
+        for _ in live.len() + beaming.len()..before {
             metrics.cancelled();
         }
-        if live.is_empty() {
+        if live.is_empty() && beaming.is_empty() {
             continue;
         }
         let t0 = Instant::now();
+        // Sampled sequences first, then every running beam of every search: one forward pass.
         let rows = {
             let mut batch: Vec<&mut Sequence> = live.iter_mut().map(|l| &mut l.seq).collect();
+            for b in beaming.iter_mut() {
+                batch.extend(b.search.sequences_mut());
+            }
             engine.step(&mut batch)
         };
-        metrics.step(live.len(), t0.elapsed());
         let rows = match rows {
             Ok(r) => r,
             Err(e) => {
                 for l in live.drain(..) {
-                    let _ = l.job.tx.send((l.job.index, Event::Aborted(format!("decoding failed: {e}"))));
+                    l.job.abort(&format!("decoding failed: {e}"));
+                }
+                for b in beaming.drain(..) {
+                    b.job.abort(&format!("decoding failed: {e}"));
                 }
                 continue;
             }
         };
-        for (l, row) in live.iter_mut().zip(&rows) {
+        metrics.step(rows.len(), t0.elapsed());
+        let (sampled, mut beam_rows) = rows.split_at(live.len());
+        for b in beaming.iter_mut() {
+            let (mine, rest) = beam_rows.split_at(b.search.n_running());
+            b.search.advance(mine);
+            beam_rows = rest;
+        }
+        let mut i = 0;
+        while i < beaming.len() {
+            if beaming[i].search.is_finished() {
+                finish_beams(beaming.swap_remove(i), metrics);
+            } else {
+                i += 1;
+            }
+        }
+        for (l, row) in live.iter_mut().zip(sampled) {
             let id = l.chain.sample(row);
             let now = Instant::now();
             if l.seq.generated().is_empty() {
@@ -227,6 +283,46 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
         }
         // Finished sequences leave (their `cancel` is set); `gone` is checked again next step.
         live.retain(|l| !l.job.cancel.load(Ordering::Relaxed));
+    }
+}
+
+/// The job as a beam search, or None after telling its client why not.
+fn admit_beams(engine: &Engine, job: Job) -> Option<Beaming> {
+    let opts = BeamOptions {
+        beams: job.beams,
+        max_tokens: job.max_tokens,
+        // Hugging Face `generate`'s defaults.
+        length_penalty: 1.0,
+        early_stopping: false,
+        stop_ids: job.stop_ids.clone(),
+        no_repeat_ngram: 0,
+    };
+    match engine.sequence(job.prompt.clone()).and_then(|seq| BeamSearch::new(seq, opts)) {
+        Ok(search) => Some(Beaming { job, search, started: Instant::now() }),
+        Err(e) => {
+            job.abort(&e.to_string());
+            None
+        }
+    }
+}
+
+/// Send the best hypotheses of a finished search as the job's choices, best first.
+fn finish_beams(b: Beaming, metrics: &Metrics) {
+    metrics.first_token(b.started.elapsed());
+    let hyps = b.search.finish();
+    for c in 0..b.job.choices {
+        let index = b.job.index + c;
+        let finish = match hyps.get(c) {
+            Some(h) => {
+                for &id in &h.tokens {
+                    let _ = b.job.tx.send((index, Event::Token { id, logprob: None }));
+                }
+                metrics.tokens(h.tokens.len());
+                if h.finished { Finish::Stop } else { Finish::Length }
+            }
+            None => Finish::Length,
+        };
+        let _ = b.job.tx.send((index, Event::Done { finish }));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every route of a real server on a loopback port, answers checked against the scripted
 //! model's known reply: non-streaming and streaming (OpenAI's SSE chunks), `n > 1`, stop strings
-//! split across tokens, UTF-8 never split inside an event, log-probabilities, usage, and the
-//! OpenAI-shaped 4xx errors for bad input and bad keys.
+//! split across tokens, UTF-8 never split inside an event, log-probabilities, usage, beam search
+//! (`beams`), and the OpenAI-shaped 4xx errors for bad input and bad keys.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -173,6 +173,63 @@ fn api_sampling_with_a_seed_is_reproducible() {
     let a = post(srv.addr, "/v1/completions", &body).json();
     let b = post(srv.addr, "/v1/completions", &body).json();
     assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"]);
+    srv.stop();
+    srv.join();
+}
+
+/// Text and finish reason of each of `n` choices of a completion, streamed or not.
+fn completion_choices(r: &Reply, n: usize, stream: bool) -> (Vec<String>, Vec<Value>) {
+    let mut texts = vec![String::new(); n];
+    let mut finish = vec![Value::Null; n];
+    let chunks: Vec<Value> = if stream {
+        let ev = r.events();
+        assert_eq!(ev.last().unwrap(), "[DONE]");
+        ev[..ev.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect()
+    } else {
+        vec![r.json()]
+    };
+    for c in &chunks {
+        for ch in c["choices"].as_array().unwrap() {
+            let i = ch["index"].as_u64().unwrap() as usize;
+            texts[i].push_str(ch["text"].as_str().unwrap());
+            if !ch["finish_reason"].is_null() {
+                finish[i] = ch["finish_reason"].clone();
+            }
+        }
+    }
+    (texts, finish)
+}
+
+#[test]
+fn api_beams_return_the_best_hypotheses_as_choices() {
+    let srv = start(Opts::default());
+    let a = srv.addr;
+    // Beam search ignores the sampler: a high temperature changes nothing. The best hypothesis
+    // is the scripted reply ended by end-of-text; the second differs from it. Streamed, the
+    // choices arrive once the search has finished.
+    for stream in [false, true] {
+        let body = json!({"prompt": "Go:", "max_tokens": 60, "beams": 3, "n": 2, "temperature": 1.8, "seed": 5, "stream": stream});
+        let r = post(a, "/v1/completions", &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (texts, finish) = completion_choices(&r, 2, stream);
+        assert_eq!(texts[0], REPLY, "stream={stream}");
+        assert_eq!(finish[0], "stop", "stream={stream}");
+        assert!(!texts[1].is_empty() && texts[1] != texts[0], "stream={stream}: second hypothesis {:?}", texts[1]);
+        assert!(!finish[1].is_null(), "stream={stream}");
+    }
+    let v = post(a, "/v1/chat/completions", &chat_body(json!({"beams": 2, "temperature": 1.5}))).json();
+    assert_eq!(v["choices"][0]["message"]["content"], REPLY, "{v}");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{v}");
+    // Limits: at most --max-beams (4 here), n no larger than beams, no log-probabilities.
+    for (extra, param) in [
+        (json!({"beams": 5}), "beams"),
+        (json!({"beams": 0}), "beams"),
+        (json!({"beams": 2, "n": 3}), "n"),
+        (json!({"beams": 2, "logprobs": true}), "logprobs"),
+    ] {
+        let (s, e) = error_of(&post(a, "/v1/chat/completions", &chat_body(extra.clone())));
+        assert_eq!((s, e["param"].as_str()), (400, Some(param)), "{extra}: {e}");
+    }
     srv.stop();
     srv.join();
 }

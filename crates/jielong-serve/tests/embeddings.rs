@@ -24,7 +24,7 @@ fn config() -> ServeConfig {
     ServeConfig {
         port: 0,
         queue: 16,
-        limits: Limits { max_n: 2, max_tokens: 64, default_max_tokens: 8 },
+        limits: Limits { max_n: 2, max_tokens: 64, default_max_tokens: 8, max_beams: 4 },
         max_body_bytes: 1 << 20,
         model_id: "enc".into(),
         checkpoint_hash: "0123456789abcdef".into(),

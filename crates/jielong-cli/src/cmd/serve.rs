@@ -35,6 +35,9 @@ pub struct Args {
     /// Largest `n` a request may ask for.
     #[arg(long, default_value_t = 8)]
     pub max_n: usize,
+    /// Largest `beams` a request may ask for (beam search; each beam is one sequence of the batch).
+    #[arg(long, default_value_t = 8)]
+    pub max_beams: usize,
     /// Largest `max_tokens` a request may ask for.
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: usize,
@@ -59,8 +62,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.parallel == 0 || a.max_n == 0 || a.max_tokens == 0 || a.max_body_mb == 0 {
-        return Err(Error::input("--parallel, --max-n, --max-tokens and --max-body-mb must be at least 1").into());
+    if a.parallel == 0 || a.max_n == 0 || a.max_beams == 0 || a.max_tokens == 0 || a.max_body_mb == 0 {
+        return Err(Error::input("--parallel, --max-n, --max-beams, --max-tokens and --max-body-mb must be at least 1").into());
     }
     if a.default_max_tokens > a.max_tokens {
         return Err(Error::input(format!("--default-max-tokens {} is above --max-tokens {}", a.default_max_tokens, a.max_tokens)).into());
@@ -91,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
         api_key: a.api_key.clone().filter(|k| !k.is_empty()),
         parallel: a.parallel,
         queue: a.queue,
-        limits: Limits { max_n: a.max_n, max_tokens: a.max_tokens, default_max_tokens: a.default_max_tokens },
+        limits: Limits { max_n: a.max_n, max_tokens: a.max_tokens, default_max_tokens: a.default_max_tokens, max_beams: a.max_beams },
         max_body_bytes: a.max_body_mb << 20,
         model_id: model_id.clone(),
         checkpoint_hash,

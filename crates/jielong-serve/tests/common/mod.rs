@@ -140,7 +140,7 @@ pub fn start(o: Opts) -> Server {
         api_key: o.api_key,
         parallel: o.parallel,
         queue: o.queue,
-        limits: Limits { max_n: 4, max_tokens: 5000, default_max_tokens: 64 },
+        limits: Limits { max_n: 4, max_tokens: 5000, default_max_tokens: 64, max_beams: 4 },
         max_body_bytes: o.max_body,
         model_id: "tiny".into(),
         checkpoint_hash: "0123456789abcdef".into(),
