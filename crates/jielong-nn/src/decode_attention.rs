@@ -16,6 +16,7 @@
 //! batch 16 that was 16 × 6 layers × ~12 ops per step, each allocating. The reference is the
 //! explicit path (`KvCache::append` + `causal_self_attention`), see the parity test.
 
+use crate::flash::Out;
 use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{sgemm, Mat};
 use crate::{KvCache, Rope};
@@ -26,17 +27,6 @@ use rayon::prelude::*;
 /// Query rows per block when a sequence brings several new tokens.
 const BLOCK: usize = 64;
 
-/// A raw pointer that tasks share to write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    fn at(&self, at: usize) -> *mut f32 {
-        self.0.wrapping_add(at)
-    }
-}
 
 /// Attention of layer `layer` for the packed projection `qkv` (n, (n_head + 2·n_kv_head)·d):
 /// rows `lens[0]` belong to sequence 0, the next `lens[1]` to sequence 1, and so on; sequence

@@ -18,6 +18,7 @@
 //! A sequence whose mask keeps no key at all has outputs (and gradients) of zero.
 //! The reference path is `bidirectional_attention_reference` (see the parity tests).
 
+use crate::flash::Out;
 use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{sgemm, Mat};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
@@ -65,17 +66,6 @@ struct EncoderAttention {
     n_head: usize,
     /// (b·t) flags: key j of sequence i is attended to when `keep[i·t + j]`.
     keep: Arc<Vec<bool>>,
-}
-
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    fn at(&self, at: usize) -> *mut f32 {
-        self.0.wrapping_add(at)
-    }
 }
 
 struct Dims {

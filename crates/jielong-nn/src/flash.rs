@@ -55,16 +55,17 @@ struct PackedAttention {
     n_kv_head: usize,
 }
 
-/// A raw pointer that tasks share to write disjoint parts of one buffer.
+/// A raw pointer that tasks share to write disjoint parts of one buffer (every fused kernel
+/// of this crate that splits its output among rayon tasks uses it).
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(pub(crate) *mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
     /// The pointer, `at` values in. A method, so that a closure using it captures the whole
     /// (Send) wrapper rather than its raw-pointer field.
-    fn at(&self, at: usize) -> *mut f32 {
+    pub(crate) fn at(&self, at: usize) -> *mut f32 {
         self.0.wrapping_add(at)
     }
 }

@@ -32,6 +32,7 @@
 //! as it was and pass the gradient through unchanged. The reference path is the composed
 //! cell of `jielong_models::recurrent` (see the parity tests there and below).
 
+use crate::flash::Out;
 use crate::kernel::{self, contiguous_f32};
 use crate::matmul::{parallelism, sgemm, Mat};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -128,18 +129,6 @@ struct Scan {
     saved: Mutex<Option<Vec<f32>>>,
 }
 
-/// A raw pointer that the band tasks share to write disjoint rows of one buffer.
-#[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-impl Ptr {
-    /// The pointer, `at` values in. A method, so a closure captures the whole (Send) wrapper.
-    fn at(&self, at: usize) -> *mut f32 {
-        self.0.wrapping_add(at)
-    }
-}
 
 /// Bands of rows: one per thread (no more than the rows).
 fn bands(b: usize) -> Vec<(usize, usize)> {
@@ -186,7 +175,7 @@ impl CustomOp3 for Scan {
         let mut out = kernel::uninit_f32(ns * b * t * hs);
         // Written for every kept step; padded steps' values are never read.
         let mut saved = kernel::uninit_f32(b * t * self.cell.kept() * hs);
-        let (out_p, saved_p) = (Ptr(out.as_mut_ptr()), Ptr(saved.as_mut_ptr()));
+        let (out_p, saved_p) = (Out(out.as_mut_ptr()), Out(saved.as_mut_ptr()));
         let keep = self.keep.as_deref().map(|k| &k[..]);
         let cell = self.cell;
         bands(b).into_par_iter().for_each(|(r0, r1)| {
@@ -214,7 +203,7 @@ impl CustomOp3 for Scan {
             let mut dhg_own = if cell == ScanCell::Gru { kernel::uninit_f32(b * t * gh) } else { Vec::new() };
             // Every band writes its rows of every state.
             let mut ds0 = kernel::uninit_f32(ns * b * hs);
-            let (dxg_p, dhg_p, ds0_p) = (Ptr(dxg.as_mut_ptr()), Ptr(if cell == ScanCell::Gru { dhg_own.as_mut_ptr() } else { dxg.as_mut_ptr() }), Ptr(ds0.as_mut_ptr()));
+            let (dxg_p, dhg_p, ds0_p) = (Out(dxg.as_mut_ptr()), Out(if cell == ScanCell::Gru { dhg_own.as_mut_ptr() } else { dxg.as_mut_ptr() }), Out(ds0.as_mut_ptr()));
             bands(b).into_par_iter().for_each(|(r0, r1)| {
                 // SAFETY: each band writes only its own rows of dxg, dhg and ds0.
                 unsafe { backward_band(cell, d, r0, r1, w, s0, out, g, saved, keep, dxg_p, dhg_p, ds0_p) }
@@ -253,7 +242,7 @@ impl CustomOp3 for Scan {
 /// `out` must hold (n_state, b, t, hs) values and `saved` (b, t, kept·hs); only rows [r0, r1)
 /// of them are written.
 #[allow(clippy::too_many_arguments)]
-unsafe fn forward_band(cell: ScanCell, d: Dims, r0: usize, r1: usize, xg: &[f32], w: &[f32], bias: &[f32], s0: &[f32], keep: Option<&[bool]>, out: Ptr, saved: Ptr) {
+unsafe fn forward_band(cell: ScanCell, d: Dims, r0: usize, r1: usize, xg: &[f32], w: &[f32], bias: &[f32], s0: &[f32], keep: Option<&[bool]>, out: Out, saved: Out) {
     let Dims { b, t, hs, gh } = d;
     let m = r1 - r0;
     let kept = cell.kept() * hs;
@@ -337,7 +326,7 @@ unsafe fn forward_band(cell: ScanCell, d: Dims, r0: usize, r1: usize, xg: &[f32]
 /// `dxg` and `dhg` must hold (b, t, gh) values and `ds0` (n_state, b, hs); only rows [r0, r1)
 /// are written.
 #[allow(clippy::too_many_arguments)]
-unsafe fn backward_band(cell: ScanCell, d: Dims, r0: usize, r1: usize, w: &[f32], s0: &[f32], out: &[f32], g: &[f32], saved: &[f32], keep: Option<&[bool]>, dxg: Ptr, dhg: Ptr, ds0: Ptr) {
+unsafe fn backward_band(cell: ScanCell, d: Dims, r0: usize, r1: usize, w: &[f32], s0: &[f32], out: &[f32], g: &[f32], saved: &[f32], keep: Option<&[bool]>, dxg: Out, dhg: Out, ds0: Out) {
     let Dims { b, t, hs, gh } = d;
     let m = r1 - r0;
     let kept = cell.kept() * hs;
