@@ -85,7 +85,8 @@ fn answer(body: &str) -> Option<String> {
     // Chinese lines join without a space, English ones with one.
     let mut joined = String::new();
     for l in para {
-        if !joined.is_empty() && !(joined.ends_with(|c: char| !c.is_ascii()) && l.starts_with(|c: char| !c.is_ascii())) {
+        let cjk_seam = joined.ends_with(|c: char| !c.is_ascii()) && l.starts_with(|c: char| !c.is_ascii());
+        if !joined.is_empty() && !cjk_seam {
             joined.push(' ');
         }
         joined.push_str(l);
