@@ -219,6 +219,5 @@ fn instruction_tune(a: &Args, run_dir: &std::path::Path) -> Result<()> {
         generate::stream_one(&engine, &loaded.tk, &ids, cfg.build(&ids, 0)?, 60, &template.stop)?;
         println!();
     }
-    println!("\ntalk to it: jielong chat --checkpoint {}", out.display());
     Ok(())
 }
