@@ -120,12 +120,15 @@ fn cli_data_chat_converts_the_chatterbot_corpus() {
     assert_eq!(lines.iter().map(|l| l["messages"].as_array().unwrap().len()).sum::<usize>(), 5300);
     assert_eq!(lines[0]["messages"][0], serde_json::json!({"role": "user", "content": "What is AI?"}));
     assert_eq!(lines[2491]["messages"][1], serde_json::json!({"role": "assistant", "content": "回声定位"}));
-    // sft's reader takes the lines, with a system prompt too (the tiny spine model's context of
-    // 32 tokens leaves the longer conversations unscored, which eval reports).
-    spine(d);
+    // --system puts the message first in every conversation.
     let o = jielong(&["data", "chat", "--from", "chatterbot", "--system", "Be brief.", zh.to_str().unwrap(), "--out", "zh.jsonl"], d);
     assert_ok(&o);
-    let o = jielong(&["eval", "--checkpoint", "run", "--chat", "zh.jsonl", "--json"], d);
+    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(d.join("zh.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["messages"][0], serde_json::json!({"role": "system", "content": "Be brief."}));
+    // sft's reader takes the lines (the tiny spine model's context of 32 tokens leaves the
+    // longer conversations unscored, which eval reports).
+    spine(d);
+    let o = jielong(&["eval", "--checkpoint", "run", "--chat", "cb.jsonl", "--json"], d);
     assert_ok(&o);
     let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
     assert!(v["n_conversations"].as_u64().unwrap() >= 1 && v["assistant_loss"].as_f64().unwrap() > 0.0, "{v}");
