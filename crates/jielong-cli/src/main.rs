@@ -143,7 +143,12 @@ fn main() -> ExitCode {
             if code != 0 && code != 130 {
                 let mut msg = format!("error: {err}");
                 for cause in err.chain().skip(1) {
-                    msg += &format!(": {cause}");
+                    // An error that names its cause in its own message (`path: io error`)
+                    // would otherwise print it twice.
+                    let cause = cause.to_string();
+                    if !msg.ends_with(&cause) {
+                        msg += &format!(": {cause}");
+                    }
                 }
                 eprintln!("{msg}");
             }
