@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod adapter;
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod eval;

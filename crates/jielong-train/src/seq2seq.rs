@@ -15,6 +15,7 @@
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, CKPT_VERSION};
 use crate::config::RunConfig;
 use crate::metrics::{self, MetricRow};
+use crate::budget::TimeBudget;
 use crate::schedule::lr_at;
 use crate::step::StepRunner;
 use crate::trainer::{Event, TrainSummary};
@@ -186,6 +187,7 @@ fn tokenizer_for(data_dir: &Path, run_dir: &Path, resume: bool, pairs: &[Pair]) 
 
 /// Train (or resume) a seq2seq run; the same events and summary as the causal-LM loop.
 pub fn train(run_dir: &Path, mut cfg: RunConfig, resume: bool, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> Result<TrainSummary> {
+    let began = Instant::now();
     let dev = Device::Cpu;
     let (train_path, val_path) = data_files(&cfg.data.dir)?;
     let train_pairs = read_pairs(&train_path)?;
@@ -230,6 +232,10 @@ pub fn train(run_dir: &Path, mut cfg: RunConfig, resume: bool, stop: &AtomicBool
         let _ = std::fs::remove_file(&metrics_path);
         tok.save(run_dir)?;
     }
+    // A run for a wall-clock budget: no timed calibration here; the first re-plan (after a few
+    // steps, inside the warm-up) lays the schedule out from the measured pace (crate::budget).
+    let mut budget = (!resume && cfg.train.max_minutes > 0.0).then(|| TimeBudget::new(cfg.train.max_minutes * 60.0, began, cfg.train.max_steps, 400));
+    cfg.train.max_minutes = 0.0;
     checkpoint::save_config(run_dir, &cfg)?;
     let model = runner.model.as_seq2seq().ok_or_else(|| Error::Other("objective seq2seq without a seq2seq model".into()))?;
     let mean_target = train_data.tgt.iter().map(|t| t.len() + 1).sum::<usize>() / train_data.len().max(1);
@@ -239,7 +245,7 @@ pub fn train(run_dir: &Path, mut cfg: RunConfig, resume: bool, stop: &AtomicBool
     let baseline = jielong_data::UnigramBaseline::fit(&flat(&train_data), cfg.model.vocab_size()).cross_entropy(&flat(val_data.as_ref().unwrap_or(&train_data)));
     on_event(Event::Start { step: start_step, max_steps: cfg.train.max_steps, n_params: runner.params.n_params(), tokens_per_step, resumed: resume, model: cfg.model.describe() });
 
-    let tc = cfg.train.clone();
+    let mut tc = cfg.train.clone();
     let started = Instant::now();
     let (mut step, mut step_losses, mut interrupted, mut last_ckpt) = (start_step, Vec::new(), false, None);
     while step < tc.max_steps {
@@ -270,6 +276,9 @@ pub fn train(run_dir: &Path, mut cfg: RunConfig, resume: bool, stop: &AtomicBool
         let clip = if tc.grad_clip > 0.0 && grad_norm > tc.grad_clip { tc.grad_clip / (grad_norm + 1e-6) } else { 1.0 };
         runner.opt.step(&grads, lr, clip)?;
         step += 1;
+        if let Some(max_steps) = budget.as_mut().and_then(|b| b.after_step(step)) {
+            crate::trainer::replan(run_dir, &mut cfg, &mut tc, max_steps)?;
+        }
         tokens_seen += tokens as u64;
         let tokens_per_s = tokens as f64 / t0.elapsed().as_secs_f64();
         step_losses.push((step, loss));

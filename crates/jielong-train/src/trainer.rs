@@ -5,6 +5,7 @@
 //! optimizer moments and step count are saved, and the schedule is a function of the step, so a
 //! run resumed from its checkpoint at step s computes the same losses as one never stopped.
 
+use crate::budget::TimeBudget;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, CKPT_VERSION};
 use crate::config::{Batching, RunConfig};
 use crate::eval::evaluate;
@@ -67,6 +68,7 @@ pub fn train(
     if cfg.train.objective == crate::Objective::Seq2seq {
         return crate::seq2seq::train(run_dir, cfg, resume, stop, on_event);
     }
+    let began = Instant::now();
     let dev = Device::Cpu;
     let train_data = TokenDataset::open(&cfg.data.dir, "train")?;
     let val_data = TokenDataset::open(&cfg.data.dir, "val")?;
@@ -137,6 +139,8 @@ pub fn train(
     let mut tokens_seen = 0u64;
     let mut elapsed_before = 0f64;
     let mut last_val = None;
+    // A run for a wall-clock budget re-plans its steps from the measured pace (crate::budget).
+    let mut budget = None;
     if resume {
         let ckpt = Checkpoint::open(run_dir)?;
         if ckpt.meta.tokenizer_hash != meta.tokenizer_hash {
@@ -181,7 +185,9 @@ pub fn train(
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let _ = std::fs::remove_file(&metrics_path);
         if cfg.train.max_minutes > 0.0 {
+            let (budget_s, cap) = (cfg.train.max_minutes * 60.0, cfg.train.max_steps);
             calibrate(&mut cfg, &runner, &train_data, &sampler)?;
+            budget = Some(TimeBudget::new(budget_s, began, cap, cfg.train.max_steps));
         }
     }
     copy_tokenizer(&cfg.data.dir, run_dir)?;
@@ -204,7 +210,7 @@ pub fn train(
     let mut interrupted = false;
     let mut last_ckpt = None;
     let mut step = start_step;
-    let tc = cfg.train.clone();
+    let mut tc = cfg.train.clone();
     while step < tc.max_steps {
         let t0 = Instant::now();
         let lr = lr_at(&tc, step);
@@ -227,6 +233,9 @@ pub fn train(
             )));
         }
         step += 1;
+        if let Some(max_steps) = budget.as_mut().and_then(|b: &mut TimeBudget| b.after_step(step)) {
+            replan(run_dir, &mut cfg, &mut tc, max_steps)?;
+        }
         tokens_seen += tokens_per_step as u64;
         let tokens_per_s = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
         step_losses.push((step, stats.loss));
@@ -312,6 +321,17 @@ pub(crate) fn write_plot(run_dir: &Path, baseline: f64) -> Result<()> {
     jielong_core::fs::write_atomic(&run_dir.join("loss.svg"), metrics::plot_svg(&rows, Some(baseline)).as_bytes())
 }
 
+/// Lay the schedule out for `max_steps` from here on, and save it in the run's config so that
+/// a resumed run follows the same schedule.
+pub(crate) fn replan(run_dir: &Path, cfg: &mut RunConfig, tc: &mut crate::TrainConfig, max_steps: u64) -> Result<()> {
+    if max_steps != tc.max_steps {
+        tc.max_steps = max_steps;
+        cfg.train.max_steps = max_steps;
+        checkpoint::save_config(run_dir, cfg)?;
+    }
+    Ok(())
+}
+
 /// Time a few forward/backward passes (no update) and cap `max_steps` to fit `max_minutes`.
 fn calibrate(cfg: &mut RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<()> {
     let per_step = time_step(cfg, runner, data, sampler)?;
@@ -341,11 +361,19 @@ pub fn seconds_per_step(cfg: &RunConfig) -> Result<f64> {
 fn time_step(cfg: &RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<f64> {
     let batches: Vec<_> = (0..cfg.train.grad_accum as u64).map(|m| sampler.batch(data, 0, m)).collect();
     let seeds = vec![0u64; batches.len()];
-    runner.gradients(&batches, &seeds)?; // warm-up: allocation, thread pool
-    let t0 = Instant::now();
+    // Two warm-up passes: the first allocates every buffer and starts the thread pool, and a
+    // recurrent model's second is still slower than the ones after it.
     for _ in 0..2 {
         runner.gradients(&batches, &seeds)?;
     }
+    // The median of three timed passes: one pass slowed by a busy host does not set the plan.
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        runner.gradients(&batches, &seeds)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
     // Forward + backward is most of a step; leave 15% for the optimizer, evaluation and checkpoints.
-    Ok(t0.elapsed().as_secs_f64() / 2.0 * 1.15)
+    Ok(times[1] * 1.15)
 }

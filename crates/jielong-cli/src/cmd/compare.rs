@@ -246,14 +246,17 @@ pub fn run(a: Args) -> Result<()> {
 
     // 3. The budget → steps for each family, from a timed step (nothing trained yet).
     let per_family = if neural.is_empty() { 0.0 } else { budget_s / neural.len() as f64 };
-    // `steps` is the estimate from a few timed steps. The clock, not the step count, ends each
-    // run (a timer sets the trainer's stop flag when the family's share is spent), so a family
-    // whose first steps ran slow still trains its full share: the schedule is laid out for
-    // HEADROOM times the estimate, validation runs about eight times within the estimate.
+    // `steps` is the estimate from a few timed steps. Each run is given the family's share as
+    // `train.max_minutes`: the trainer re-plans its schedule from the pace of its first steps
+    // (jielong_train::budget), so the learning rate decays to its minimum as the share runs out,
+    // up to HEADROOM times the estimate. The clock still ends each run (a timer sets the
+    // trainer's stop flag when the share is spent). Validation runs about eight times within
+    // the estimate.
     const HEADROOM: u64 = 4;
     let train_cfg = |steps: u64| TrainConfig {
         batch_size: a.batch_size,
         max_steps: (HEADROOM * steps).max(1),
+        max_minutes: per_family / 60.0,
         learning_rate: 2e-3,
         min_lr: 2e-4,
         warmup_steps: (steps / 10).min(30),

@@ -114,6 +114,8 @@ pub fn run(a: TaskArgs) -> Result<()> {
                 objective: Objective::Seq2seq,
                 batch_size: 64,
                 max_steps: 1_000_000,
+                // The schedule is re-planned from the measured pace to decay over the share.
+                max_minutes: per_kind / 60.0,
                 learning_rate: 1e-2,
                 min_lr: 1e-3,
                 warmup_steps: 50,
