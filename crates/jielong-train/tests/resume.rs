@@ -191,3 +191,33 @@ fn train_refuses_to_overwrite_and_detects_tokenizer_mismatch() {
     let e = train(&dir.path().join("bad"), bad, false, &never, &mut |_| {}).unwrap_err();
     assert!(e.is_user_error() && e.to_string().contains("not divisible"), "{e}");
 }
+
+/// A run for a wall-clock budget (`train.max_minutes`) lays its cosine schedule out over the
+/// budget: the steps it plans are re-planned from its measured pace (`jielong_train::budget`),
+/// written to the run's config (so a resume follows the same schedule), and the last step runs
+/// at the minimum learning rate, near the end of the budget rather than long before it.
+#[test]
+fn budgeted_run_decays_its_learning_rate_over_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = make_data(dir.path());
+    let mut cfg = config_for(&data, lstm("lstm"));
+    let budget_s = 3.0;
+    cfg.train.max_minutes = budget_s / 60.0;
+    cfg.train.max_steps = 1_000_000;
+    cfg.train.warmup_steps = 5;
+    cfg.train.eval_interval = 1_000_000;
+    cfg.train.min_lr = 3e-4;
+    let run = dir.path().join("budget");
+    train(&run, cfg.clone(), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let rows = jielong_train::metrics::read(&run.join("metrics.jsonl"));
+    let last = rows.iter().rev().find(|r| r.lr.is_some()).unwrap();
+    let saved = RunConfig::from_toml(&std::fs::read_to_string(run.join("config.toml")).unwrap(), &run.join("config.toml"), &[]).unwrap();
+    // The schedule the run followed is the one saved, and it ended on its last planned step.
+    assert_eq!(saved.train.max_steps, last.step, "planned {} steps, ran {}", saved.train.max_steps, last.step);
+    assert!(last.step > 10, "only {} steps in {budget_s} s", last.step);
+    // The last step's rate is (close to) the minimum: the schedule decayed within the run.
+    let lr = last.lr.unwrap();
+    assert!(lr < cfg.train.min_lr + 0.05 * (cfg.train.learning_rate - cfg.train.min_lr), "last lr {lr}");
+    // And the run used its budget: neither stopped long before it nor ran far past it.
+    assert!(last.elapsed_s > 0.4 * budget_s && last.elapsed_s < 2.5 * budget_s, "trained for {:.2} s of a {budget_s} s budget", last.elapsed_s);
+}
