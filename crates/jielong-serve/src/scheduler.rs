@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use jielong_generate::{BeamOptions, BeamSearch, Engine, Finish, SamplingConfig, Sequence};
 use jielong_generate::sampler::Chain;
 use jielong_models::CausalLm;
+use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -258,8 +259,18 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
                 i += 1;
             }
         }
-        for (l, row) in live.iter_mut().zip(sampled) {
-            let id = l.chain.sample(row);
+        // Sampling (a softmax, and a sort for top-k/top-p, over the whole vocabulary) costs about
+        // as much per sequence as its share of a batched forward pass: spread it over the cores.
+        let picks: Vec<(u32, Option<TokenLogprob>)> = live
+            .par_iter_mut()
+            .zip(sampled.par_iter())
+            .with_min_len(2)
+            .map(|(l, row)| {
+                let id = l.chain.sample(row);
+                (id, l.job.logprobs.map(|k| logprobs(row, id, k)))
+            })
+            .collect();
+        for (l, (id, logprob)) in live.iter_mut().zip(picks) {
             let now = Instant::now();
             if l.seq.generated().is_empty() {
                 metrics.first_token(now - l.started);
@@ -274,7 +285,6 @@ pub fn run(lm: &dyn CausalLm, vocab_limit: usize, sched: &Scheduler, grace: Dura
             }
             l.seq.push(id);
             metrics.tokens(1);
-            let logprob = l.job.logprobs.map(|k| logprobs(row, id, k));
             let _ = l.job.tx.send((l.job.index, Event::Token { id, logprob }));
             if l.seq.generated().len() >= l.job.max_tokens {
                 let _ = l.job.tx.send((l.job.index, Event::Done { finish: Finish::Length }));
