@@ -215,9 +215,10 @@ mod tests {
         let tk = Tokenizer::train(TokenizerKind::Bpe, 300, corpus.iter().map(|s| s.to_string())).unwrap();
         let ex = NerExample::from_words(&["北", "京"], vec!["B-LOC".into(), "I-LOC".into()]);
         let f = align_ner(&tk, &ex, &labels(), Framing::none(), 16).unwrap();
-        if f.ids.len() == 1 {
-            assert_eq!(f.unaligned_words, 1, "北京 merged into one token: 京 has no piece");
-            assert_eq!(f.labels, [1]);
-        }
+        assert_eq!(f.ids.len(), 1, "the byte-level BPE learnt 北京 as one token");
+        assert_eq!(f.unaligned_words, 1, "京 has no piece of its own");
+        assert_eq!(f.labels, [1]);
+        let ents = decode_ner(&ex, &f, &[1], &labels());
+        assert_eq!((ents[0].text.as_str(), ents[0].end), ("北", 1), "an unaligned word reads as O");
     }
 }
