@@ -34,7 +34,8 @@ pub fn generate(chapters: &[(&str, &str)], seed: u64) -> Vec<QaExample> {
                 let Some(off) = context[at_byte..].find(sent).map(|b| at_byte + b) else { continue };
                 at_byte = off + sent.len();
                 let cands: Vec<(usize, &str)> = word_spans(sent).into_iter().filter(|w| is_answer_word(w.text)).map(|w| (w.start, w.text)).collect();
-                if cands.is_empty() || sent.chars().count() < 8 {
+                // Formulas and code-like lines make poor questions.
+                if cands.is_empty() || sent.chars().count() < 8 || sent.contains(['=', '_', '{', '}', '\\', '|', '→']) {
                     continue;
                 }
                 let mut rng = Rng::derive(seed, &[ci as u64, pi as u64, si as u64]);

@@ -235,3 +235,68 @@ mod tests {
         assert!(b.end - b.start <= 2 && b.score < 100.0, "{b:?}");
     }
 }
+
+/// Windows and NER labels against Hugging Face's `run_qa.py` / `run_ner.py` preprocessing on the
+/// same tokenizer (`tests/fixtures/labelled/align.json`, made by `make_align.py` beside it).
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use crate::labelled::align::align_ner;
+    use crate::labelled::ner::{LabelSet, NerExample};
+    use crate::labelled::squad::Answer;
+    use crate::labelled::IGNORE;
+    use serde_json::Value;
+    use std::path::Path;
+
+    fn fixture() -> (Tokenizer, Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/labelled");
+        let tk = Tokenizer::load(&dir.join("tokenizer.json")).unwrap();
+        (tk, serde_json::from_str(&std::fs::read_to_string(dir.join("align.json")).unwrap()).unwrap())
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    #[test]
+    fn qa_windows_equal_hf_run_qa() {
+        let (tk, f) = fixture();
+        let fr = Framing::for_tokenizer(&tk);
+        let context: String = get(&f["context"]);
+        for case in f["qa"].as_array().unwrap() {
+            let ex = QaExample {
+                id: "q".into(),
+                title: String::new(),
+                context: context.clone(),
+                question: get(&case["question"]),
+                answers: vec![Answer { text: get(&case["answer"]), start: get(&case["answer_start"]) }],
+                is_impossible: false,
+            };
+            let opts = QaOptions { max_len: get(&case["max_len"]), doc_stride: get(&case["stride"]), max_query_len: 64 };
+            let wins = qa_windows(&tk, fr, &ex, &opts).unwrap();
+            let want = case["windows"].as_array().unwrap();
+            assert_eq!(wins.len(), want.len(), "{opts:?} {:?}: number of windows", ex.question);
+            for (k, (w, r)) in wins.iter().zip(want).enumerate() {
+                let at = format!("{opts:?} {:?} window {k}", ex.question);
+                assert_eq!(w.ids, get::<Vec<u32>>(&r["input_ids"]), "{at}: ids");
+                assert_eq!(w.type_ids, get::<Vec<u32>>(&r["token_type_ids"]), "{at}: type ids");
+                assert_eq!(w.context_offsets, get::<Vec<Option<(usize, usize)>>>(&r["context_offsets"]), "{at}: offsets");
+                assert_eq!((w.start, w.end), (get(&r["start"]), get(&r["end"])), "{at}: answer positions");
+            }
+        }
+    }
+
+    #[test]
+    fn align_ner_equals_hf_run_ner() {
+        let (tk, f) = fixture();
+        let labels = LabelSet { names: get(&f["labels"]) };
+        for case in f["ner"].as_array().unwrap() {
+            let words: Vec<String> = get(&case["tokens"]);
+            let ex = NerExample::from_words(&words, get(&case["tags"]));
+            let feats = align_ner(&tk, &ex, &labels, Framing::for_tokenizer(&tk), 64).unwrap();
+            assert_eq!(feats.ids, get::<Vec<u32>>(&case["input_ids"]), "{words:?}: ids");
+            let ours: Vec<i64> = feats.labels.iter().map(|&l| if l == IGNORE { -100 } else { l as i64 }).collect();
+            assert_eq!(ours, get::<Vec<i64>>(&case["labels"]), "{words:?}: labels");
+        }
+    }
+}
