@@ -78,7 +78,9 @@ pub fn paragraphs(md: &str) -> Vec<String> {
             let mut p = String::new();
             for l in cur.drain(..) {
                 if let (Some(a), Some(b)) = (p.chars().last(), l.chars().next()) {
-                    if !(is_han(a) || is_han(b) || !a.is_ascii() && !b.is_ascii()) {
+                    // A line break between CJK text (Han or full-width) joins without a space.
+                    let cjk_seam = is_han(a) || is_han(b) || (!a.is_ascii() && !b.is_ascii());
+                    if !cjk_seam {
                         p.push(' ');
                     }
                 }

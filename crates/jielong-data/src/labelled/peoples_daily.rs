@@ -32,10 +32,13 @@ struct Unit {
     name_piece: bool,
 }
 
+type Compound = (String, Vec<Option<&'static str>>, Vec<String>);
+
 /// Convert one line; `Ok(None)` for a blank line. Errors say what is malformed.
 pub fn convert_line(line: &str) -> Result<Option<NerExample>, String> {
     let mut units: Vec<Unit> = Vec::new();
-    let mut compound: Option<(String, Vec<Option<&'static str>>, Vec<String>)> = None;
+    // An open `[…]` compound: its text so far, and its words with their types.
+    let mut compound: Option<Compound> = None;
     for (i, tok) in line.split_whitespace().enumerate() {
         if i == 0 && is_line_id(tok) {
             continue;
