@@ -209,6 +209,9 @@ pub struct QaScores {
     pub count: usize,
 }
 
+/// An exact-match rule and an F1 rule.
+type Scorer = (fn(&str, &str) -> bool, fn(&str, &str) -> f64);
+
 /// Scores of (prediction, gold answers) pairs: the best over gold answers, averaged, ×100.
 /// SQuAD's rules, or CMRC's where the gold answers or the prediction hold a Han character.
 pub fn qa_scores<P: AsRef<str>, G: AsRef<str>>(items: &[(P, Vec<G>)]) -> QaScores {
@@ -216,7 +219,7 @@ pub fn qa_scores<P: AsRef<str>, G: AsRef<str>>(items: &[(P, Vec<G>)]) -> QaScore
     for (pred, golds) in items {
         let pred = pred.as_ref();
         let chinese = pred.chars().any(is_han) || golds.iter().any(|g| g.as_ref().chars().any(is_han));
-        let (e, f): (fn(&str, &str) -> bool, fn(&str, &str) -> f64) = if chinese { (cmrc_exact, cmrc_f1) } else { (squad_exact, squad_f1) };
+        let (e, f): Scorer = if chinese { (cmrc_exact, cmrc_f1) } else { (squad_exact, squad_f1) };
         em += if golds.iter().any(|g| e(pred, g.as_ref())) { 1.0 } else { 0.0 };
         f1 += golds.iter().map(|g| f(pred, g.as_ref())).fold(0.0, f64::max);
     }

@@ -140,11 +140,11 @@ pub fn best_answer(context: &str, windows: &[QaWindow], start_logits: &[Vec<f32>
             null = null.min(a + b);
         }
         let n = win.ids.len().min(sl.len()).min(el.len());
-        for s in 0..n {
+        for (s, &s_logit) in sl.iter().enumerate().take(n) {
             let Some((cs, _)) = win.context_offsets[s] else { continue };
-            for e in s..n.min(s + max_answer_len) {
+            for (e, &e_logit) in el.iter().enumerate().take(n.min(s + max_answer_len)).skip(s) {
                 let Some((_, ce)) = win.context_offsets[e] else { continue };
-                let score = sl[s] + el[e];
+                let score = s_logit + e_logit;
                 if best.is_none_or(|b| score > b.0) {
                     best = Some((score, cs, ce));
                 }

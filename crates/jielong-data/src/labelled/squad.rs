@@ -119,7 +119,9 @@ pub fn parse_squad(text: &str, path: &Path) -> Result<Vec<QaExample>> {
 /// title and context share one paragraph.
 pub fn to_squad_json(examples: &[QaExample]) -> Value {
     let v2 = examples.iter().any(|e| e.is_impossible);
-    let mut data: Vec<(String, Vec<(String, Vec<Value>)>)> = Vec::new();
+    // (title, [(context, questions)]) in file order.
+    type Paragraphs = Vec<(String, Vec<Value>)>;
+    let mut data: Vec<(String, Paragraphs)> = Vec::new();
     for e in examples {
         if data.last().map(|d| &d.0) != Some(&e.title) {
             data.push((e.title.clone(), Vec::new()));
