@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod dataset;
 pub mod meta;
 pub mod prepare;
+pub mod labelled;
 pub mod sft;
 pub mod shard;
 pub mod streams;

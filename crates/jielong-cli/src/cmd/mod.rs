@@ -32,3 +32,5 @@ pub mod sft;
 pub mod compare;
 pub mod compare_report;
 pub mod compare_seq2seq;
+// issue 18 (ftdata): jielong data ner / data qa
+pub mod data_spans;
