@@ -240,6 +240,10 @@ macro_rules! encoder_impls {
             fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
                 self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
             }
+            fn hidden_states_train(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+                self.encoder_layers().iter().for_each(|l| l.unprepare());
+                self.hidden(ids, token_types, attention_mask, opts)
+            }
             fn hidden_size(&self) -> usize {
                 self.cfg.n_embd
             }
