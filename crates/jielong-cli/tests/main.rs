@@ -9,6 +9,7 @@ mod cli;
 mod compare;
 mod decode;
 mod encoders;
+mod finetune;
 mod families;
 mod lexical;
 mod ngram;

