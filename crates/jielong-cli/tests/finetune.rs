@@ -34,7 +34,7 @@ fn cli_finetune_minilm_on_chinese_sentiment_beats_the_majority_and_keeps_the_bod
     std::fs::write(p.join("train.jsonl"), lines[..600].join("\n")).unwrap();
     std::fs::write(p.join("test.jsonl"), lines[600..].join("\n")).unwrap();
 
-    let o = jielong(&["finetune", "--task", "classify", "--checkpoint", "minilm", "--data", "train.jsonl", "--val-fraction", "0.1", "--regime", "frozen", "--pooling", "mean", "--epochs", "8", "--batch-size", "32", "--max-len", "48", "--out", "clf"], p);
+    let o = jielong(&["finetune", "--task", "classify", "--checkpoint", "minilm", "--data", "train.jsonl", "--val-fraction", "0.1", "--regime", "frozen", "--pooling", "mean", "--epochs", "40", "--batch-size", "32", "--max-len", "48", "--out", "clf"], p);
     assert_ok(&o);
     // Frozen: the body's weights are bit-identical to the base's; only the head was trained.
     let base_ckpt = std::fs::read_dir(p.join("minilm")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("ckpt-")).unwrap();

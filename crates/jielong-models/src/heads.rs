@@ -161,6 +161,14 @@ impl TaskHead {
         linear(&x, &self.w, self.b.as_ref(), WeightLayout::OutIn)
     }
 
+    /// Sequence classification from vectors already pooled (b, c): dropout in training, then
+    /// the linear layer. A frozen body's pooled vectors never change, so a trainer can compute
+    /// them once and train the head on them alone.
+    pub fn logits_from_pooled(&self, pooled: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        let src = opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site: HEAD_DROPOUT_SITE, first_row: opts.first_row });
+        linear(&self.dropout.forward(pooled, src)?, &self.w, self.b.as_ref(), WeightLayout::OutIn)
+    }
+
     /// Span extraction's logits split: start (b, t) and end (b, t).
     pub fn span_logits(&self, enc: &dyn Encoder, hidden: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
         let l = self.logits(enc, hidden, mask, ForwardOpts::default())?;

@@ -195,6 +195,28 @@ fn forward(model: &dyn Model, head: &TaskHead, ids: &Tensor, types: &Tensor, mas
     Ok(head.logits(enc, &hidden, mask, opts)?)
 }
 
+/// The pooled vectors (n, c) of `rows` under a frozen body, computed once (no dropout, no
+/// gradient): the head trains on them alone.
+fn pooled_features(model: &dyn Model, head: &TaskHead, enc: &Encoder, rows: &[(Vec<u32>, Vec<u32>)], batch_size: usize) -> Result<Tensor> {
+    let dev = Device::Cpu;
+    let e = model.as_encoder().ok_or_else(|| Error::input(format!("family {} gives no hidden states to put a classification head on", model.config().family())))?;
+    let mut parts = Vec::new();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let refs: Vec<&(Vec<u32>, Vec<u32>)> = chunk.iter().collect();
+        let (ids, types, mask) = enc.batch(&refs, &dev)?;
+        let hidden = e.hidden_states(&ids, Some(&types), &mask)?;
+        parts.push(head.pool(e, &hidden, &mask)?.detach());
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Mean loss and each example's probabilities from pooled vectors `feats` (n, c).
+fn score_pooled(head: &TaskHead, feats: &Tensor, labels: &[u32]) -> Result<(Option<f64>, Vec<Vec<f32>>)> {
+    let logits = head.logits_from_pooled(feats, Default::default())?;
+    let loss = jielong_nn::cross_entropy(&logits, &Tensor::new(labels, feats.device())?)?.to_scalar::<f32>()? as f64;
+    Ok((Some(loss), candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?))
+}
+
 /// Mean loss and each example's probabilities over `rows` (no dropout, no gradient).
 fn score_rows(model: &dyn Model, head: &TaskHead, enc: &Encoder, rows: &[(Vec<u32>, Vec<u32>)], labels: Option<&[u32]>, batch_size: usize) -> Result<(Option<f64>, Vec<Vec<f32>>)> {
     let dev = Device::Cpu;
@@ -323,6 +345,18 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size) as u64;
     let total_steps = steps_per_epoch * cfg.epochs as u64;
     let started = Instant::now();
+    // Frozen: the body's pooled vectors are computed once, with the inference copies of its
+    // weights (the same values), and the epochs train the head on them.
+    let (feats, val_feats) = if frozen {
+        if let Some(e) = model.as_encoder() {
+            e.prepare_inference()?;
+        }
+        let f = pooled_features(&*model, &head, &enc, &rows, cfg.batch_size)?;
+        let v = if val_rows.is_empty() { None } else { Some(pooled_features(&*model, &head, &enc, &val_rows, cfg.batch_size)?) };
+        (Some(f), v)
+    } else {
+        (None, None)
+    };
     let (mut step, mut tokens, mut epochs, mut last_val) = (0u64, 0usize, Vec::new(), None);
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
@@ -337,7 +371,14 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
             tokens += refs.iter().map(|r| r.0.len()).sum::<usize>();
             let (ids, types, mask) = enc.batch(&refs, &dev)?;
             let y = Tensor::new(chunk.iter().map(|&i| y_train[i]).collect::<Vec<u32>>().as_slice(), &dev)?;
-            let logits = forward(&*model, &head, &ids, &types, &mask, Some(cfg.seed.wrapping_add(step)), frozen)?;
+            let seed = Some(cfg.seed.wrapping_add(step));
+            let logits = match &feats {
+                Some(f) => {
+                    let idx = Tensor::new(chunk.iter().map(|&i| i as u32).collect::<Vec<u32>>().as_slice(), &dev)?;
+                    head.logits_from_pooled(&f.index_select(&idx, 0)?, jielong_models::ForwardOpts { dropout_seed: seed, first_row: 0 })?
+                }
+                None => forward(&*model, &head, &ids, &types, &mask, seed, frozen)?,
+            };
             let loss = jielong_nn::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             let norm = opt.grad_norm(&grads)?;
@@ -352,7 +393,10 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
         let (val_loss, val_scores) = if val.is_empty() {
             (None, None)
         } else {
-            let (loss, probs) = score_rows(&*model, &head, &enc, &val_rows, Some(&y_val), cfg.batch_size)?;
+            let (loss, probs) = match &val_feats {
+                Some(v) => score_pooled(&head, v, &y_val)?,
+                None => score_rows(&*model, &head, &enc, &val_rows, Some(&y_val), cfg.batch_size)?,
+            };
             let pred: Vec<u32> = probs.iter().map(|p| argmax(p)).collect();
             (loss, Some(scores(&y_val, &pred)))
         };

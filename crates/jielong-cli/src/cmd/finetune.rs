@@ -69,7 +69,7 @@ pub struct Args {
     pub epochs: usize,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Peak learning rate (default: 2e-5 full, 1e-3 frozen, 5e-4 lora), warmup 10%, then linear decay.
+    /// Peak learning rate (default: 2e-5 full, 5e-3 frozen, 5e-4 lora), warmup 10%, then linear decay.
     #[arg(long)]
     pub lr: Option<f64>,
     #[arg(long, default_value_t = 0.01)]
@@ -103,7 +103,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let lr = a.lr.unwrap_or(match regime {
         FtRegime::Full => 2e-5,
-        FtRegime::Frozen => 1e-3,
+        FtRegime::Frozen => 5e-3,
         FtRegime::Lora => 5e-4,
     });
     let cfg = FinetuneConfig {
