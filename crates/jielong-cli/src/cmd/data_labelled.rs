@@ -101,6 +101,9 @@ pub fn run(a: Args) -> Result<()> {
             *c += 1;
             *c <= n
         });
+        // Shuffle again: the label that runs out last would otherwise fill the file's end, and
+        // a train/test split by position would put it mostly in one part.
+        shuffle(&mut rows, a.seed ^ 0x5eed);
     }
     let mut out = String::new();
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
