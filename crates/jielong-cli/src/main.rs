@@ -76,6 +76,10 @@ enum Command {
     Sft(cmd::sft::Args),
     /// Train n-gram, RNN, LSTM, GRU, GPT and Llama at equal size and time; one table, one plot.
     Compare(cmd::compare::Args),
+    /// Fine-tune a pretrained model for a task (classify) with a new head: frozen, full or LoRA.
+    Finetune(cmd::finetune::Args),
+    /// A fine-tuned classifier's labels and probabilities for texts.
+    Predict(cmd::predict::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -102,6 +106,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::FillMask(a) => cmd::fill_mask::run(a),
         Command::Sft(a) => cmd::sft::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Finetune(a) => cmd::finetune::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
     }
 }
 

@@ -10,6 +10,7 @@ mod compare;
 mod data_spans;
 mod decode;
 mod encoders;
+mod finetune;
 mod families;
 mod lexical;
 mod ngram;

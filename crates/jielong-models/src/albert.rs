@@ -335,6 +335,8 @@ pub struct Albert {
     mlm: Option<MlmHead>,
     sop: Option<Dense>,
     dropout: Dropout,
+    /// LoRA adapters on the encoder layers' linear layers (fine-tuning), None without.
+    lora: Option<std::sync::Arc<jielong_nn::Lora>>,
 }
 
 impl Albert {
@@ -357,7 +359,7 @@ impl Albert {
         let pooler = if cfg.pooler { Some(Dense::new(h, h, va.pp("pooler"))?) } else { None };
         let mlm = if cfg.mlm_head { Some(MlmHead::new(h, e, cfg.vocab_size, eps, "dense", "LayerNorm", vb.pp("predictions"))?) } else { None };
         let sop = if cfg.sop_head { Some(Dense::new(h, 2, vb.pp("sop_classifier.classifier"))?) } else { None };
-        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, mapping_in, groups, pooler, mlm, sop, dropout: Dropout { p: cfg.dropout as f32 } })
+        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, mapping_in, groups, pooler, mlm, sop, dropout: Dropout { p: cfg.dropout as f32 }, lora: None })
     }
 
     pub fn config(&self) -> &AlbertConfig {
@@ -384,7 +386,7 @@ impl Albert {
         let per_group = self.cfg.n_layer / self.cfg.n_layer_groups;
         for i in 0..self.cfg.n_layer {
             let site = 1 + 2 * i as u64;
-            xs = self.groups[i / per_group].forward(&xs, attention_mask, self.cfg.n_head, self.cfg.hidden_act, &self.dropout, [drop(site), drop(site + 1)])?;
+            xs = self.groups[i / per_group].forward(&xs, attention_mask, self.cfg.n_head, self.cfg.hidden_act, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref())?;
         }
         Ok(xs)
     }

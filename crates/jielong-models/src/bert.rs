@@ -299,6 +299,8 @@ pub struct Bert {
     mlm: Option<MlmHead>,
     nsp: Option<Dense>,
     dropout: Dropout,
+    /// LoRA adapters on the encoder layers' linear layers (fine-tuning), None without.
+    lora: Option<std::sync::Arc<jielong_nn::Lora>>,
 }
 
 impl Bert {
@@ -319,7 +321,7 @@ impl Bert {
         let pooler = if cfg.pooler { Some(Dense::new(c, c, vb_bert.pp("pooler.dense"))?) } else { None };
         let mlm = if cfg.mlm_head { Some(MlmHead::new(c, c, cfg.vocab_size, eps, "transform.dense", "transform.LayerNorm", vb.pp("cls.predictions"))?) } else { None };
         let nsp = if cfg.nsp_head { Some(Dense::new(c, 2, vb.pp("cls.seq_relationship"))?) } else { None };
-        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, layers, pooler, mlm, nsp, dropout: Dropout { p: cfg.dropout as f32 } })
+        Ok(Self { cfg: cfg.clone(), word, position, token_type, emb_ln, layers, pooler, mlm, nsp, dropout: Dropout { p: cfg.dropout as f32 }, lora: None })
     }
 
     pub fn config(&self) -> &BertConfig {
@@ -347,7 +349,7 @@ impl Bert {
         xs = self.dropout.forward(&self.emb_ln.forward(&xs)?, drop(0))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 2 * i as u64;
-            xs = layer.forward(&xs, attention_mask, self.cfg.n_head, Gelu::Erf, &self.dropout, [drop(site), drop(site + 1)])?;
+            xs = layer.forward(&xs, attention_mask, self.cfg.n_head, Gelu::Erf, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref())?;
         }
         Ok(xs)
     }

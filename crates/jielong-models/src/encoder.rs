@@ -17,6 +17,12 @@ pub trait Encoder: Send + Sync {
     /// `ids` (b, t) u32, `token_types` (b, t) u32 segment ids (None: all 0), `attention_mask`
     /// (b, t) → the last layer's hidden states (b, t, hidden_size).
     fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor>;
+    /// `hidden_states` in training (fine-tuning a task head): with dropout drawn from
+    /// `opts`, and reading the parameters themselves (any inference copies are dropped, as
+    /// the parameters are about to change). The default has no dropout.
+    fn hidden_states_train(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, _opts: ForwardOpts) -> Result<Tensor> {
+        self.hidden_states(ids, token_types, attention_mask)
+    }
     fn hidden_size(&self) -> usize;
     /// Copy the weights as they are now into whatever inference-only form makes
     /// `hidden_states` faster (BERT and ALBERT: each layer's Q/K/V weights fused, and all its

@@ -16,8 +16,10 @@ pub mod bert;
 pub mod encoder;
 pub mod family;
 pub mod gpt;
+pub mod heads;
 pub mod hf;
 pub mod llama;
+pub mod lora_targets;
 pub mod post_ln;
 pub mod recurrent;
 pub mod rnn_encoder;
@@ -28,6 +30,7 @@ pub use albert::{Albert, AlbertConfig};
 pub use bert::{Bert, BertConfig};
 pub use encoder::{Encoder, MaskedLm, SentenceTask, IGNORE};
 pub use family::{Family, FamilyConfig, ModelConfig, FAMILIES};
+pub use heads::{HeadKind, Pooling, TaskHead};
 pub use gpt::{Gpt, GptConfig};
 pub use jielong_nn::KvCache;
 pub use llama::{Llama, LlamaConfig};
@@ -83,7 +86,7 @@ pub trait Model: Send + Sync {
     }
     /// Run with LoRA adapters (None: without). The adapters' modules must be this model's.
     fn set_lora(&mut self, _lora: Option<std::sync::Arc<jielong_nn::Lora>>) -> std::result::Result<(), jielong_core::Error> {
-        Err(jielong_core::Error::input(format!("family {} cannot take LoRA adapters (gpt and llama can)", self.config().family())))
+        Err(jielong_core::Error::input(format!("family {} cannot take LoRA adapters (gpt, llama, bert and albert can)", self.config().family())))
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::IGNORE;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, MaskSource, WeightLayout};
+use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, LinearSite, Lora, MaskSource, WeightLayout};
 use std::sync::{Arc, RwLock};
 
 /// BERT's exact GELU (`hidden_act = "gelu"`) or the tanh approximation ALBERT's checkpoints use
@@ -85,6 +85,10 @@ pub(crate) struct Layer {
     inter: Dense,
     out: Dense,
     out_ln: LayerNorm,
+    /// The layer's own prefix (`bert.encoder.layer.3`) and its parameter names: LoRA
+    /// adapters are found by the full module name.
+    prefix: String,
+    names: &'static LayerNames,
     /// Inference copies of the weights (see [`Prepared`]); None until [`Layer::prepare`], and
     /// dropped again by [`Layer::unprepare`] when training starts.
     prepared: RwLock<Option<Arc<Prepared>>>,
@@ -110,8 +114,10 @@ struct Prepared {
 }
 
 impl Layer {
-    pub fn new(c: usize, f: usize, eps: f64, names: &LayerNames, vb: VarBuilder) -> Result<Self> {
+    pub fn new(c: usize, f: usize, eps: f64, names: &'static LayerNames, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
+            prefix: vb.prefix(),
+            names,
             query: Dense::new(c, c, vb.pp(names.query))?,
             key: Dense::new(c, c, vb.pp(names.key))?,
             value: Dense::new(c, c, vb.pp(names.value))?,
@@ -135,6 +141,19 @@ impl Layer {
         Ok(())
     }
 
+    /// The six linear layers a LoRA can adapt (query, key, value, the attention output, the
+    /// feed-forward's two), named as in the checkpoints, in `nn.Linear`'s (out, in) layout.
+    pub fn linear_sites(&self) -> Vec<LinearSite> {
+        let n = self.names;
+        [(n.query, &self.query), (n.key, &self.key), (n.value, &self.value), (n.attn_out, &self.attn_out), (n.inter, &self.inter), (n.out, &self.out)]
+            .into_iter()
+            .map(|(name, d)| {
+                let (n_out, n_in) = d.w.dims2().expect("a matrix");
+                LinearSite { name: format!("{}.{name}", self.prefix), n_in, n_out, layout: WeightLayout::OutIn }
+            })
+            .collect()
+    }
+
     /// Drop the inference copies: the parameters are about to change (training).
     pub fn unprepare(&self) {
         *self.prepared.write().expect("layer lock") = None;
@@ -146,7 +165,12 @@ impl Layer {
     /// attention and after the feed-forward (None in evaluation).
     /// With the inference copies made ([`Layer::prepare`]) and no dropout, the same
     /// arithmetic reads those instead.
-    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
+    /// `lora`: adapters to run with (their effective weights `W + (α/r)·B·A` replace the
+    /// base weights; the inference copies, which hold the base weights, are then not used).
+    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2], lora: Option<&Lora>) -> Result<Tensor> {
+        if let Some(l) = lora {
+            return self.forward_lora(l, xs, attention_mask, n_head, act, dropout, drops);
+        }
         if drops.iter().all(Option::is_none) {
             let prepared = self.prepared.read().expect("layer lock").clone();
             if let Some(p) = prepared {
@@ -161,6 +185,22 @@ impl Layer {
         let xs = self.attn_ln.forward(&(xs + ys)?)?;
         let ys = act.apply(&self.inter.forward(&xs)?)?; // (b, t, f)
         let ys = dropout.forward(&self.out.forward(&ys)?, drops[1])?;
+        self.out_ln.forward(&(xs + ys)?)
+    }
+
+    /// `forward` with the adapted weights.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_lora(&self, lora: &Lora, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
+        let w = |name: &str, d: &Dense| lora.weight(&format!("{}.{name}", self.prefix), &d.w);
+        let n = self.names;
+        let qkv_w = Tensor::cat(&[&w(n.query, &self.query)?, &w(n.key, &self.key)?, &w(n.value, &self.value)?], 0)?;
+        let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
+        let qkv = linear(xs, &qkv_w, Some(&bias), WeightLayout::OutIn)?;
+        let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?;
+        let ys = dropout.forward(&linear(&ys, &w(n.attn_out, &self.attn_out)?, Some(&self.attn_out.b), WeightLayout::OutIn)?, drops[0])?;
+        let xs = self.attn_ln.forward(&(xs + ys)?)?;
+        let ys = act.apply(&linear(&xs, &w(n.inter, &self.inter)?, Some(&self.inter.b), WeightLayout::OutIn)?)?;
+        let ys = dropout.forward(&linear(&ys, &w(n.out, &self.out)?, Some(&self.out.b), WeightLayout::OutIn)?, drops[1])?;
         self.out_ln.forward(&(xs + ys)?)
     }
 
@@ -234,11 +274,23 @@ macro_rules! encoder_impls {
             fn as_encoder(&self) -> Option<&dyn Encoder> {
                 Some(self)
             }
+            fn linear_sites(&self) -> Vec<jielong_nn::LinearSite> {
+                self.encoder_layers().iter().flat_map(|l| l.linear_sites()).collect()
+            }
+            fn set_lora(&mut self, lora: Option<std::sync::Arc<jielong_nn::Lora>>) -> std::result::Result<(), jielong_core::Error> {
+                crate::check_lora(lora.as_deref(), &self.linear_sites())?;
+                self.lora = lora;
+                Ok(())
+            }
         }
 
         impl Encoder for $ty {
             fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
                 self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
+            }
+            fn hidden_states_train(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+                self.encoder_layers().iter().for_each(|l| l.unprepare());
+                self.hidden(ids, token_types, attention_mask, opts)
             }
             fn hidden_size(&self) -> usize {
                 self.cfg.n_embd

@@ -137,3 +137,36 @@ fn lora_from_another_model_is_refused() {
     let e = llama.set_lora(Some(lora_for(&*gpt, &["c_attn"]))).unwrap_err();
     assert!(e.is_user_error() && e.to_string().contains("another model"), "{e}");
 }
+
+/// BERT and ALBERT (post-LN encoders) take adapters too: every one of the six linear layers
+/// per encoder layer is a site (ALBERT's shared layer once), an untrained adapter changes
+/// nothing, a trained one does, and the merged model's hidden states equal the adapted one's.
+#[test]
+fn lora_on_encoders_merges_to_the_same_hidden_states() {
+    use jielong_models::{AlbertConfig, BertConfig};
+    let bert = BertConfig { vocab_size: 40, n_layer: 2, n_head: 2, n_embd: 16, n_inner: 24, max_seq_len: 12, dropout: 0.0, ..BertConfig::tiny() };
+    let albert = AlbertConfig { vocab_size: 40, n_layer: 3, n_head: 2, n_embd: 16, embedding_size: 8, n_inner: 24, max_seq_len: 12, dropout: 0.0, ..AlbertConfig::tiny() };
+    let dev = Device::Cpu;
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]], &dev).unwrap();
+    for (name, cfg, n_sites) in [("bert", ModelConfig::new(bert), 12), ("albert", ModelConfig::new(albert), 6)] {
+        let (mut model, params) = build(&cfg);
+        let sites = model.linear_sites();
+        assert_eq!(sites.len(), n_sites, "{name}: sites {sites:?}");
+        let hidden = |m: &dyn Model| m.as_encoder().unwrap().hidden_states(&ids(), None, &mask).unwrap();
+        let base = hidden(&*model);
+        let targets = jielong_models::lora_targets::expand_targets(name, &["q".into(), "v".into(), "mlp".into()], &sites);
+        assert_eq!(targets.len(), n_sites / 6 * 4, "{name}: q, v and the two feed-forward layers of each layer: {targets:?}");
+        let lora = lora_for(&*model, &targets.iter().map(String::as_str).collect::<Vec<_>>());
+        model.set_lora(Some(lora.clone())).unwrap();
+        assert_eq!(max_diff(&hidden(&*model), &base), 0.0, "{name}: an untrained adapter changed the hidden states");
+        for (_, v) in lora.params().vars() {
+            v.set(&Tensor::randn(0f32, 0.2, v.shape(), &dev).unwrap()).unwrap();
+        }
+        let adapted = hidden(&*model);
+        assert!(max_diff(&adapted, &base) > 1e-3, "{name}: the adapter does nothing");
+        lora.merge(&params).unwrap();
+        model.set_lora(None).unwrap();
+        let d = max_diff(&hidden(&*model), &adapted);
+        assert!(d <= 1e-5, "{name}: the merged model differs from the adapted one by {d}");
+    }
+}

@@ -6,6 +6,7 @@ mod albert_parity;
 mod bert_parity;
 mod fused_block;
 mod gpt_parity;
+mod heads_parity;
 mod hf_parity;
 mod llama_fused;
 mod lora;

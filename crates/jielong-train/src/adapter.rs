@@ -52,17 +52,32 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 
 /// Write `lora` into `dir` (created or replaced atomically, other files in it kept).
 pub fn save(dir: &Path, lora: &Lora, base: &AdapterBase) -> Result<()> {
+    save_inner(dir, lora, base, "CAUSAL_LM", None)
+}
+
+/// `save` for a task model (`task_type` SEQ_CLS, TOKEN_CLS, QUESTION_ANS): the new head's
+/// tensors (`head`, trained in full) go into the adapter file too, named as PEFT names a
+/// module of `modules_to_save` (`base_model.model.classifier.weight`).
+pub fn save_for_task(dir: &Path, lora: &Lora, base: &AdapterBase, task_type: &str, head: &jielong_nn::ParamStore) -> Result<()> {
+    save_inner(dir, lora, base, task_type, Some(head))
+}
+
+fn save_inner(dir: &Path, lora: &Lora, base: &AdapterBase, task_type: &str, head: Option<&jielong_nn::ParamStore>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let modules_to_save: Option<Vec<String>> = head.map(|h| h.vars().into_iter().filter_map(|(n, _)| n.rsplit_once('.').map(|(m, _)| m.to_string())).collect::<std::collections::BTreeSet<_>>().into_iter().collect());
     let fan_in_fan_out = base.family == "gpt";
     let cfg = serde_json::json!({
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base.base_checkpoint,
+        "peft_type": "LORA", "task_type": task_type, "base_model_name_or_path": base.base_checkpoint,
         "r": lora.cfg.rank, "lora_alpha": lora.cfg.alpha, "lora_dropout": lora.cfg.dropout,
         "target_modules": lora.cfg.targets, "fan_in_fan_out": fan_in_fan_out, "bias": "none",
-        "inference_mode": true, "init_lora_weights": true, "modules_to_save": null, "use_rslora": false,
+        "inference_mode": true, "init_lora_weights": true, "modules_to_save": modules_to_save, "use_rslora": false,
         "use_dora": false, "layers_to_transform": null, "layers_pattern": null, "rank_pattern": {},
         "alpha_pattern": {}, "revision": null,
     });
-    let tensors: Vec<(String, candle_core::Tensor)> = lora.params().vars().into_iter().map(|(n, v)| (format!("{PREFIX}{n}"), v.as_tensor().clone())).collect();
+    let mut tensors: Vec<(String, candle_core::Tensor)> = lora.params().vars().into_iter().map(|(n, v)| (format!("{PREFIX}{n}"), v.as_tensor().clone())).collect();
+    if let Some(h) = head {
+        tensors.extend(h.vars().into_iter().map(|(n, v)| (format!("{PREFIX}{n}"), v.as_tensor().clone())));
+    }
     jielong_nn::params::save_tensors(&dir.join(WEIGHTS_FILE), &tensors)?;
     jielong_core::fs::write_json_atomic(&dir.join(BASE_FILE), base)?;
     // The config last: a folder is an adapter once it is there.
@@ -97,7 +112,8 @@ pub fn load(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<Arc<Lo
     }
     let lcfg = LoraConfig { rank: base.rank, alpha: base.alpha, dropout: base.dropout, targets: base.targets.clone() };
     let lora = Lora::new(&lcfg, &model.linear_sites(), 0, &candle_core::Device::Cpu)?;
-    lora.params().load(&dir.join(WEIGHTS_FILE), |n| Some(n.strip_prefix(PREFIX).unwrap_or(n).to_string()))?;
+    // Only the adapter's own tensors (a task adapter also stores its head: `modules_to_save`).
+    lora.params().load(&dir.join(WEIGHTS_FILE), |n| n.contains(".lora_").then(|| n.strip_prefix(PREFIX).unwrap_or(n).to_string()))?;
     let lora = Arc::new(lora);
     model.set_lora(Some(lora.clone()))?;
     Ok(lora)

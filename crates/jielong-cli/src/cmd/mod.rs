@@ -34,3 +34,7 @@ pub mod compare_report;
 pub mod compare_seq2seq;
 // issue 18 (ftdata): jielong data ner / data qa
 pub mod data_spans;
+// issue 18: task fine-tuning (classification), predict
+pub mod finetune;
+pub mod predict;
+pub mod data_labelled;
