@@ -10,4 +10,5 @@ mod hf_parity;
 mod llama_fused;
 mod lora;
 mod recurrent_parity;
+mod soft_prompt;
 mod seq2seq_parity;
