@@ -17,7 +17,8 @@
 //! (biases exist only with `bias = true`.)
 
 use crate::family::{parse_as, Family, FamilyConfig};
-use crate::state::{downcast, DecodeState};
+use crate::soft_prompt::{SoftPrompt, SoftPromptKind, SoftPromptShape};
+use crate::state::DecodeState;
 pub use crate::ForwardOpts;
 use crate::{CausalLm, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
@@ -319,6 +320,8 @@ pub struct Gpt {
     dropout: Dropout,
     /// LoRA adapters on the attention and MLP projections, when set (`Model::set_lora`).
     lora: Option<Arc<Lora>>,
+    /// Prompt- or prefix-tuning virtual tokens, when set (`Model::set_soft_prompt`).
+    soft: Option<Arc<SoftPrompt>>,
 }
 
 /// The names of a block's four linear layers, after its prefix, in `Gpt::linears` order.
@@ -383,7 +386,7 @@ impl Gpt {
         } else {
             vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", Init::Randn { mean: 0.0, stdev: std })?
         };
-        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None })
+        Ok(Self { cfg: cfg.clone(), wte, wpe, sinusoids, rope, blocks, ln_f, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None, soft: None })
     }
 
     pub fn config(&self) -> &GptConfig {
@@ -411,30 +414,46 @@ impl Gpt {
     }
 
     /// `ids` (b, t) → final hidden states after `ln_f` (b, t, n_embd).
+    ///
+    /// With virtual tokens (`soft_prompt.rs`) the real tokens sit at positions n..n + t:
+    /// prompt tuning runs n + t positions (the trained embeddings first) and returns the last
+    /// t; prefix tuning puts each layer's trained keys and values before its own, on the
+    /// composed attention path (the fused block and flash kernels take no prefix).
     pub fn hidden(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if t > self.cfg.max_seq_len {
-            candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
+        let (b, t_real) = ids.dims2()?;
+        let n_soft = self.soft.as_ref().map_or(0, |s| s.n);
+        if t_real + n_soft > self.cfg.max_seq_len {
+            candle_core::bail!("sequence of {t_real} tokens is longer than the model's max_seq_len {} (less {n_soft} virtual tokens)", self.cfg.max_seq_len - n_soft);
         }
         let c = self.cfg.n_embd;
         let (h, d) = (self.cfg.n_head, self.cfg.head_dim());
         let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
         let dev = ids.device();
+        let prompt = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prompt);
+        let prefix = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prefix);
 
         let mut xs = self.wte.forward(ids)?; // (b, t, c)
+        // (first position, positions run): the virtual tokens of a prompt are positions 0..n.
+        let (p0, t) = match prompt {
+            Some(p) => {
+                xs = Tensor::cat(&[&p.embeddings(b)?, &xs], 1)?; // (b, n + t, c)
+                (0, n_soft + t_real)
+            }
+            None => (n_soft, t_real),
+        };
         if let Some(wpe) = &self.wpe {
-            let pos = Tensor::arange(0u32, t as u32, dev)?;
+            let pos = Tensor::arange(p0 as u32, (p0 + t) as u32, dev)?;
             xs = xs.broadcast_add(&wpe.forward(&pos)?)?;
         }
         if let Some(table) = &self.sinusoids {
-            xs = xs.broadcast_add(&table.narrow(0, 0, t)?)?;
+            xs = xs.broadcast_add(&table.narrow(0, p0, t)?)?;
         }
         xs = self.dropout.forward(&xs, drop(0))?;
 
         // The whole block as one fused op (jielong_nn::block) where it applies: CPU f32,
         // learned or sinusoidal positions, biases. Its dropout masks are the ones the composed
         // path below would draw (same generators and sites).
-        let fused_blocks = self.rope.is_none() && self.cfg.bias && jielong_nn::fused_for(&xs);
+        let fused_blocks = self.rope.is_none() && self.cfg.bias && prefix.is_none() && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
             let lw = self.linears(block)?;
@@ -447,19 +466,25 @@ impl Gpt {
             let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (b, t, 3c)
-            let ys = if self.rope.is_none() && jielong_nn::fused_for(&qkv) {
+            let ys = if self.rope.is_none() && prefix.is_none() && jielong_nn::fused_for(&qkv) {
                 // One fused kernel straight from the packed projection (jielong_nn::flash).
                 causal_attention_packed(&qkv, h)?
             } else {
                 let split = |j: usize| -> Result<Tensor> {
                     qkv.narrow(D::Minus1, j * c, c)?.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()
                 };
-                let (mut q, mut k, v) = (split(0)?, split(1)?, split(2)?);
+                let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
                 if let Some(rope) = &self.rope {
-                    q = rope.apply(&q, 0)?;
-                    k = rope.apply(&k, 0)?;
+                    q = rope.apply(&q, p0)?;
+                    k = rope.apply(&k, p0)?;
                 }
-                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d)
+                if let Some(p) = prefix {
+                    // The layer's prefix first: (b, h, n + t, d); every query sees all of it.
+                    let (pk, pv) = p.layer_kv(i)?;
+                    k = Tensor::cat(&[&pk.broadcast_as((b, h, n_soft, d))?, &k], 2)?.contiguous()?;
+                    v = Tensor::cat(&[&pv.broadcast_as((b, h, n_soft, d))?, &v], 2)?.contiguous()?;
+                }
+                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d), causal after the prefix
                 ys.transpose(1, 2)?.reshape((b, t, c))? // (b, t, c)
             };
             let ys = self.dropout.forward(&lin(&ys, 1, block.c_proj.bias())?, drop(site))?;
@@ -468,6 +493,9 @@ impl Gpt {
             let ys = jielong_nn::gelu::gelu(&lin(&block.ln_2.forward(&xs)?, 2, block.mlp.c_fc.bias())?)?;
             let ys = self.dropout.forward(&lin(&ys, 3, block.mlp.c_proj.bias())?, drop(site + 1))?;
             xs = (xs + ys)?;
+        }
+        if prompt.is_some() {
+            xs = xs.narrow(1, n_soft, t_real)?; // the real tokens only
         }
         self.ln_f.forward(&xs)
     }
@@ -480,7 +508,7 @@ impl Gpt {
     /// embeddings, norms and matmuls; attention is one fused kernel over all sequences, each
     /// against its own cached keys and values (`jielong_nn::cached_attention`). Returns the logits at each chunk's last token: (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        self.forward_cached_maps(chunks, caches, None)
+        self.forward_cached_maps(chunks, caches, None, None)
     }
 
     /// The causal self-attention weights of every layer for the prompt `ids`: one (n_head, t, t)
@@ -490,12 +518,26 @@ impl Gpt {
     pub fn attention_maps(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
         let mut cache = KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len);
         let mut maps = Vec::with_capacity(self.cfg.n_layer);
-        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps))?;
+        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps), None)?;
         Ok(maps)
     }
 
-    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`.
-    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
+    /// Write the virtual tokens into an empty cache: prefix tuning's keys and values as they
+    /// are, prompt tuning's embeddings run through the model at positions 0..n.
+    fn fill_virtual(&self, cache: &mut KvCache) -> Result<()> {
+        let Some(soft) = &self.soft else { return Ok(()) };
+        match soft.kind {
+            SoftPromptKind::Prefix => soft.fill_prefix(cache),
+            SoftPromptKind::Prompt => {
+                let ids = vec![0u32; soft.n];
+                self.forward_cached_maps(&[&ids], &mut [cache], None, Some(soft.table())).map(|_| ())
+            }
+        }
+    }
+
+    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`;
+    /// `embeds` (n, c), when given, replace the token embeddings of the (single) chunk.
+    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>, embeds: Option<&Tensor>) -> Result<Tensor> {
         if chunks.len() != caches.len() {
             candle_core::bail!("{} chunks but {} caches", chunks.len(), caches.len());
         }
@@ -524,7 +566,10 @@ impl Gpt {
         let ids = Tensor::from_vec(ids, n, dev)?;
         let pos = Tensor::from_vec(pos, n, dev)?;
 
-        let mut xs = self.wte.forward(&ids)?; // (n, c)
+        let mut xs = match embeds {
+            Some(e) => e.clone(),
+            None => self.wte.forward(&ids)?,
+        }; // (n, c)
         if let Some(wpe) = &self.wpe {
             xs = (xs + wpe.forward(&pos)?)?;
         }
@@ -602,6 +647,15 @@ impl Model for Gpt {
         self.lora = lora;
         Ok(())
     }
+    fn soft_prompt_shape(&self) -> Option<SoftPromptShape> {
+        let c = &self.cfg;
+        Some(SoftPromptShape { n_layer: c.n_layer, n_embd: c.n_embd, n_kv_head: c.n_head, head_dim: c.head_dim(), max_seq_len: c.max_seq_len })
+    }
+    fn set_soft_prompt(&mut self, prompt: Option<Arc<SoftPrompt>>) -> std::result::Result<(), Error> {
+        crate::check_soft_prompt(prompt.as_deref(), self.soft_prompt_shape().expect("gpt has one"))?;
+        self.soft = prompt;
+        Ok(())
+    }
 }
 
 /// A causal model embeds too: its last hidden states (after the final norm), each position
@@ -627,7 +681,10 @@ impl CausalLm for Gpt {
         self.forward_loss(ids, targets, opts)
     }
     fn new_state(&self) -> Box<dyn DecodeState> {
-        Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len))
+        match &self.soft {
+            Some(soft) => soft.new_state(),
+            None => Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len)),
+        }
     }
     // --- instruction tuning ---
     fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
@@ -637,14 +694,21 @@ impl CausalLm for Gpt {
         Ok(Some(Self::attention_maps(self, ids)?))
     }
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
-        let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "gpt")).collect::<Result<Vec<_>>>()?;
+        let mut caches = Vec::with_capacity(states.len());
+        for (cache, fill) in crate::soft_prompt::caches(states, "gpt")? {
+            if fill {
+                self.fill_virtual(cache)?;
+            }
+            caches.push(cache);
+        }
         Gpt::forward_cached(self, chunks, &mut caches)
     }
     fn vocab_size(&self) -> usize {
         self.cfg.vocab_size
     }
+    /// The context left for real tokens (less the virtual ones, when set).
     fn max_seq_len(&self) -> usize {
-        self.cfg.max_seq_len
+        self.cfg.max_seq_len - self.soft.as_ref().map_or(0, |s| s.n)
     }
 }
 

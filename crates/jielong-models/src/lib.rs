@@ -24,6 +24,7 @@ pub mod post_ln;
 pub mod recurrent;
 pub mod rnn_encoder;
 pub mod seq2seq;
+pub mod soft_prompt;
 pub mod state;
 
 pub use albert::{Albert, AlbertConfig};
@@ -38,6 +39,7 @@ pub use recurrent::{Cell, Recurrent, RecurrentConfig, RecurrentState};
 pub use rnn_encoder::RecurrentEncoder;
 pub use seq2seq::{Attention, Seq2seqConfig, Seq2seqModel, Seq2seqState};
 pub use state::DecodeState;
+pub use soft_prompt::{PrefixedCache, SoftPrompt, SoftPromptKind, SoftPromptShape};
 
 use candle_core::{Result, Tensor};
 
@@ -88,11 +90,34 @@ pub trait Model: Send + Sync {
     fn set_lora(&mut self, _lora: Option<std::sync::Arc<jielong_nn::Lora>>) -> std::result::Result<(), jielong_core::Error> {
         Err(jielong_core::Error::input(format!("family {} cannot take LoRA adapters (gpt, llama, bert and albert can)", self.config().family())))
     }
+    // --- adapters (instruction tuning: prompt and prefix tuning, `soft_prompt.rs`) ---
+    /// The shapes a prompt- or prefix-tuning table must have for this model; None for families
+    /// that cannot take one.
+    fn soft_prompt_shape(&self) -> Option<SoftPromptShape> {
+        None
+    }
+    /// Run with virtual tokens (None: without). The table must fit `soft_prompt_shape`.
+    fn set_soft_prompt(&mut self, _prompt: Option<std::sync::Arc<SoftPrompt>>) -> std::result::Result<(), jielong_core::Error> {
+        Err(jielong_core::Error::input(format!("family {} cannot take prompt or prefix tuning (gpt and llama can)", self.config().family())))
+    }
 }
 
 /// The target id that carries no loss (a prompt or padding position in supervised
 /// fine-tuning): `CausalLm::loss_on_targets` skips it.
 pub const IGNORE_TARGET: u32 = u32::MAX;
+
+/// Check that a prompt/prefix table fits a model of `shape` (an adapter made for another model
+/// is refused).
+pub fn check_soft_prompt(prompt: Option<&SoftPrompt>, shape: SoftPromptShape) -> std::result::Result<(), jielong_core::Error> {
+    let Some(p) = prompt else { return Ok(()) };
+    if p.shape != shape {
+        return Err(jielong_core::Error::input(format!(
+            "the {} adapter was made for a model of {} layers, {} key/value heads of {} and width {}; this one has {}, {}, {} and {}: it was made for another model",
+            p.kind.peft_type(), p.shape.n_layer, p.shape.n_kv_head, p.shape.head_dim, p.shape.n_embd, shape.n_layer, shape.n_kv_head, shape.head_dim, shape.n_embd
+        )));
+    }
+    soft_prompt::check_length(p.n, shape.max_seq_len)
+}
 
 /// Check that a LoRA's modules are among `sites` (an adapter made for another model is refused).
 pub fn check_lora(lora: Option<&jielong_nn::Lora>, sites: &[jielong_nn::LinearSite]) -> std::result::Result<(), jielong_core::Error> {

@@ -28,7 +28,8 @@
 //! composed ops.
 
 use crate::family::{Family, FamilyConfig};
-use crate::state::{downcast, DecodeState};
+use crate::soft_prompt::{SoftPrompt, SoftPromptKind, SoftPromptShape};
+use crate::state::DecodeState;
 use crate::{CausalLm, ForwardOpts, Model, ModelConfig};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
@@ -343,6 +344,8 @@ pub struct Llama {
     dropout: Dropout,
     /// LoRA adapters on the attention and MLP projections, when set (`Model::set_lora`).
     lora: Option<Arc<Lora>>,
+    /// Prompt- or prefix-tuning virtual tokens, when set (`Model::set_soft_prompt`).
+    soft: Option<Arc<SoftPrompt>>,
 }
 
 /// The names of a layer's seven linear layers, after its prefix, in `Llama::linears` order.
@@ -406,7 +409,7 @@ impl Llama {
         let norm = RmsNorm::new(c, cfg.rms_norm_eps, vm.pp("norm"))?;
         let head = if cfg.tie_embeddings { embed_w.clone() } else { vb.get_with_hints((cfg.vocab_size, c), "lm_head.weight", randn(std))? };
         let rope = Rope::new(cfg.max_seq_len, d, cfg.rope_theta, vb.device())?;
-        Ok(Self { embed: Embedding::new(embed_w, c), rope, layers, norm, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None, cfg })
+        Ok(Self { embed: Embedding::new(embed_w, c), rope, layers, norm, head, dropout: Dropout { p: cfg.dropout as f32 }, lora: None, soft: None, cfg })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -414,17 +417,33 @@ impl Llama {
     }
 
     /// `ids` (b, t) → final hidden states after the last norm (b, t, n_embd).
+    ///
+    /// With virtual tokens (`soft_prompt.rs`) the real tokens sit at positions n..n + t:
+    /// prompt tuning runs n + t positions (the trained embeddings first) and returns the last
+    /// t; prefix tuning puts each layer's trained keys and values (unrotated, as transformers
+    /// uses a `past_key_values` prefix) before its own, on the composed attention path.
     pub fn hidden(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if t > self.cfg.max_seq_len {
-            candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
+        let (b, t_real) = ids.dims2()?;
+        let n_soft = self.soft.as_ref().map_or(0, |s| s.n);
+        if t_real + n_soft > self.cfg.max_seq_len {
+            candle_core::bail!("sequence of {t_real} tokens is longer than the model's max_seq_len {} (less {n_soft} virtual tokens)", self.cfg.max_seq_len - n_soft);
         }
         let (h, kv, d) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim());
         let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
-        let mut xs = self.dropout.forward(&self.embed.forward(ids)?, drop(0))?; // (b, t, c)
+        let prompt = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prompt);
+        let prefix = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prefix);
+        let mut xs = self.embed.forward(ids)?; // (b, t, c)
+        let t = match prompt {
+            Some(p) => {
+                xs = Tensor::cat(&[&p.embeddings(b)?, &xs], 1)?; // (b, n + t, c), positions 0..n + t
+                n_soft + t_real
+            }
+            None => t_real,
+        };
+        let mut xs = self.dropout.forward(&xs, drop(0))?;
         // The whole layer as one fused op (jielong_nn::llama_block) on CPU f32; its dropout
         // masks are the ones the composed path below would draw (same generators and sites).
-        let fused_layers = jielong_nn::fused_for(&xs);
+        let fused_layers = prefix.is_none() && jielong_nn::fused_for(&xs);
         let c = self.cfg.n_embd;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 3 * i as u64;
@@ -454,10 +473,23 @@ impl Llama {
                 None => None,
             };
             let qkv = linear(&layer.input_norm.forward(&xs)?, &w_qkv, b_qkv.as_ref(), WeightLayout::OutIn)?; // (b, t, (h + 2kv)·d)
-            let qkv = self.rope.apply_packed(&qkv, h, kv)?;
-            let ys = if jielong_nn::fused_for(&qkv) {
+            let ys = if let Some(p) = prefix {
+                // Real tokens at positions n..n + t after the layer's prefix keys and values.
+                let heads = |start: usize, nh: usize| -> Result<Tensor> {
+                    qkv.narrow(D::Minus1, start * d, nh * d)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous() // (b, nh, t, d)
+                };
+                let q = self.rope.apply(&heads(0, h)?, n_soft)?;
+                let k = self.rope.apply(&heads(h, kv)?, n_soft)?;
+                let (pk, pv) = p.layer_kv(i)?; // (1, kv, n, d)
+                let k = Tensor::cat(&[&pk.broadcast_as((b, kv, n_soft, d))?, &k], 2)?.contiguous()?;
+                let v = Tensor::cat(&[&pv.broadcast_as((b, kv, n_soft, d))?, &heads(h + kv, kv)?], 2)?.contiguous()?;
+                let (ys, _att) = causal_self_attention(&q, &repeat_kv(&k, h / kv)?, &repeat_kv(&v, h / kv)?)?; // (b, h, t, d)
+                ys.transpose(1, 2)?.reshape((b, t, h * d))?
+            } else if jielong_nn::fused_for(&qkv) {
+                let qkv = self.rope.apply_packed(&qkv, h, kv)?;
                 causal_attention_packed_gqa(&qkv, h, kv)? // (b, t, h·d)
             } else {
+                let qkv = self.rope.apply_packed(&qkv, h, kv)?;
                 let heads = |start: usize, n: usize| -> Result<Tensor> {
                     qkv.narrow(D::Minus1, start * d, n * d)?.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous() // (b, n, t, d)
                 };
@@ -472,6 +504,9 @@ impl Llama {
             let gu = linear(&layer.post_norm.forward(&xs)?, &w_gu, None, WeightLayout::OutIn)?;
             let ys = linear(&jielong_nn::swiglu(&gu)?, down, None, WeightLayout::OutIn)?;
             xs = (xs + self.dropout.forward(&ys, drop(site + 1))?)?;
+        }
+        if prompt.is_some() {
+            xs = xs.narrow(1, n_soft, t_real)?; // the real tokens only
         }
         self.norm.forward(&xs)
     }
@@ -494,7 +529,7 @@ impl Llama {
     /// positions against its own cache (`jielong_nn::cached_attention`). Returns the
     /// logits at each chunk's last token, (n_seq, vocab_size).
     pub fn forward_cached(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Tensor> {
-        self.forward_cached_maps(chunks, caches, None)
+        self.forward_cached_maps(chunks, caches, None, None)
     }
 
     /// The causal self-attention weights of every layer for the prompt `ids`: one (n_head, t, t)
@@ -503,12 +538,26 @@ impl Llama {
     pub fn attention_maps(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
         let mut cache = KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len);
         let mut maps = Vec::with_capacity(self.cfg.n_layer);
-        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps))?;
+        self.forward_cached_maps(&[ids], &mut [&mut cache], Some(&mut maps), None)?;
         Ok(maps)
     }
 
-    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`.
-    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
+    /// Write the virtual tokens into an empty cache: prefix tuning's keys and values as they
+    /// are, prompt tuning's embeddings run through the model at positions 0..n.
+    fn fill_virtual(&self, cache: &mut KvCache) -> Result<()> {
+        let Some(soft) = &self.soft else { return Ok(()) };
+        match soft.kind {
+            SoftPromptKind::Prefix => soft.fill_prefix(cache),
+            SoftPromptKind::Prompt => {
+                let ids = vec![0u32; soft.n];
+                self.forward_cached_maps(&[&ids], &mut [cache], None, Some(soft.table())).map(|_| ())
+            }
+        }
+    }
+
+    /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`;
+    /// `embeds` (n, c), when given, replace the token embeddings of the (single) chunk.
+    fn forward_cached_maps(&self, chunks: &[&[u32]], caches: &mut [&mut KvCache], mut maps: Option<&mut Vec<Tensor>>, embeds: Option<&Tensor>) -> Result<Tensor> {
         if chunks.len() != caches.len() {
             candle_core::bail!("{} chunks but {} caches", chunks.len(), caches.len());
         }
@@ -527,7 +576,10 @@ impl Llama {
         }
         let n = ids.len();
         let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-        let mut xs = self.embed.forward(&Tensor::from_vec(ids, n, dev)?)?; // (n, c)
+        let mut xs = match embeds {
+            Some(e) => e.clone(),
+            None => self.embed.forward(&Tensor::from_vec(ids, n, dev)?)?,
+        }; // (n, c)
         for (li, layer) in self.layers.iter().enumerate() {
             let [wq, wk, wv, wo, wgate, wup, wdown] = &self.linears(layer)?;
             let x = layer.input_norm.forward(&xs)?;
@@ -609,6 +661,15 @@ impl Model for Llama {
         self.lora = lora;
         Ok(())
     }
+    fn soft_prompt_shape(&self) -> Option<SoftPromptShape> {
+        let c = &self.cfg;
+        Some(SoftPromptShape { n_layer: c.n_layer, n_embd: c.n_embd, n_kv_head: c.n_kv_head, head_dim: c.head_dim(), max_seq_len: c.max_seq_len })
+    }
+    fn set_soft_prompt(&mut self, prompt: Option<Arc<SoftPrompt>>) -> std::result::Result<(), Error> {
+        crate::check_soft_prompt(prompt.as_deref(), self.soft_prompt_shape().expect("llama has one"))?;
+        self.soft = prompt;
+        Ok(())
+    }
 }
 
 /// A causal model embeds too: its last hidden states (after the final norm), each position
@@ -636,17 +697,27 @@ impl CausalLm for Llama {
     fn vocab_size(&self) -> usize {
         self.cfg.vocab_size
     }
+    /// The context left for real tokens (less the virtual ones, when set).
     fn max_seq_len(&self) -> usize {
-        self.cfg.max_seq_len
+        self.cfg.max_seq_len - self.soft.as_ref().map_or(0, |s| s.n)
     }
     fn new_state(&self) -> Box<dyn DecodeState> {
-        Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len))
+        match &self.soft {
+            Some(soft) => soft.new_state(),
+            None => Box::new(KvCache::new(self.cfg.n_layer, self.cfg.max_seq_len)),
+        }
     }
     fn attention_maps(&self, ids: &[u32]) -> Result<Option<Vec<Tensor>>> {
         Ok(Some(Self::attention_maps(self, ids)?))
     }
     fn forward_cached(&self, chunks: &[&[u32]], states: &mut [&mut dyn DecodeState]) -> Result<Tensor> {
-        let mut caches = states.iter_mut().map(|s| downcast::<KvCache>(&mut **s, "llama")).collect::<Result<Vec<_>>>()?;
+        let mut caches = Vec::with_capacity(states.len());
+        for (cache, fill) in crate::soft_prompt::caches(states, "llama")? {
+            if fill {
+                self.fill_virtual(cache)?;
+            }
+            caches.push(cache);
+        }
         Llama::forward_cached(self, chunks, &mut caches)
     }
     // --- instruction tuning ---

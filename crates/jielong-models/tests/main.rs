@@ -11,4 +11,5 @@ mod hf_parity;
 mod llama_fused;
 mod lora;
 mod recurrent_parity;
+mod soft_prompt;
 mod seq2seq_parity;

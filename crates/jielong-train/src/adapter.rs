@@ -7,13 +7,19 @@
 //! DIR/jielong_adapter.json         the base it was trained on: path and SHA-256 of its weights
 //! ```
 //!
+//! Prefix- and prompt-tuning adapters (`jielong_models::soft_prompt`) take the same three
+//! files: `adapter_config.json` is PEFT's `PrefixTuningConfig` / `PromptTuningConfig`
+//! (`peft_type` PREFIX_TUNING / PROMPT_TUNING, `num_virtual_tokens`, `token_dim`,
+//! `num_layers`, `num_attention_heads`), the weights hold the one table PEFT saves,
+//! `prompt_embeddings` ((n, n_embd) for a prompt; (n, num_layers·2·token_dim) for a prefix).
+//!
 //! PEFT reads the first two as they are (`PeftModel.from_pretrained`) on a model whose module
 //! names are the base's (jielong's GPT and Llama names are Hugging Face's). The third is
 //! jielong's: an adapter only means something on the weights it was trained against, so
 //! loading it on another base is refused with both hashes.
 
 use jielong_core::{Error, Result};
-use jielong_models::Model;
+use jielong_models::{Model, SoftPrompt, SoftPromptKind};
 use jielong_nn::{Lora, LoraConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,4 +123,89 @@ pub fn load(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<Arc<Lo
     let lora = Arc::new(lora);
     model.set_lora(Some(lora.clone()))?;
     Ok(lora)
+}
+
+/// Write the virtual tokens `soft` into `dir` (PEFT's prefix- or prompt-tuning layout).
+pub fn save_soft(dir: &Path, soft: &SoftPrompt, base: &AdapterBase) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let sh = soft.shape;
+    let mut cfg = serde_json::json!({
+        "peft_type": soft.kind.peft_type(), "task_type": "CAUSAL_LM", "base_model_name_or_path": base.base_checkpoint,
+        "revision": null, "inference_mode": true, "num_virtual_tokens": soft.n, "num_transformer_submodules": 1,
+        "num_layers": sh.n_layer, "modules_to_save": null, "auto_mapping": null,
+    });
+    let extra = match soft.kind {
+        // PEFT's prefix for grouped key/value heads: token_dim = n_kv_head·head_dim.
+        SoftPromptKind::Prefix => serde_json::json!({
+            "token_dim": sh.kv_dim(), "num_attention_heads": sh.n_kv_head, "encoder_hidden_size": sh.kv_dim(),
+            "prefix_projection": false,
+        }),
+        SoftPromptKind::Prompt => serde_json::json!({
+            "token_dim": sh.n_embd, "num_attention_heads": sh.n_kv_head, "prompt_tuning_init": "RANDOM",
+            "prompt_tuning_init_text": null, "tokenizer_name_or_path": null, "tokenizer_kwargs": null,
+        }),
+    };
+    let map = cfg.as_object_mut().expect("an object");
+    map.extend(extra.as_object().expect("an object").clone());
+    jielong_nn::params::save_tensors(&dir.join(WEIGHTS_FILE), &[(jielong_models::soft_prompt::TABLE.to_string(), soft.table().clone())])?;
+    jielong_core::fs::write_json_atomic(&dir.join(BASE_FILE), base)?;
+    jielong_core::fs::write_json_atomic(&dir.join(CONFIG_FILE), &cfg)
+}
+
+/// Read the adapter in `dir` if it is a prefix- or prompt-tuning one (None for LoRA), check it
+/// was trained on the weights of `base_dir`, and set it on `model`.
+pub fn load_soft(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<Option<Arc<SoftPrompt>>> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    if !cfg_path.is_file() {
+        return Ok(None);
+    }
+    let cfg_text = jielong_core::fs::read_to_string(&cfg_path)?;
+    let peft: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| Error::format(&cfg_path, format!("not JSON ({e})")))?;
+    let kind = match peft.get("peft_type").and_then(|v| v.as_str()) {
+        Some("PREFIX_TUNING") => SoftPromptKind::Prefix,
+        Some("PROMPT_TUNING") => SoftPromptKind::Prompt,
+        _ => return Ok(None),
+    };
+    if peft.get("prefix_projection").and_then(|v| v.as_bool()) == Some(true) {
+        return Err(Error::format(&cfg_path, "has prefix_projection = true: jielong reads the table PEFT saves for it only when it is saved projected; re-save the adapter with PEFT"));
+    }
+    check_base(dir, base_dir)?;
+    let shape = model
+        .soft_prompt_shape()
+        .ok_or_else(|| Error::input(format!("family {} cannot take prompt or prefix tuning (gpt and llama can)", model.config().family())))?;
+    let path = dir.join(WEIGHTS_FILE);
+    let tensors = jielong_nn::params::load_tensors(&path)?;
+    let table = tensors
+        .into_iter()
+        .find(|(n, _)| n == jielong_models::soft_prompt::TABLE)
+        .map(|(_, t)| t)
+        .ok_or_else(|| Error::format(&path, format!("holds no `{}` table", jielong_models::soft_prompt::TABLE)))?;
+    let n = table.dim(0).map_err(Error::from)?;
+    if let Some(want) = peft.get("num_virtual_tokens").and_then(|v| v.as_u64()) {
+        if want as usize != n {
+            return Err(Error::format(&path, format!("has {n} virtual tokens, its config says {want}")));
+        }
+    }
+    let soft = Arc::new(SoftPrompt::new(kind, shape, &table)?);
+    model.set_soft_prompt(Some(soft.clone()))?;
+    Ok(Some(soft))
+}
+
+/// The adapter in `dir` was trained on the weights of checkpoint `base_dir`, or a user error
+/// naming both hashes.
+fn check_base(dir: &Path, base_dir: &Path) -> Result<()> {
+    let base_path = dir.join(BASE_FILE);
+    let text = jielong_core::fs::read_to_string(&base_path)?;
+    let base: AdapterBase = serde_json::from_str(&text).map_err(|e| Error::format(&base_path, format!("not a jielong adapter record ({e})")))?;
+    let hash = weights_hash(base_dir)?;
+    if hash != base.base_hash {
+        return Err(Error::input(format!(
+            "adapter {} was trained on another base (weights {}…, this checkpoint's are {}…): pass the checkpoint it was made from ({})",
+            dir.display(),
+            &base.base_hash[..12.min(base.base_hash.len())],
+            &hash[..12],
+            base.base_checkpoint.display()
+        )));
+    }
+    Ok(())
 }

@@ -30,4 +30,4 @@ pub use init_embeddings::{init_embeddings, EmbeddingInit};
 pub use objective::Objective;
 pub use step::StepRunner;
 pub use trainer::{seconds_per_step, train, Event, TrainSummary};
-pub use sft::{sft, Regime, SftConfig, SftSummary};
+pub use sft::{sft, LoadedAdapter, Regime, SftConfig, SftSummary, SoftPromptSettings};

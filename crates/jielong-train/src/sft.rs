@@ -1,6 +1,7 @@
 //! Supervised fine-tuning (`jielong sft`): a checkpoint trained further on conversations, the
-//! loss on the assistant's tokens only, either every weight (`Regime::Full`) or LoRA adapters
-//! alone (`Regime::Lora`).
+//! loss on the assistant's tokens only: every weight (`Regime::Full`), LoRA adapters alone
+//! (`Regime::Lora`), or virtual tokens alone (`Regime::Prefix`, `Regime::Prompt`:
+//! `jielong_models::soft_prompt`).
 //!
 //! The template's turn tokens are added to the tokenizer where it lacks them; the token table
 //! (and an untied head) grows by as many rows, each initialised to the mean of the existing
@@ -26,7 +27,7 @@ use crate::Objective;
 use candle_core::{Device, Tensor};
 use jielong_core::{Error, Result};
 use jielong_data::sft::{read_chat_jsonl, LossOn, SftData, SftSampler};
-use jielong_models::{Model, ModelConfig};
+use jielong_models::{Model, ModelConfig, SoftPrompt, SoftPromptKind};
 use jielong_nn::{Lora, LoraConfig, ParamStore};
 use jielong_tokenizer::ChatTemplate;
 use std::collections::BTreeMap;
@@ -45,6 +46,41 @@ pub enum Regime {
     Full,
     /// LoRA adapters on the attention and MLP projections; the base stays as it is.
     Lora,
+    /// Prefix tuning: trained keys and values before every layer's own; the base stays.
+    Prefix,
+    /// Prompt tuning: trained input embeddings before the text; the base stays.
+    Prompt,
+}
+
+impl Regime {
+    /// Whether the base's weights are frozen (an adapter is trained and saved apart).
+    pub fn is_adapter(self) -> bool {
+        self != Regime::Full
+    }
+    /// The virtual-token kind of the prefix and prompt regimes.
+    pub fn soft_kind(self) -> Option<SoftPromptKind> {
+        match self {
+            Regime::Prefix => Some(SoftPromptKind::Prefix),
+            Regime::Prompt => Some(SoftPromptKind::Prompt),
+            _ => None,
+        }
+    }
+}
+
+/// Prefix and prompt tuning's settings (PEFT's `num_virtual_tokens`, and prompt tuning's
+/// `prompt_tuning_init_text`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SoftPromptSettings {
+    pub num_virtual_tokens: usize,
+    /// Prompt tuning: start from the embeddings of this text's tokens (repeated or cut to
+    /// `num_virtual_tokens`, as PEFT's `PromptTuningInit.TEXT`) instead of random vocabulary rows.
+    pub init_text: Option<String>,
+}
+
+impl Default for SoftPromptSettings {
+    fn default() -> Self {
+        Self { num_virtual_tokens: 20, init_text: None }
+    }
 }
 
 /// A fine-tuning run's settings (saved as `sft.json` in the output folder).
@@ -56,6 +92,9 @@ pub struct SftConfig {
     pub template: String,
     pub regime: Regime,
     pub lora: LoraConfig,
+    /// Prefix and prompt tuning (absent in runs made before they existed).
+    #[serde(default)]
+    pub soft: SoftPromptSettings,
     pub loss_on: LossOn,
     pub strict: bool,
     pub train: TrainConfig,
@@ -89,7 +128,8 @@ pub struct SftSummary {
     pub added_tokens: Vec<String>,
     pub trainable: usize,
     pub total_params: usize,
-    /// Mean loss on the assistant tokens of the data, before and after.
+    /// Mean loss on the assistant tokens of the data, before the first step (with untrained
+    /// virtual tokens for prefix and prompt runs) and after the last.
     pub loss_before: f64,
     pub loss_after: f64,
     pub tokens_per_s: f64,
@@ -174,11 +214,12 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     let tk0 = base.load_tokenizer(None)?;
     let template = cfg.chat_template()?;
     let (tk, added) = tk0.with_special_tokens(&template.special_tokens().iter().map(String::as_str).collect::<Vec<_>>())?;
-    if cfg.regime == Regime::Lora && !added.is_empty() {
+    if cfg.regime.is_adapter() && !added.is_empty() {
         return Err(Error::input(format!(
-            "template {} needs tokens the base's tokenizer lacks ({}): a LoRA adapter cannot add tokens; use --regime full, or --template builtin",
+            "template {} needs tokens the base's tokenizer lacks ({}): a {:?} adapter cannot add tokens; use --regime full, or --template builtin",
             template.origin,
-            added.join(" ")
+            added.join(" "),
+            cfg.regime
         )));
     }
     let fresh: Vec<u32> = added.iter().filter_map(|t| tk.inner().token_to_id(t)).collect();
@@ -193,10 +234,15 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
 
     // The data, before anything is written.
     let report = read_chat_jsonl(&cfg.data, cfg.strict)?;
-    let max_len = model.as_causal_lm().map(|lm| lm.max_seq_len() + 1).unwrap_or(2);
+    // Virtual tokens take their share of the context: examples are cut to what is left.
+    let soft = match cfg.regime.soft_kind() {
+        Some(kind) => Some(Arc::new(new_soft_prompt(kind, &cfg.soft, &*model, &params, &tk, cfg.train.seed)?)),
+        None => None,
+    };
+    let n_virtual = soft.as_ref().map_or(0, |s| s.n);
+    let max_len = model.as_causal_lm().map(|lm| lm.max_seq_len() - n_virtual + 1).unwrap_or(2);
     let data = SftData::encode(&report.examples, &template, &tk, cfg.loss_on, max_len, cfg.strict, &cfg.data.display().to_string())?;
     let pad = tk.eot_id().unwrap_or(0);
-    let loss_before = assistant_loss(&*model, &data, cfg.train.batch_size, pad)?;
 
     let lora = match cfg.regime {
         Regime::Full => None,
@@ -205,9 +251,21 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
             model.set_lora(Some(l.clone()))?;
             Some(l)
         }
+        Regime::Prefix | Regime::Prompt => {
+            model.set_soft_prompt(soft.clone())?;
+            None
+        }
     };
+    // Before the first step: the base itself for full and LoRA runs (an untrained LoRA changes
+    // nothing); for prefix and prompt runs the base reading its untrained virtual tokens (and
+    // the text n positions later), which is what their training starts from.
+    let loss_before = assistant_loss(&*model, &data, cfg.train.batch_size, pad)?;
     let total_params = params.n_params();
-    let trainable = lora.as_ref().map(|l| l.params().clone()).unwrap_or_else(|| params.clone());
+    let trainable = match (&lora, &soft) {
+        (Some(l), _) => l.params().clone(),
+        (None, Some(s)) => s.params().clone(),
+        _ => params.clone(),
+    };
     let mut runner = StepRunner::from_parts(model, trainable, &cfg.train, &dev)?;
     let sampler = SftSampler::new(data.examples.len(), cfg.train.batch_size, cfg.train.seed)?;
     let base_hash = adapter::weights_hash(&base.dir)?;
@@ -283,7 +341,7 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     }
     if let Some(l) = &lora {
         let record = AdapterBase {
-            base_hash,
+            base_hash: base_hash.clone(),
             base_checkpoint: base.dir.clone(),
             family: mcfg.family().into(),
             rank: cfg.lora.rank,
@@ -292,6 +350,10 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
             targets: cfg.lora.targets.clone(),
         };
         adapter::save(out, l, &record)?;
+    }
+    if let Some(s) = &soft {
+        let record = AdapterBase { base_hash, base_checkpoint: base.dir.clone(), family: mcfg.family().into(), rank: 0, alpha: 0.0, dropout: 0.0, targets: Vec::new() };
+        adapter::save_soft(out, s, &record)?;
     }
     let loss_after = assistant_loss(&*runner.model, &data, tc.batch_size, pad)?;
     let mut skipped = report.bad.clone();
@@ -319,14 +381,49 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     })
 }
 
-/// Load checkpoint `base` with the adapter in `adapter_dir` on it, merged into the base
-/// weights when `merge` (generation then costs what the base costs). Returns the model and
-/// the adapter.
-pub fn load_with_adapter(base: &Checkpoint, adapter_dir: &Path, merge: bool, dev: &Device) -> Result<(Box<dyn Model>, Arc<Lora>)> {
+/// The virtual tokens a prefix or prompt run starts from: a prompt from the embeddings of
+/// `init_text` (its tokens repeated or cut to n, as PEFT's `PromptTuningInit.TEXT`) or of
+/// random vocabulary rows; a prefix from N(0, 0.02).
+fn new_soft_prompt(kind: SoftPromptKind, s: &SoftPromptSettings, model: &dyn Model, params: &ParamStore, tk: &jielong_tokenizer::Tokenizer, seed: u64) -> Result<SoftPrompt> {
+    let shape = model
+        .soft_prompt_shape()
+        .ok_or_else(|| Error::input(format!("family {} cannot take prompt or prefix tuning (gpt and llama can)", model.config().family())))?;
+    jielong_models::soft_prompt::check_length(s.num_virtual_tokens, shape.max_seq_len)?;
+    let table = model.config().token_embedding().and_then(|(name, _)| params.vars().into_iter().find(|(n, _)| n == name)).map(|(_, v)| v.as_tensor().clone());
+    let n = s.num_virtual_tokens;
+    match (&s.init_text, kind, &table) {
+        (Some(text), SoftPromptKind::Prompt, Some(table)) => {
+            let ids = tk.encode(text)?;
+            if ids.is_empty() {
+                return Err(Error::input("--prompt-init-text has no tokens: give a sentence describing the task"));
+            }
+            let ids: Vec<u32> = ids.iter().cycle().take(n).copied().collect();
+            let init = table.index_select(&Tensor::new(ids.as_slice(), &Device::Cpu)?, 0)?;
+            SoftPrompt::new(kind, shape, &init)
+        }
+        (Some(_), SoftPromptKind::Prefix, _) => Err(Error::input("--prompt-init-text applies to --regime prompt (a prefix is keys and values, not embeddings)")),
+        _ => SoftPrompt::random(kind, shape, n, table.as_ref(), seed, &Device::Cpu),
+    }
+}
+
+/// An adapter as loaded: LoRA, or virtual tokens (prefix or prompt tuning).
+#[derive(Clone)]
+pub enum LoadedAdapter {
+    Lora(Arc<Lora>),
+    Soft(Arc<SoftPrompt>),
+}
+
+/// Load checkpoint `base` with the adapter in `adapter_dir` on it (LoRA, prefix or prompt
+/// tuning, by its `peft_type`); a LoRA is merged into the base weights when `merge`
+/// (generation then costs what the base costs). Returns the model and the adapter.
+pub fn load_with_adapter(base: &Checkpoint, adapter_dir: &Path, merge: bool, dev: &Device) -> Result<(Box<dyn Model>, LoadedAdapter)> {
     let (mut model, params) = base.load_params(dev)?;
+    if let Some(soft) = adapter::load_soft(adapter_dir, &base.dir, &mut *model)? {
+        return Ok((model, LoadedAdapter::Soft(soft)));
+    }
     let lora = adapter::load(adapter_dir, &base.dir, &mut *model)?;
     if merge {
         lora.merge(&params)?;
     }
-    Ok((model, lora))
+    Ok((model, LoadedAdapter::Lora(lora)))
 }

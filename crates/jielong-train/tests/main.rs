@@ -9,3 +9,4 @@ mod resume;
 mod seq2seq_train;
 mod sequential;
 mod sft;
+mod sft_soft_prompt;

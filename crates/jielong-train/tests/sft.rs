@@ -22,7 +22,7 @@ fn word(rng: &mut Rng) -> String {
 }
 
 /// A random-init GPT base with a character tokenizer, saved as a checkpoint.
-fn make_base(dir: &Path) -> PathBuf {
+pub(crate) fn make_base(dir: &Path) -> PathBuf {
     let run = dir.join("base");
     std::fs::create_dir_all(&run).unwrap();
     let text = "User: Assistant: System: abcdef\n";
@@ -48,7 +48,7 @@ fn make_base(dir: &Path) -> PathBuf {
     checkpoint::save(&run, &meta, &params, &opt, 1, None).unwrap()
 }
 
-fn data(dir: &Path, n: usize, seed: u64) -> PathBuf {
+pub(crate) fn data(dir: &Path, n: usize, seed: u64) -> PathBuf {
     let mut rng = Rng::new(seed);
     let lines: Vec<String> = (0..n)
         .map(|_| {
@@ -62,13 +62,14 @@ fn data(dir: &Path, n: usize, seed: u64) -> PathBuf {
     p
 }
 
-fn config(base: &Path, data: &Path, regime: Regime, template: &str, steps: u64) -> SftConfig {
+pub(crate) fn config(base: &Path, data: &Path, regime: Regime, template: &str, steps: u64) -> SftConfig {
     SftConfig {
         base: base.into(),
         data: data.into(),
         template: template.into(),
         regime,
         lora: LoraConfig { rank: 8, alpha: 16.0, dropout: 0.0, targets: vec!["c_attn".into(), "attn.c_proj".into(), "c_fc".into(), "mlp.c_proj".into()] },
+        soft: Default::default(),
         loss_on: LossOn::Assistant,
         strict: false,
         train: TrainConfig { batch_size: 16, max_steps: steps, learning_rate: 3e-3, min_lr: 3e-4, warmup_steps: 10, weight_decay: 0.0, checkpoint_interval: 1000, data_parallel: 1, seed: 3, ..TrainConfig::default() },

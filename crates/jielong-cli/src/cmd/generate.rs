@@ -30,7 +30,7 @@ pub struct ModelArgs {
     /// (slower; for comparison).
     #[arg(long)]
     pub no_cache: bool,
-    /// A LoRA adapter folder (`jielong sft --regime lora`, PEFT layout) to apply to the
+    /// An adapter folder (`jielong sft --regime lora|prefix|prompt`, PEFT layout) to apply to the
     /// checkpoint it was trained on; its chat template comes with it.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -49,7 +49,7 @@ impl ModelArgs {
         // A single model file of a family `jielong train` does not make (an n-gram model over
         // a tokenizer's ids): see model_files.rs.
         if jielong_train::adapter::is_adapter_dir(&self.checkpoint) {
-            return Err(Error::input(format!("{} is a LoRA adapter, not a checkpoint: pass its base with --checkpoint BASE --adapter {0}", self.checkpoint.display())).into());
+            return Err(Error::input(format!("{} is an adapter, not a checkpoint: pass its base with --checkpoint BASE --adapter {0}", self.checkpoint.display())).into());
         }
         if let Some(loader) = super::model_files::loader_for(&self.checkpoint)? {
             if self.adapter.is_some() {

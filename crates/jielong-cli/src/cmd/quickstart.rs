@@ -182,6 +182,7 @@ fn instruction_tune(a: &Args, run_dir: &std::path::Path) -> Result<()> {
         template: "builtin".into(),
         regime: Regime::Full,
         lora: LoraConfig { rank: 8, alpha: 16.0, dropout: 0.0, targets: vec!["all-linear".into()] },
+        soft: Default::default(),
         loss_on: LossOn::Assistant,
         strict: true,
         train: TrainConfig {

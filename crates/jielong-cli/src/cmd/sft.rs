@@ -1,5 +1,5 @@
 //! `jielong sft --checkpoint BASE --data FILE.jsonl --template chatml|llama3|builtin|FILE
-//! --regime full|lora --out DIR`: supervised fine-tuning on conversations, the loss on the
+//! --regime full|lora|prefix|prompt --out DIR`: supervised fine-tuning on conversations, the loss on the
 //! assistant's tokens (see `jielong_train::sft`). `--resume DIR` continues a run.
 
 use crate::progress::{stop_flag, train_bar};
@@ -15,6 +15,8 @@ use std::path::PathBuf;
 pub enum RegimeArg {
     Full,
     Lora,
+    Prefix,
+    Prompt,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,7 +38,9 @@ pub struct Args {
     /// .jinja / tokenizer_config.json file.
     #[arg(long, default_value = "builtin")]
     pub template: String,
-    /// full: train every weight; lora: train low-rank adapters only, saved apart (PEFT layout).
+    /// full: train every weight; lora: train low-rank adapters only; prefix: train per-layer
+    /// key/value prefixes only; prompt: train soft-prompt embeddings only (the last three
+    /// saved apart from the base, PEFT layout).
     #[arg(long, value_enum, default_value_t = RegimeArg::Full)]
     pub regime: RegimeArg,
     /// Where the run goes (a run folder, or for LoRA the adapter folder).
@@ -73,6 +77,13 @@ pub struct Args {
     /// Comma-separated module names or endings (all-linear: every projection).
     #[arg(long, default_value = "all-linear")]
     pub lora_targets: String,
+    /// Prefix and prompt tuning: how many virtual tokens (they take that much of the context).
+    #[arg(long, default_value_t = 20)]
+    pub num_virtual_tokens: usize,
+    /// Prompt tuning: start the soft prompt from the embeddings of this text's tokens (PEFT's
+    /// prompt_tuning_init_text) instead of random vocabulary rows.
+    #[arg(long)]
+    pub prompt_init_text: Option<String>,
 }
 
 fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
@@ -89,8 +100,16 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
     let regime = match a.regime {
         RegimeArg::Full => Regime::Full,
         RegimeArg::Lora => Regime::Lora,
+        RegimeArg::Prefix => Regime::Prefix,
+        RegimeArg::Prompt => Regime::Prompt,
     };
-    let lr = a.lr.unwrap_or(if regime == Regime::Lora { 1e-3 } else { 3e-4 });
+    // Virtual tokens are few parameters far from the loss: they take larger steps (PEFT's
+    // examples use 1e-2 to 3e-2).
+    let lr = a.lr.unwrap_or(match regime {
+        Regime::Full => 3e-4,
+        Regime::Lora => 1e-3,
+        Regime::Prefix | Regime::Prompt => 1e-2,
+    });
     let train = TrainConfig {
         batch_size: a.batch_size,
         grad_accum: a.grad_accum,
@@ -109,6 +128,7 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
         template: a.template.clone(),
         regime,
         lora: LoraConfig { rank: a.lora_rank, alpha: a.lora_alpha, dropout: a.lora_dropout, targets: a.lora_targets.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() },
+        soft: jielong_train::SoftPromptSettings { num_virtual_tokens: a.num_virtual_tokens, init_text: a.prompt_init_text.clone() },
         loss_on: match a.loss_on {
             LossOnArg::Assistant => LossOn::Assistant,
             LossOnArg::All => LossOn::All,
@@ -164,7 +184,7 @@ pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Resu
     println!("loss on the assistant's tokens: {:.4} before → {:.4} after ({} steps, {:.1} s)", summary.loss_before, summary.loss_after, summary.steps, summary.elapsed_s);
     match regime {
         Regime::Full => println!("talk to it: jielong chat --checkpoint {}", out.display()),
-        Regime::Lora => println!(
+        Regime::Lora | Regime::Prefix | Regime::Prompt => println!(
             "adapter (PEFT layout) in {0}; talk to it: jielong chat --checkpoint {1} --adapter {0}",
             out.display(),
             summary_base(out).unwrap_or_else(|| "BASE".into())
