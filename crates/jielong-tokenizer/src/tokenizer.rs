@@ -64,6 +64,9 @@ pub struct Tokenizer {
     byte_level: bool,
     /// The `word` kind: text is segmented by jielong before the HF pipeline sees it.
     word_level: bool,
+    /// `inner.get_vocab_size(true)`, which builds the whole vocabulary as a map on every call:
+    /// counted once here (the wrapped tokenizer never changes after `wrap`).
+    vocab_size: usize,
 }
 
 pub(crate) fn tk_err(what: &str, e: tokenizers::Error) -> Error {
@@ -83,7 +86,8 @@ impl Tokenizer {
         let eot_id = inner.token_to_id(EOT);
         let byte_level = json.contains("\"type\":\"ByteLevel\"");
         let word_level = crate::word::is_word_kind(&inner);
-        Ok(Self { inner, hash, eot_id, byte_level, word_level })
+        let vocab_size = inner.get_vocab_size(true);
+        Ok(Self { inner, hash, eot_id, byte_level, word_level, vocab_size })
     }
 
     /// Train a tokenizer of `kind` with at most `vocab_size` entries on `texts`.
@@ -308,8 +312,8 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.vocab_size()) {
-            return Err(Error::input(format!("token id {bad} is outside the vocabulary (size {})", self.vocab_size())));
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.vocab_size) {
+            return Err(Error::input(format!("token id {bad} is outside the vocabulary (size {})", self.vocab_size)));
         }
         self.inner.decode(ids, false).map_err(|e| tk_err("decoding", e))
     }
@@ -320,7 +324,7 @@ impl Tokenizer {
 
     /// Number of ids, added tokens included: the model's `vocab_size` must be at least this.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.vocab_size
     }
 
     /// SHA-256 of the canonical serialization: shards and checkpoints record it.

@@ -40,7 +40,7 @@ impl Candidates {
 
     pub fn sort(&mut self) {
         if !self.sorted {
-            self.items.sort_by(|a, b| b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id)));
+            self.items.sort_by(Self::order);
             self.sorted = true;
         }
     }
@@ -48,7 +48,17 @@ impl Candidates {
     /// Sort and set `p` = softmax of the current logits over the remaining candidates.
     pub fn softmax(&mut self) {
         self.sort();
-        let max = self.items.first().map_or(0.0, |c| c.logit);
+        self.probabilities();
+    }
+
+    /// Most likely first; ties by id: the order of `sort`.
+    pub fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+        b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
+    }
+
+    /// `p` of every candidate (softmax of the logits), in whatever order they are.
+    pub fn probabilities(&mut self) {
+        let max = self.items.iter().map(|c| c.logit).fold(f32::NEG_INFINITY, f32::max);
         let mut total = 0f64;
         for c in &mut self.items {
             let e = if c.logit == f32::NEG_INFINITY { 0.0 } else { ((c.logit - max) as f64).exp() };
