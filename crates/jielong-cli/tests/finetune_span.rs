@@ -141,7 +141,7 @@ fn cli_finetune_ner_frozen_beats_all_o_and_keeps_the_body() {
     import_minilm(p);
     std::fs::write(p.join("train.jsonl"), ner_lines(1, 240)).unwrap();
     std::fs::write(p.join("test.jsonl"), ner_lines(2, 80)).unwrap();
-    let o = jielong(&["finetune", "--task", "ner", "--checkpoint", "minilm", "--data", "train.jsonl", "--regime", "frozen", "--epochs", "12", "--batch-size", "16", "--lr", "1e-2", "--max-len", "32", "--out", "ner"], p);
+    let o = jielong(&["finetune", "--task", "ner", "--checkpoint", "minilm", "--data", "train.jsonl", "--regime", "frozen", "--epochs", "4", "--batch-size", "16", "--lr", "1e-2", "--max-len", "32", "--out", "ner"], p);
     assert_ok(&o);
     eprintln!("{}", text(&o));
     assert!(text(&o).contains("5 labels (O, B-LOC, I-LOC, B-PER, I-PER)"), "{}", text(&o));

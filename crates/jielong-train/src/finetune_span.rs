@@ -307,9 +307,10 @@ pub fn finetune_ner(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn FnMut(&
     }
     let mut su = Setup::open(cfg, HeadKind::TokenClassification, labels.len())?;
     let enc = Encoder::new(&su.tk, su.max_len)?;
-    let feats = ner_features(&su.tk, &train, &labels, su.max_len)?;
+    let tk = su.tk.without_padding()?;
+    let feats = ner_features(&tk, &train, &labels, su.max_len)?;
     // A validation tag the training data never had cannot be predicted: it is an error.
-    let val_feats = ner_features(&su.tk, &val, &labels, su.max_len).map_err(|e| Error::input(format!("validation data: {e}")))?;
+    let val_feats = ner_features(&tk, &val, &labels, su.max_len).map_err(|e| Error::input(format!("validation data: {e}")))?;
     let rows = feature_rows(&feats);
     let targets = Targets::Tokens(feats.iter().map(|f| f.labels.clone()).collect());
     let batch = cfg.batch_size;
@@ -402,8 +403,9 @@ pub fn finetune_qa(out: &Path, cfg: &FinetuneConfig, qa: QaSettings, on_epoch: &
     let mut su = Setup::open(cfg, HeadKind::SpanExtraction, 2)?;
     let enc = Encoder::new(&su.tk, su.max_len)?;
     let opts = qa_options(su.max_len, &qa);
-    let windows = windows_of(&su.tk, &train, &opts)?;
-    let val_windows = windows_of(&su.tk, &val, &opts)?;
+    let tk = su.tk.without_padding()?;
+    let windows = windows_of(&tk, &train, &opts)?;
+    let val_windows = windows_of(&tk, &val, &opts)?;
     let rows: Vec<Row> = windows.iter().flatten().map(|w| (w.ids.clone(), w.type_ids.clone())).collect();
     let targets = Targets::Spans(windows.iter().flatten().map(|w| (w.start, w.end)).collect());
     let batch = cfg.batch_size;
@@ -450,6 +452,7 @@ impl SpanModel {
     pub fn load(dir: &Path, task: &str) -> Result<Self> {
         let (record, model, head, tk) = load_task(dir, task)?;
         let enc = Encoder::new(&tk, record.max_len)?;
+        let tk = tk.without_padding()?;
         Ok(Self { record, model, head, tk, enc })
     }
 
