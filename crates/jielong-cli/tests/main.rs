@@ -11,6 +11,7 @@ mod data_spans;
 mod decode;
 mod encoders;
 mod finetune;
+mod finetune_span;
 mod families;
 mod lexical;
 mod ngram;

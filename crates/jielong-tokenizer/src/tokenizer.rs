@@ -380,6 +380,16 @@ impl Tokenizer {
         Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 
+    /// This tokenizer without the padding and truncation its file may ask for (an imported
+    /// BERT's `tokenizer.json` pads every text to 128 tokens): `encode` then gives the text's
+    /// own tokens, which callers that frame and cut inputs themselves need.
+    pub fn without_padding(&self) -> Result<Self> {
+        let mut inner = self.inner.clone();
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| tk_err("removing truncation", e))?;
+        Self::wrap(inner)
+    }
+
     /// This tokenizer with `tokens` added as special tokens where it lacks them (the turn
     /// markers of a chat template), and the ones that were added, in id order. New ids come
     /// after the existing ones, so every old id keeps its meaning.

@@ -113,6 +113,12 @@ pub struct TaskRecord {
     pub val: Option<Scores>,
     pub majority: Option<Scores>,
     pub settings: FinetuneConfig,
+    /// `qa`: the window and answer settings (`finetune_span`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qa: Option<crate::finetune_span::QaSettings>,
+    /// `ner` / `qa`: the last validation scores (entity P/R/F1, or EM/F1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_val: Option<serde_json::Value>,
 }
 
 /// One epoch's numbers.
@@ -142,13 +148,13 @@ pub struct FinetuneSummary {
 }
 
 /// Inputs tokenized for the model: ids and segment ids, cut to `max_len`.
-struct Encoder {
+pub(crate) struct Encoder {
     tk: tokenizers::Tokenizer,
     pad: u32,
 }
 
 impl Encoder {
-    fn new(tk: &jielong_tokenizer::Tokenizer, max_len: usize) -> Result<Self> {
+    pub(crate) fn new(tk: &jielong_tokenizer::Tokenizer, max_len: usize) -> Result<Self> {
         let mut t = tk.inner().clone();
         t.with_padding(None);
         let params = tokenizers::TruncationParams { max_length: max_len, strategy: tokenizers::TruncationStrategy::LongestFirst, ..Default::default() };
@@ -171,7 +177,7 @@ impl Encoder {
     }
 
     /// Right-padded (ids, segment ids, mask), each (b, t) u32.
-    fn batch(&self, rows: &[&(Vec<u32>, Vec<u32>)], dev: &Device) -> Result<(Tensor, Tensor, Tensor)> {
+    pub(crate) fn batch(&self, rows: &[&(Vec<u32>, Vec<u32>)], dev: &Device) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t) = (rows.len(), rows.iter().map(|r| r.0.len()).max().unwrap_or(1));
         let (mut ids, mut types, mut mask) = (vec![self.pad; b * t], vec![0u32; b * t], vec![0u32; b * t]);
         for (i, (r, ty)) in rows.iter().map(|r| (&r.0, &r.1)).enumerate() {
@@ -185,7 +191,7 @@ impl Encoder {
 
 /// Logits (b, n_labels). `train`: Some(dropout seed) in training; `frozen`: the body's output
 /// is detached (no gradient reaches it).
-fn forward(model: &dyn Model, head: &TaskHead, ids: &Tensor, types: &Tensor, mask: &Tensor, train: Option<u64>, frozen: bool) -> Result<Tensor> {
+pub(crate) fn forward(model: &dyn Model, head: &TaskHead, ids: &Tensor, types: &Tensor, mask: &Tensor, train: Option<u64>, frozen: bool) -> Result<Tensor> {
     let enc = model.as_encoder().ok_or_else(|| Error::input(format!("family {} gives no hidden states to put a classification head on", model.config().family())))?;
     let opts = jielong_models::ForwardOpts { dropout_seed: train, first_row: 0 };
     let hidden = match (train, frozen) {
@@ -234,13 +240,13 @@ fn score_rows(model: &dyn Model, head: &TaskHead, enc: &Encoder, rows: &[(Vec<u3
     Ok((labels.map(|_| loss_sum / rows.len().max(1) as f64), probs))
 }
 
-fn argmax(p: &[f32]) -> u32 {
+pub(crate) fn argmax(p: &[f32]) -> u32 {
     p.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
 }
 
 /// The linear warmup (first 10% of the steps) and linear decay to zero of transformers'
 /// `get_linear_schedule_with_warmup`.
-fn lr_at(peak: f64, step: u64, total: u64) -> f64 {
+pub(crate) fn lr_at(peak: f64, step: u64, total: u64) -> f64 {
     let warmup = (total / 10).max(1);
     if step < warmup {
         peak * (step + 1) as f64 / warmup as f64
@@ -249,9 +255,8 @@ fn lr_at(peak: f64, step: u64, total: u64) -> f64 {
     }
 }
 
-/// Fine-tune `cfg.base` for classification into `out`; `on_epoch` sees each epoch's row.
-pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn FnMut(&EpochRow)) -> Result<FinetuneSummary> {
-    let dev = Device::Cpu;
+/// Refuse a run whose settings cannot work, before any loading.
+pub(crate) fn check_run(out: &Path, cfg: &FinetuneConfig) -> Result<()> {
     if out.join(TASK_FILE).exists() {
         return Err(Error::input(format!("{} already holds a fine-tuned model: pick another --out", out.display())));
     }
@@ -263,17 +268,193 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     if !(0.0..1.0).contains(&cfg.val_fraction) {
         return Err(Error::input(format!("--val-fraction {} must be in [0, 1)", cfg.val_fraction)));
     }
-    let base = Checkpoint::open(&cfg.base)?;
-    let tk = base.load_tokenizer(None)?;
-    let (mut model, params) = base.load_params(&dev)?;
-    let family = model.config().family().to_string();
-    let (hidden, max_seq) = {
-        let enc = model.as_encoder().ok_or_else(|| Error::input(format!("{}: a {family} model gives no hidden states to put a classification head on", base.dir.display())))?;
-        (enc.hidden_size(), enc.max_seq_len())
-    };
-    let max_len = cfg.max_len.min(max_seq);
-    let pooling = cfg.pooling.unwrap_or_else(|| Pooling::default_for(&family));
+    Ok(())
+}
 
+/// What every fine-tuning task shares: the base opened, a new head on it, the regime's
+/// trainable weights (head; + body; or + LoRA) under AdamW, and the saving.
+pub(crate) struct Setup {
+    pub base: Checkpoint,
+    pub tk: jielong_tokenizer::Tokenizer,
+    pub model: Box<dyn Model>,
+    pub params: ParamStore,
+    pub family: String,
+    pub max_len: usize,
+    pub pooling: Pooling,
+    pub head_store: ParamStore,
+    pub head: TaskHead,
+    pub lora: Option<Arc<Lora>>,
+    pub opt: AdamW,
+    pub n_trainable: usize,
+    pub total_params: usize,
+    pub base_hash: String,
+}
+
+impl Setup {
+    /// Open `cfg.base` and put a `kind` head with `n_out` outputs on it.
+    pub(crate) fn open(cfg: &FinetuneConfig, kind: HeadKind, n_out: usize) -> Result<Self> {
+        let dev = Device::Cpu;
+        let base = Checkpoint::open(&cfg.base)?;
+        let tk = base.load_tokenizer(None)?;
+        let (mut model, params) = base.load_params(&dev)?;
+        let family = model.config().family().to_string();
+        let (hidden, max_seq) = {
+            let enc = model.as_encoder().ok_or_else(|| Error::input(format!("{}: a {family} model gives no hidden states to put a {} head on", base.dir.display(), kind.task_name())))?;
+            (enc.hidden_size(), enc.max_seq_len())
+        };
+        let max_len = cfg.max_len.min(max_seq);
+        let pooling = cfg.pooling.unwrap_or_else(|| Pooling::default_for(&family));
+        let head_store = ParamStore::new(cfg.seed ^ 0x6865_6164);
+        let head = TaskHead::new(kind, pooling, &family, hidden, n_out, cfg.head_dropout, head_store.var_builder(&dev))?;
+        let lora = match cfg.regime {
+            FtRegime::Lora => {
+                let sites = model.linear_sites();
+                if sites.is_empty() {
+                    return Err(Error::input(format!("family {family} has no linear layers a LoRA can adapt: use --regime frozen or full")));
+                }
+                let mut lcfg = cfg.lora.clone();
+                lcfg.targets = jielong_models::lora_targets::expand_targets(&family, &cfg.lora.targets, &sites);
+                for t in &cfg.lora.targets {
+                    let one = LoraConfig { targets: jielong_models::lora_targets::expand_targets(&family, std::slice::from_ref(t), &sites), ..cfg.lora.clone() };
+                    if !sites.iter().any(|s| one.targets_module(&s.name)) {
+                        return Err(Error::input(format!("--lora-targets: {t:?} names no linear layer of this {family} model (use q,k,v,o,mlp, all-linear, or a module name such as {})", sites[0].name)));
+                    }
+                }
+                let l = Arc::new(Lora::new(&lcfg, &sites, cfg.seed, &dev)?);
+                model.set_lora(Some(l.clone()))?;
+                Some(l)
+            }
+            _ => None,
+        };
+        let mut trainable = head_store.vars();
+        match cfg.regime {
+            FtRegime::Frozen => {}
+            FtRegime::Full => trainable.extend(params.vars()),
+            FtRegime::Lora => trainable.extend(lora.as_ref().expect("made above").params().vars()),
+        }
+        let n_trainable: usize = trainable.iter().map(|(_, v)| v.elem_count()).sum();
+        let total_params = params.n_params() + head_store.n_params() + lora.as_ref().map(|l| l.params().n_params()).unwrap_or(0);
+        let opt = AdamW::new(trainable, AdamWParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay })?;
+        let base_hash = adapter::weights_hash(&base.dir)?;
+        Ok(Self { base, tk, model, params, family, max_len, pooling, head_store, head, lora, opt, n_trainable, total_params, base_hash })
+    }
+
+    /// One optimizer step on `loss`: gradients clipped to norm 1, learning rate `lr`. The
+    /// loss's value comes back; a non-finite one is an error.
+    pub(crate) fn step(&mut self, loss: &Tensor, lr: f64, step: u64) -> Result<f64> {
+        let grads = loss.backward()?;
+        let norm = self.opt.grad_norm(&grads)?;
+        self.opt.step(&grads, lr, if norm > 1.0 { 1.0 / norm } else { 1.0 })?;
+        let l = loss.to_scalar::<f32>()? as f64;
+        if !l.is_finite() {
+            return Err(Error::Other(format!("loss became {l} at step {step}: lower --lr")));
+        }
+        Ok(l)
+    }
+
+    /// The head, the body (frozen, full) or the adapter in PEFT's layout with `peft_task`
+    /// (`SEQ_CLS`, `TOKEN_CLS`, `QUESTION_ANS`), and the tokenizer.
+    pub(crate) fn save_weights(&self, out: &Path, peft_task: &str) -> Result<()> {
+        self.head_store.save(&out.join(HEAD_FILE))?;
+        match &self.lora {
+            None => self.params.save(&out.join(BODY_FILE))?,
+            Some(l) => {
+                let _ = std::fs::remove_file(out.join(BODY_FILE));
+                let record = AdapterBase { base_hash: self.base_hash.clone(), base_checkpoint: self.base.dir.clone(), family: self.family.clone(), rank: l.cfg.rank, alpha: l.cfg.alpha, dropout: l.cfg.dropout, targets: l.cfg.targets.clone() };
+                adapter::save_for_task(out, l, &record, peft_task, &self.head_store)?;
+            }
+        }
+        self.tk.save(out)
+    }
+
+    /// `task.json` without scores.
+    pub(crate) fn record(&self, cfg: &FinetuneConfig, task: &str, labels: Vec<String>) -> TaskRecord {
+        TaskRecord {
+            task: task.into(),
+            labels,
+            regime: cfg.regime,
+            pooling: self.pooling,
+            head_module: self.head.module.to_string(),
+            family: self.family.clone(),
+            model: self.base.meta.model.clone(),
+            base: self.base.dir.clone(),
+            base_hash: self.base_hash.clone(),
+            tokenizer_hash: self.tk.hash().to_string(),
+            max_len: self.max_len,
+            lora: self.lora.as_ref().map(|l| l.cfg.clone()),
+            trainable_params: self.n_trainable,
+            total_params: self.total_params,
+            val: None,
+            majority: None,
+            settings: cfg.clone(),
+            qa: None,
+            span_val: None,
+        }
+    }
+}
+
+/// A fine-tuned folder read back: its record, the body (with the adapter for LoRA), the head
+/// and the tokenizer. `task`: the task the caller runs (a head trained for another is refused).
+pub(crate) fn load_task(dir: &Path, task: &str) -> Result<(TaskRecord, Box<dyn Model>, TaskHead, jielong_tokenizer::Tokenizer)> {
+    let path = dir.join(TASK_FILE);
+    if !path.is_file() {
+        return Err(Error::input(format!("{}: no {TASK_FILE} here; pass the folder `jielong finetune` wrote", dir.display())));
+    }
+    let record = read_record(dir)?;
+    if record.task != task {
+        return Err(Error::input(format!("{} holds a head for task {:?}, not {task:?}: pass a checkpoint fine-tuned with --task {task}", dir.display(), record.task)));
+    }
+    let kind = match task {
+        "ner" => HeadKind::TokenClassification,
+        "qa" => HeadKind::SpanExtraction,
+        _ => HeadKind::SequenceClassification,
+    };
+    let dev = Device::Cpu;
+    let tk = jielong_tokenizer::Tokenizer::load(&dir.join("tokenizer.json"))?;
+    if tk.hash() != record.tokenizer_hash {
+        return Err(Error::format(dir.join("tokenizer.json"), "is not the tokenizer the model was fine-tuned with (hash differs): restore it"));
+    }
+    let (mut model, _params) = match record.regime {
+        FtRegime::Lora => {
+            let base = Checkpoint::open(&record.base)?;
+            base.load_params(&dev)?
+        }
+        _ => {
+            let params = ParamStore::new(0);
+            let model = record.model.build(params.var_builder(&dev))?;
+            params.load(&dir.join(BODY_FILE), |n| Some(n.to_string()))?;
+            (model, params)
+        }
+    };
+    if record.regime == FtRegime::Lora {
+        let base = Checkpoint::open(&record.base)?;
+        adapter::load(dir, &base.dir, &mut *model)?;
+    }
+    let head_store = ParamStore::new(0);
+    let head = TaskHead::new(kind, record.pooling, &record.family, model.as_encoder().map(|e| e.hidden_size()).unwrap_or(0), record.labels.len().max(1), 0.0, head_store.var_builder(&dev))?;
+    head_store.load(&dir.join(HEAD_FILE), |n| Some(n.to_string()))?;
+    if let Some(e) = model.as_encoder() {
+        if record.regime != FtRegime::Lora {
+            e.prepare_inference()?;
+        }
+    }
+    Ok((record, model, head, tk))
+}
+
+/// `task.json` of a fine-tuned folder.
+pub fn read_record(dir: &Path) -> Result<TaskRecord> {
+    let path = dir.join(TASK_FILE);
+    if !path.is_file() {
+        return Err(Error::input(format!("{}: no {TASK_FILE} here; pass the folder `jielong finetune` wrote", dir.display())));
+    }
+    let text = jielong_core::fs::read_to_string(&path)?;
+    serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a jielong fine-tuning record ({e})")))
+}
+
+/// Fine-tune `cfg.base` for classification into `out`; `on_epoch` sees each epoch's row.
+pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn FnMut(&EpochRow)) -> Result<FinetuneSummary> {
+    let dev = Device::Cpu;
+    check_run(out, cfg)?;
     // The data: labels from the training file; validation labels must be among them.
     let mut train = read_examples(&cfg.data, true)?;
     let val = match &cfg.val_data {
@@ -294,7 +475,9 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     }
     let y_train = label_ids(&train, &labels, "every label of the training data is in the set")?;
     let y_val = label_ids(&val, &labels, "a validation label must occur in the training data")?;
-    let enc = Encoder::new(&tk, max_len)?;
+    let mut su = Setup::open(cfg, HeadKind::SequenceClassification, labels.len())?;
+    let max_len = su.max_len;
+    let enc = Encoder::new(&su.tk, max_len)?;
     let (mut truncated, mut rows) = (0usize, Vec::with_capacity(train.len()));
     for e in &train {
         let (ids, types, cut) = enc.encode(e)?;
@@ -302,40 +485,6 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
         rows.push((ids, types));
     }
     let val_rows: Vec<(Vec<u32>, Vec<u32>)> = val.iter().map(|e| enc.encode(e).map(|(i, t, _)| (i, t))).collect::<Result<_>>()?;
-
-    // The head and what trains.
-    let head_store = ParamStore::new(cfg.seed ^ 0x6865_6164);
-    let head = TaskHead::new(HeadKind::SequenceClassification, pooling, &family, hidden, labels.len(), cfg.head_dropout, head_store.var_builder(&dev))?;
-    let lora = match cfg.regime {
-        FtRegime::Lora => {
-            let sites = model.linear_sites();
-            if sites.is_empty() {
-                return Err(Error::input(format!("family {family} has no linear layers a LoRA can adapt: use --regime frozen or full")));
-            }
-            let mut lcfg = cfg.lora.clone();
-            lcfg.targets = jielong_models::lora_targets::expand_targets(&family, &cfg.lora.targets, &sites);
-            for t in &cfg.lora.targets {
-                let one = LoraConfig { targets: jielong_models::lora_targets::expand_targets(&family, std::slice::from_ref(t), &sites), ..cfg.lora.clone() };
-                if !sites.iter().any(|s| one.targets_module(&s.name)) {
-                    return Err(Error::input(format!("--lora-targets: {t:?} names no linear layer of this {family} model (use q,k,v,o,mlp, all-linear, or a module name such as {})", sites[0].name)));
-                }
-            }
-            let l = Arc::new(Lora::new(&lcfg, &sites, cfg.seed, &dev)?);
-            model.set_lora(Some(l.clone()))?;
-            Some(l)
-        }
-        _ => None,
-    };
-    let mut trainable = head_store.vars();
-    match cfg.regime {
-        FtRegime::Frozen => {}
-        FtRegime::Full => trainable.extend(params.vars()),
-        FtRegime::Lora => trainable.extend(lora.as_ref().expect("made above").params().vars()),
-    }
-    let n_trainable: usize = trainable.iter().map(|(_, v)| v.elem_count()).sum();
-    let total_params = params.n_params() + head_store.n_params() + lora.as_ref().map(|l| l.params().n_params()).unwrap_or(0);
-    let mut opt = AdamW::new(trainable, AdamWParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay })?;
-    let base_hash = adapter::weights_hash(&base.dir)?;
     let majority = (!val.is_empty()).then(|| majority_baseline(&y_train, &y_val));
 
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -348,11 +497,11 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     // Frozen: the body's pooled vectors are computed once, with the inference copies of its
     // weights (the same values), and the epochs train the head on them.
     let (feats, val_feats) = if frozen {
-        if let Some(e) = model.as_encoder() {
+        if let Some(e) = su.model.as_encoder() {
             e.prepare_inference()?;
         }
-        let f = pooled_features(&*model, &head, &enc, &rows, cfg.batch_size)?;
-        let v = if val_rows.is_empty() { None } else { Some(pooled_features(&*model, &head, &enc, &val_rows, cfg.batch_size)?) };
+        let f = pooled_features(&*su.model, &su.head, &enc, &rows, cfg.batch_size)?;
+        let v = if val_rows.is_empty() { None } else { Some(pooled_features(&*su.model, &su.head, &enc, &val_rows, cfg.batch_size)?) };
         (Some(f), v)
     } else {
         (None, None)
@@ -375,18 +524,12 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
             let logits = match &feats {
                 Some(f) => {
                     let idx = Tensor::new(chunk.iter().map(|&i| i as u32).collect::<Vec<u32>>().as_slice(), &dev)?;
-                    head.logits_from_pooled(&f.index_select(&idx, 0)?, jielong_models::ForwardOpts { dropout_seed: seed, first_row: 0 })?
+                    su.head.logits_from_pooled(&f.index_select(&idx, 0)?, jielong_models::ForwardOpts { dropout_seed: seed, first_row: 0 })?
                 }
-                None => forward(&*model, &head, &ids, &types, &mask, seed, frozen)?,
+                None => forward(&*su.model, &su.head, &ids, &types, &mask, seed, frozen)?,
             };
             let loss = jielong_nn::cross_entropy(&logits, &y)?;
-            let grads = loss.backward()?;
-            let norm = opt.grad_norm(&grads)?;
-            opt.step(&grads, lr_at(cfg.learning_rate, step, total_steps), if norm > 1.0 { 1.0 / norm } else { 1.0 })?;
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(Error::Other(format!("loss became {l} at step {step}: lower --lr")));
-            }
+            let l = su.step(&loss, lr_at(cfg.learning_rate, step, total_steps), step)?;
             loss_sum += l * chunk.len() as f64;
             step += 1;
         }
@@ -394,8 +537,8 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
             (None, None)
         } else {
             let (loss, probs) = match &val_feats {
-                Some(v) => score_pooled(&head, v, &y_val)?,
-                None => score_rows(&*model, &head, &enc, &val_rows, Some(&y_val), cfg.batch_size)?,
+                Some(v) => score_pooled(&su.head, v, &y_val)?,
+                None => score_rows(&*su.model, &su.head, &enc, &val_rows, Some(&y_val), cfg.batch_size)?,
             };
             let pred: Vec<u32> = probs.iter().map(|p| argmax(p)).collect();
             (loss, Some(scores(&y_val, &pred)))
@@ -411,43 +554,18 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     let elapsed_s = started.elapsed().as_secs_f64();
 
     // Write: the weights first, task.json last (a folder is a classifier once it is there).
-    head_store.save(&out.join(HEAD_FILE))?;
-    match &lora {
-        None => params.save(&out.join(BODY_FILE))?,
-        Some(l) => {
-            let _ = std::fs::remove_file(out.join(BODY_FILE));
-            let record = AdapterBase { base_hash: base_hash.clone(), base_checkpoint: base.dir.clone(), family: family.clone(), rank: l.cfg.rank, alpha: l.cfg.alpha, dropout: l.cfg.dropout, targets: l.cfg.targets.clone() };
-            adapter::save_for_task(out, l, &record, "SEQ_CLS", &head_store)?;
-        }
-    }
-    tk.save(out)?;
-    let record = TaskRecord {
-        task: "classify".into(),
-        labels: labels.clone(),
-        regime: cfg.regime,
-        pooling,
-        head_module: head.module.to_string(),
-        family,
-        model: base.meta.model.clone(),
-        base: base.dir.clone(),
-        base_hash,
-        tokenizer_hash: tk.hash().to_string(),
-        max_len,
-        lora: lora.as_ref().map(|l| l.cfg.clone()),
-        trainable_params: n_trainable,
-        total_params,
-        val: last_val,
-        majority,
-        settings: cfg.clone(),
-    };
+    su.save_weights(out, "SEQ_CLS")?;
+    let mut record = su.record(cfg, "classify", labels.clone());
+    record.val = last_val;
+    record.majority = majority;
     jielong_core::fs::write_json_atomic(&out.join(TASK_FILE), &record)?;
     Ok(FinetuneSummary {
         labels,
         train_examples: train.len(),
         val_examples: val.len(),
         truncated,
-        trainable: n_trainable,
-        total_params,
+        trainable: su.n_trainable,
+        total_params: su.total_params,
         epochs,
         majority,
         tokens_per_s: tokens as f64 / elapsed_s.max(1e-9),
@@ -455,7 +573,7 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     })
 }
 
-fn append(path: &Path, line: &str) -> Result<()> {
+pub(crate) fn append(path: &Path, line: &str) -> Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
     f.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))
@@ -481,44 +599,7 @@ impl Classifier {
     /// Read the folder `jielong finetune --task classify` wrote. `task`: the task the caller
     /// runs (a head trained for another is refused).
     pub fn load(dir: &Path, task: &str) -> Result<Self> {
-        let path = dir.join(TASK_FILE);
-        if !path.is_file() {
-            return Err(Error::input(format!("{}: no {TASK_FILE} here; pass the folder `jielong finetune` wrote", dir.display())));
-        }
-        let text = jielong_core::fs::read_to_string(&path)?;
-        let record: TaskRecord = serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not a jielong fine-tuning record ({e})")))?;
-        if record.task != task {
-            return Err(Error::input(format!("{} holds a head for task {:?}, not {task:?}: pass a checkpoint fine-tuned with --task {task}", dir.display(), record.task)));
-        }
-        let dev = Device::Cpu;
-        let tk = jielong_tokenizer::Tokenizer::load(&dir.join("tokenizer.json"))?;
-        if tk.hash() != record.tokenizer_hash {
-            return Err(Error::format(dir.join("tokenizer.json"), "is not the tokenizer the classifier was trained with (hash differs): restore it"));
-        }
-        let (mut model, _params) = match record.regime {
-            FtRegime::Lora => {
-                let base = Checkpoint::open(&record.base)?;
-                base.load_params(&dev)?
-            }
-            _ => {
-                let params = ParamStore::new(0);
-                let model = record.model.build(params.var_builder(&dev))?;
-                params.load(&dir.join(BODY_FILE), |n| Some(n.to_string()))?;
-                (model, params)
-            }
-        };
-        if record.regime == FtRegime::Lora {
-            let base = Checkpoint::open(&record.base)?;
-            adapter::load(dir, &base.dir, &mut *model)?;
-        }
-        let head_store = ParamStore::new(0);
-        let head = TaskHead::new(HeadKind::SequenceClassification, record.pooling, &record.family, model.as_encoder().map(|e| e.hidden_size()).unwrap_or(0), record.labels.len(), 0.0, head_store.var_builder(&dev))?;
-        head_store.load(&dir.join(HEAD_FILE), |n| Some(n.to_string()))?;
-        if let Some(e) = model.as_encoder() {
-            if record.regime != FtRegime::Lora {
-                e.prepare_inference()?;
-            }
-        }
+        let (record, model, head, tk) = load_task(dir, task)?;
         let enc = Encoder::new(&tk, record.max_len)?;
         Ok(Self { record, model, head, enc })
     }

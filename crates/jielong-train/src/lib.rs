@@ -10,6 +10,7 @@ pub mod classify_metrics;
 pub mod config;
 pub mod eval;
 pub mod finetune;
+pub mod finetune_span;
 pub mod init_embeddings;
 pub mod interchange;
 pub mod metrics;
