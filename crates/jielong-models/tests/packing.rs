@@ -42,7 +42,10 @@ const PAD: u32 = 0;
 
 /// Two rows of 12: A B C, and D then five pads (segment u32::MAX). Returns the ids, the
 /// packing, and each example's (row, start, tokens).
-fn packed() -> (Tensor, Packing, Vec<(usize, usize, &'static [u32])>) {
+/// Where each example sits: (row, start, tokens).
+type Placed = Vec<(usize, usize, &'static [u32])>;
+
+fn packed() -> (Tensor, Packing, Placed) {
     let t = 12;
     let mut ids = Vec::new();
     let mut segs = Vec::new();
