@@ -15,7 +15,15 @@ pub struct Batch {
     /// Row-major (batch_size, seq_len).
     pub inputs: Vec<u32>,
     pub targets: Vec<u32>,
+    /// Packed rows (`sft --packing`): row-major (batch_size, seq_len), the index of the example
+    /// each position belongs to within its row ([`PAD_SEGMENT`] for padding). A position attends
+    /// only to the earlier positions of its own example, and positions restart at 0 for each
+    /// example. None: each row is one sequence.
+    pub segments: Option<Vec<u32>>,
 }
+
+/// The segment of padding positions in a packed row.
+pub const PAD_SEGMENT: u32 = u32::MAX;
 
 pub(crate) fn window_batch(data: &TokenDataset, starts: &[usize], seq_len: usize) -> Batch {
     let mut inputs = Vec::with_capacity(starts.len() * seq_len);
@@ -27,7 +35,7 @@ pub(crate) fn window_batch(data: &TokenDataset, starts: &[usize], seq_len: usize
         inputs.extend_from_slice(&row[..seq_len]);
         targets.extend_from_slice(&row[1..]);
     }
-    Batch { batch_size: starts.len(), seq_len, inputs, targets }
+    Batch { batch_size: starts.len(), seq_len, inputs, targets, segments: None }
 }
 
 pub struct RandomWindows {

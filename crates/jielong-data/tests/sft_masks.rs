@@ -42,3 +42,45 @@ fn sft_masks_match_trl_assistant_only_labels() {
         }
     }
 }
+
+/// Packing against TRL's padding-free collator (fixture `fixtures/sft/make_packing.py`): the
+/// three conversations in one row give TRL's flattened ids, its position ids (restarting at 0
+/// per example), its labels (shifted by one: our targets), and the block-diagonal causal mask
+/// transformers builds from those position ids.
+#[test]
+fn sft_packing_matches_trl_padding_free_positions_labels_and_mask() {
+    use jielong_data::batcher::PAD_SEGMENT;
+    use jielong_data::sft::{packed, segment_positions};
+    let masks: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("masks.json")).unwrap()).unwrap();
+    let ref_: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("packing.json")).unwrap()).unwrap();
+    let tk = Tokenizer::load(&fixture("tokenizer.json")).unwrap();
+    let mut t = ChatTemplate::load(&fixture("chatml_generation.jinja")).unwrap();
+    t.eos_token = "<|im_end|>".into();
+    let convs: Vec<Vec<Message>> = serde_json::from_value(masks["conversations"].clone()).unwrap();
+    let encoded: Vec<_> = convs.iter().map(|c| encode(&t, &tk, c, LossOn::Assistant).unwrap()).collect();
+    let rows: Vec<_> = encoded.iter().collect();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(ref_["input_ids"].clone()).unwrap();
+    let labels: Vec<Vec<i64>> = serde_json::from_value(ref_["labels"].clone()).unwrap();
+    let positions: Vec<Vec<u32>> = serde_json::from_value(ref_["position_ids"].clone()).unwrap();
+    let allowed: Vec<Vec<u8>> = serde_json::from_value(ref_["allowed"].clone()).unwrap();
+    let total = ids[0].len();
+    let b = packed(&rows, total, 0);
+    assert_eq!((b.batch_size, b.seq_len), (1, total), "all three fit one row of {total}");
+    assert_eq!(b.inputs, ids[0], "packed ids differ from TRL's");
+    let segs = b.segments.clone().unwrap();
+    assert!(segs.iter().all(|&s| s != PAD_SEGMENT));
+    assert_eq!(segment_positions(&segs, b.seq_len), positions[0], "position ids differ from TRL's");
+    for k in 0..total {
+        let want = labels[0].get(k + 1).copied().unwrap_or(-100);
+        assert_eq!(if want == -100 { IGNORE } else { want as u32 }, b.targets[k], "target at {k}");
+    }
+    // The attention jielong's models apply (same segment, key not after query) is transformers'.
+    let n_allowed: usize = allowed.iter().flatten().map(|&a| a as usize).sum();
+    assert_eq!(n_allowed, [34usize, 68, 49].iter().map(|l| l * (l + 1) / 2).sum::<usize>(), "the reference mask is block-diagonal");
+    for q in 0..total {
+        for k in 0..total {
+            let ours = k <= q && segs[k] == segs[q];
+            assert_eq!(ours, allowed[q][k] == 1, "query {q} key {k}");
+        }
+    }
+}

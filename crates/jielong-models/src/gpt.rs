@@ -20,13 +20,13 @@ use crate::family::{parse_as, Family, FamilyConfig};
 use crate::soft_prompt::{SoftPrompt, SoftPromptKind, SoftPromptShape};
 use crate::state::DecodeState;
 pub use crate::ForwardOpts;
-use crate::{CausalLm, Model, ModelConfig};
+use crate::{CausalLm, Model, ModelConfig, Packing};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
 use jielong_nn::{LinearSite, Lora};
 use std::sync::Arc;
-use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, causal_self_attention_reference, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -420,6 +420,12 @@ impl Gpt {
     /// t; prefix tuning puts each layer's trained keys and values before its own, on the
     /// composed attention path (the fused block and flash kernels take no prefix).
     pub fn hidden(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        self.hidden_with(ids, opts, None)
+    }
+
+    /// `hidden`, of packed rows when `packing` is given: positions restart per example and
+    /// attention stays within each (the composed path: masked attention, no fused kernels).
+    pub fn hidden_with(&self, ids: &Tensor, opts: ForwardOpts, packing: Option<&Packing>) -> Result<Tensor> {
         let (b, t_real) = ids.dims2()?;
         let n_soft = self.soft.as_ref().map_or(0, |s| s.n);
         if t_real + n_soft > self.cfg.max_seq_len {
@@ -432,6 +438,9 @@ impl Gpt {
         let prompt = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prompt);
         let prefix = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prefix);
 
+        if packing.is_some() && prompt.is_some() {
+            candle_core::bail!("prompt tuning cannot run packed sequences (each example needs its own virtual tokens): train without --packing");
+        }
         let mut xs = self.wte.forward(ids)?; // (b, t, c)
         // (first position, positions run): the virtual tokens of a prompt are positions 0..n.
         let (p0, t) = match prompt {
@@ -441,19 +450,32 @@ impl Gpt {
             }
             None => (n_soft, t_real),
         };
+        let packed_pos = match packing {
+            Some(p) => Some(p.positions_tensor(p0, dev)?), // (b·t)
+            None => None,
+        };
         if let Some(wpe) = &self.wpe {
-            let pos = Tensor::arange(p0 as u32, (p0 + t) as u32, dev)?;
-            xs = xs.broadcast_add(&wpe.forward(&pos)?)?;
+            xs = match &packed_pos {
+                Some(pos) => (xs + wpe.forward(pos)?.reshape((b, t, c))?)?,
+                None => xs.broadcast_add(&wpe.forward(&Tensor::arange(p0 as u32, (p0 + t) as u32, dev)?)?)?,
+            };
         }
         if let Some(table) = &self.sinusoids {
-            xs = xs.broadcast_add(&table.narrow(0, p0, t)?)?;
+            xs = match &packed_pos {
+                Some(pos) => (xs + table.index_select(pos, 0)?.reshape((b, t, c))?)?,
+                None => xs.broadcast_add(&table.narrow(0, p0, t)?)?,
+            };
         }
+        let packed_mask = match packing {
+            Some(p) => Some(p.mask_after(prefix.map_or(0, |p| p.n))?),
+            None => None,
+        };
         xs = self.dropout.forward(&xs, drop(0))?;
 
         // The whole block as one fused op (jielong_nn::block) where it applies: CPU f32,
         // learned or sinusoidal positions, biases. Its dropout masks are the ones the composed
         // path below would draw (same generators and sites).
-        let fused_blocks = self.rope.is_none() && self.cfg.bias && prefix.is_none() && jielong_nn::fused_for(&xs);
+        let fused_blocks = self.rope.is_none() && self.cfg.bias && prefix.is_none() && packing.is_none() && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
             let lw = self.linears(block)?;
@@ -466,7 +488,7 @@ impl Gpt {
             let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (b, t, 3c)
-            let ys = if self.rope.is_none() && prefix.is_none() && jielong_nn::fused_for(&qkv) {
+            let ys = if self.rope.is_none() && prefix.is_none() && packing.is_none() && jielong_nn::fused_for(&qkv) {
                 // One fused kernel straight from the packed projection (jielong_nn::flash).
                 causal_attention_packed(&qkv, h)?
             } else {
@@ -475,8 +497,10 @@ impl Gpt {
                 };
                 let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
                 if let Some(rope) = &self.rope {
-                    q = rope.apply(&q, p0)?;
-                    k = rope.apply(&k, p0)?;
+                    match &packed_pos {
+                        Some(pos) => (q, k) = (rope.apply_at(&q, pos)?, rope.apply_at(&k, pos)?),
+                        None => (q, k) = (rope.apply(&q, p0)?, rope.apply(&k, p0)?),
+                    }
                 }
                 if let Some(p) = prefix {
                     // The layer's prefix first: (b, h, n + t, d); every query sees all of it.
@@ -484,7 +508,10 @@ impl Gpt {
                     k = Tensor::cat(&[&pk.broadcast_as((b, h, n_soft, d))?, &k], 2)?.contiguous()?;
                     v = Tensor::cat(&[&pv.broadcast_as((b, h, n_soft, d))?, &v], 2)?.contiguous()?;
                 }
-                let (ys, _att) = causal_self_attention(&q, &k, &v)?; // (b, h, t, d), causal after the prefix
+                let (ys, _att) = match &packed_mask {
+                    Some(mask) => causal_self_attention_reference(&q, &k, &v, Some(mask))?, // within each example
+                    None => causal_self_attention(&q, &k, &v)?, // (b, h, t, d), causal after the prefix
+                };
                 ys.transpose(1, 2)?.reshape((b, t, c))? // (b, t, c)
             };
             let ys = self.dropout.forward(&lin(&ys, 1, block.c_proj.bias())?, drop(site))?;
@@ -689,6 +716,12 @@ impl CausalLm for Gpt {
     // --- instruction tuning ---
     fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         crate::masked_head_loss(&self.hidden(ids, opts)?, &self.head, targets)
+    }
+    fn packed_logits(&self, ids: &Tensor, packing: &Packing) -> Result<Tensor> {
+        linear(&self.hidden_with(ids, ForwardOpts::default(), Some(packing))?, &self.head, None, WeightLayout::OutIn)
+    }
+    fn packed_loss_on_targets(&self, ids: &Tensor, targets: &Tensor, packing: &Packing, opts: ForwardOpts) -> Result<Tensor> {
+        crate::masked_head_loss(&self.hidden_with(ids, opts, Some(packing))?, &self.head, targets)
     }
     fn attention_maps(&self, ids: &[u32]) -> Result<Option<Vec<Tensor>>> {
         Ok(Some(Self::attention_maps(self, ids)?))

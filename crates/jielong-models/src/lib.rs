@@ -54,6 +54,58 @@ pub struct ForwardOpts {
     pub first_row: usize,
 }
 
+/// Packed rows (`jielong sft --packing`): several examples in one row, none attending to
+/// another, positions restarting at 0 for each (as TRL's padding-free collator with
+/// transformers' packed-sequence mask).
+#[derive(Debug, Clone)]
+pub struct Packing {
+    /// Row-major (b, t): each position's index within its example.
+    pub positions: Vec<u32>,
+    /// (b, 1, t, t) additive: 0 where query i may see key j (same example, j ≤ i), −∞ elsewhere.
+    pub mask: Tensor,
+}
+
+impl Packing {
+    /// From the segment of each position (row-major (b, t), as `Batch::segments`).
+    pub fn from_segments(segments: &[u32], b: usize, t: usize, dev: &candle_core::Device) -> Result<Self> {
+        if segments.len() != b * t {
+            candle_core::bail!("packing: {} segments for a ({b}, {t}) batch", segments.len());
+        }
+        // 0, 1, … within each run of one segment (jielong_data::sft::segment_positions).
+        let mut positions: Vec<u32> = Vec::with_capacity(b * t);
+        for (i, &s) in segments.iter().enumerate() {
+            let restart = i % t == 0 || segments[i - 1] != s;
+            positions.push(if restart { 0 } else { positions[i - 1] + 1 });
+        }
+        let mut mask = vec![f32::NEG_INFINITY; b * t * t];
+        for r in 0..b {
+            let seg = &segments[r * t..(r + 1) * t];
+            for i in 0..t {
+                let start = i - positions[r * t + i] as usize;
+                debug_assert!(seg[start..=i].iter().all(|&s| s == seg[i]));
+                mask[(r * t + i) * t + start..=(r * t + i) * t + i].fill(0.0);
+            }
+        }
+        Ok(Self { positions, mask: Tensor::from_vec(mask, (b, 1, t, t), dev)? })
+    }
+
+    /// The positions, each plus `offset` (virtual tokens before the text), as a (b·t) tensor.
+    pub fn positions_tensor(&self, offset: usize, dev: &candle_core::Device) -> Result<Tensor> {
+        let p: Vec<u32> = self.positions.iter().map(|&p| p + offset as u32).collect();
+        Tensor::from_vec(p, self.positions.len(), dev)
+    }
+
+    /// The mask with `n` always-visible keys before the text (prefix tuning's virtual keys).
+    pub fn mask_after(&self, n: usize) -> Result<Tensor> {
+        if n == 0 {
+            return Ok(self.mask.clone());
+        }
+        let (b, _, t, _) = self.mask.dims4()?;
+        let open = Tensor::zeros((b, 1, t, n), candle_core::DType::F32, self.mask.device())?;
+        Tensor::cat(&[&open, &self.mask], 3)
+    }
+}
+
 /// Every model of every family.
 pub trait Model: Send + Sync {
     /// The config it was built from (its family included).
@@ -205,6 +257,15 @@ pub trait CausalLm: Send + Sync {
         let dev = logits.device();
         let rows = logits.reshape((b * t, v))?.index_select(&Tensor::new(keep.as_slice(), dev)?, 0)?;
         jielong_nn::cross_entropy(&rows, &Tensor::new(kept.as_slice(), dev)?)
+    }
+
+    /// `logits` of packed rows: each example as if it ran alone (`Packing`).
+    fn packed_logits(&self, _ids: &Tensor, _packing: &Packing) -> Result<Tensor> {
+        candle_core::bail!("this model family cannot run packed sequences (gpt and llama can): train without --packing")
+    }
+    /// `loss_on_targets` of packed rows (`Packing`).
+    fn packed_loss_on_targets(&self, _ids: &Tensor, _targets: &Tensor, _packing: &Packing, _opts: ForwardOpts) -> Result<Tensor> {
+        candle_core::bail!("this model family cannot run packed sequences (gpt and llama can): train without --packing")
     }
 }
 

@@ -30,13 +30,13 @@
 use crate::family::{Family, FamilyConfig};
 use crate::soft_prompt::{SoftPrompt, SoftPromptKind, SoftPromptShape};
 use crate::state::DecodeState;
-use crate::{CausalLm, ForwardOpts, Model, ModelConfig};
+use crate::{CausalLm, ForwardOpts, Model, ModelConfig, Packing};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
 use jielong_nn::{LinearSite, Lora};
 use std::sync::Arc;
-use jielong_nn::{causal_attention_packed_gqa, causal_self_attention, linear, llama_layer, BlockDropout, Dropout, KvCache, LlamaLayerWeights, MaskSource, RmsNorm, Rope, WeightLayout};
+use jielong_nn::{causal_attention_packed_gqa, causal_self_attention, causal_self_attention_reference, linear, llama_layer, BlockDropout, Dropout, KvCache, LlamaLayerWeights, MaskSource, RmsNorm, Rope, WeightLayout};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -423,6 +423,12 @@ impl Llama {
     /// t; prefix tuning puts each layer's trained keys and values (unrotated, as transformers
     /// uses a `past_key_values` prefix) before its own, on the composed attention path.
     pub fn hidden(&self, ids: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        self.hidden_with(ids, opts, None)
+    }
+
+    /// `hidden`, of packed rows when `packing` is given: positions restart per example and
+    /// attention stays within each (the composed path: masked attention, no fused layers).
+    pub fn hidden_with(&self, ids: &Tensor, opts: ForwardOpts, packing: Option<&Packing>) -> Result<Tensor> {
         let (b, t_real) = ids.dims2()?;
         let n_soft = self.soft.as_ref().map_or(0, |s| s.n);
         if t_real + n_soft > self.cfg.max_seq_len {
@@ -432,6 +438,9 @@ impl Llama {
         let drop = |site: u64| opts.dropout_seed.filter(|_| self.dropout.p > 0.0).map(|seed| MaskSource { seed, site, first_row: opts.first_row });
         let prompt = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prompt);
         let prefix = self.soft.as_ref().filter(|s| s.kind == SoftPromptKind::Prefix);
+        if packing.is_some() && prompt.is_some() {
+            candle_core::bail!("prompt tuning cannot run packed sequences (each example needs its own virtual tokens): train without --packing");
+        }
         let mut xs = self.embed.forward(ids)?; // (b, t, c)
         let t = match prompt {
             Some(p) => {
@@ -443,7 +452,11 @@ impl Llama {
         let mut xs = self.dropout.forward(&xs, drop(0))?;
         // The whole layer as one fused op (jielong_nn::llama_block) on CPU f32; its dropout
         // masks are the ones the composed path below would draw (same generators and sites).
-        let fused_layers = prefix.is_none() && jielong_nn::fused_for(&xs);
+        let fused_layers = prefix.is_none() && packing.is_none() && jielong_nn::fused_for(&xs);
+        let packed = match packing {
+            Some(p) => Some((p.positions_tensor(n_soft, xs.device())?, p.mask_after(prefix.map_or(0, |p| p.n))?)),
+            None => None,
+        };
         let c = self.cfg.n_embd;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 3 * i as u64;
@@ -473,7 +486,23 @@ impl Llama {
                 None => None,
             };
             let qkv = linear(&layer.input_norm.forward(&xs)?, &w_qkv, b_qkv.as_ref(), WeightLayout::OutIn)?; // (b, t, (h + 2kv)·d)
-            let ys = if let Some(p) = prefix {
+            let ys = if let Some((pos, mask)) = &packed {
+                // Packed rows: each example at its own positions, attending within itself (and
+                // to the layer's prefix, when there is one).
+                let heads = |start: usize, nh: usize| -> Result<Tensor> {
+                    qkv.narrow(D::Minus1, start * d, nh * d)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous() // (b, nh, t, d)
+                };
+                let q = self.rope.apply_at(&heads(0, h)?, pos)?;
+                let mut k = self.rope.apply_at(&heads(h, kv)?, pos)?;
+                let mut v = heads(h + kv, kv)?;
+                if let Some(p) = prefix {
+                    let (pk, pv) = p.layer_kv(i)?; // (1, kv, n, d)
+                    k = Tensor::cat(&[&pk.broadcast_as((b, kv, n_soft, d))?, &k], 2)?.contiguous()?;
+                    v = Tensor::cat(&[&pv.broadcast_as((b, kv, n_soft, d))?, &v], 2)?.contiguous()?;
+                }
+                let (ys, _att) = causal_self_attention_reference(&q, &repeat_kv(&k, h / kv)?, &repeat_kv(&v, h / kv)?, Some(mask))?; // (b, h, t, d)
+                ys.transpose(1, 2)?.reshape((b, t, h * d))?
+            } else if let Some(p) = prefix {
                 // Real tokens at positions n..n + t after the layer's prefix keys and values.
                 let heads = |start: usize, nh: usize| -> Result<Tensor> {
                     qkv.narrow(D::Minus1, start * d, nh * d)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous() // (b, nh, t, d)
@@ -723,6 +752,12 @@ impl CausalLm for Llama {
     // --- instruction tuning ---
     fn loss_on_targets(&self, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         crate::masked_head_loss(&self.hidden(ids, opts)?, &self.head, targets)
+    }
+    fn packed_logits(&self, ids: &Tensor, packing: &Packing) -> Result<Tensor> {
+        linear(&self.hidden_with(ids, ForwardOpts::default(), Some(packing))?, &self.head, None, WeightLayout::OutIn)
+    }
+    fn packed_loss_on_targets(&self, ids: &Tensor, targets: &Tensor, packing: &Packing, opts: ForwardOpts) -> Result<Tensor> {
+        crate::masked_head_loss(&self.hidden_with(ids, opts, Some(packing))?, &self.head, targets)
     }
 }
 

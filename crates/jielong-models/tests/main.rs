@@ -11,5 +11,6 @@ mod hf_parity;
 mod llama_fused;
 mod lora;
 mod recurrent_parity;
+mod packing;
 mod soft_prompt;
 mod seq2seq_parity;

@@ -119,6 +119,18 @@ impl Rope {
         }
     }
 
+    /// Rotate `xs` (b, h, t, d), position (r, i) at `positions[r·t + i]` (`positions`: a
+    /// (b·t) u32 tensor; packed sequences, whose positions restart per example).
+    pub fn apply_at(&self, xs: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let (b, _h, t, d) = xs.dims4()?;
+        let cos = self.cos.index_select(positions, 0)?.reshape((b, 1, t, d))?;
+        let sin = self.sin.index_select(positions, 0)?.reshape((b, 1, t, d))?;
+        let x1 = xs.narrow(D::Minus1, 0, d / 2)?;
+        let x2 = xs.narrow(D::Minus1, d / 2, d / 2)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        xs.broadcast_mul(&cos)?.broadcast_add(&rotated.broadcast_mul(&sin)?)
+    }
+
     /// Rotate `xs` (b, h, t, d) for positions `offset..offset + t`.
     pub fn apply(&self, xs: &Tensor, offset: usize) -> Result<Tensor> {
         let (_b, _h, t, d) = xs.dims4()?;

@@ -67,6 +67,17 @@ impl Objective {
         }
     }
 
+    /// The loss of packed rows (`jielong sft --packing`): only supervised fine-tuning packs.
+    pub fn packed_loss(&self, model: &dyn Model, ids: &Tensor, targets: &Tensor, packing: &jielong_models::Packing, opts: ForwardOpts) -> Result<Tensor> {
+        match self {
+            Objective::Sft => {
+                let lm = model.as_causal_lm().ok_or_else(|| Error::Other("sft objective without a causal LM".into()))?;
+                Ok(lm.packed_loss_on_targets(ids, targets, packing, opts)?)
+            }
+            other => Err(Error::Other(format!("objective {} takes no packed batches", other.name()))),
+        }
+    }
+
     /// The loss of `ids` (b, t) against `targets` (b, t), the mean over the batch's tokens.
     pub fn loss(&self, model: &dyn Model, ids: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
         match self {

@@ -97,6 +97,11 @@ pub struct SftConfig {
     pub soft: SoftPromptSettings,
     pub loss_on: LossOn,
     pub strict: bool,
+    /// Pack several examples into each row (`--packing`): a block-diagonal causal mask and
+    /// positions restarting per example (`jielong_models::Packing`); else each example its own
+    /// row, padded to the longest of the batch. A step trains on the same examples either way.
+    #[serde(default)]
+    pub packing: bool,
     pub train: TrainConfig,
 }
 
@@ -133,6 +138,8 @@ pub struct SftSummary {
     pub loss_before: f64,
     pub loss_after: f64,
     pub tokens_per_s: f64,
+    /// Mean positions (rows × length, padding included) a step's micro-batches ran.
+    pub positions_per_step: f64,
     pub interrupted: bool,
     pub elapsed_s: f64,
     pub out: PathBuf,
@@ -210,6 +217,9 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     } else if !checkpoint::list(out)?.is_empty() || adapter::is_adapter_dir(out) {
         return Err(Error::input(format!("{} already holds a fine-tuning run: continue it with --resume, or pick another --out", out.display())));
     }
+    if cfg.packing && cfg.regime == Regime::Prompt {
+        return Err(Error::input("--packing cannot be used with --regime prompt (each packed example would need its own virtual tokens): drop --packing, or use --regime prefix"));
+    }
     let base = Checkpoint::open(&cfg.base)?;
     let tk0 = base.load_tokenizer(None)?;
     let template = cfg.chat_template()?;
@@ -241,6 +251,8 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     };
     let n_virtual = soft.as_ref().map_or(0, |s| s.n);
     let max_len = model.as_causal_lm().map(|lm| lm.max_seq_len() - n_virtual + 1).unwrap_or(2);
+    // A packed row holds up to the context's positions (an example's last token included).
+    let window = max_len - 1;
     let data = SftData::encode(&report.examples, &template, &tk, cfg.loss_on, max_len, cfg.strict, &cfg.data.display().to_string())?;
     let pad = tk.eot_id().unwrap_or(0);
 
@@ -299,10 +311,20 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     });
     let started = Instant::now();
     let (mut step_losses, mut interrupted, mut tokens_timed, mut secs_timed) = (Vec::new(), false, 0usize, 0f64);
+    let steps_at_start = step;
     while step < tc.max_steps {
         let t0 = Instant::now();
         let lr = lr_at(&tc, step);
-        let batches: Vec<_> = (0..tc.grad_accum as u64).map(|m| sampler.batch(&data, step * tc.grad_accum as u64 + m, pad)).collect();
+        let batches: Vec<_> = (0..tc.grad_accum as u64)
+            .map(|m| {
+                let k = step * tc.grad_accum as u64 + m;
+                if cfg.packing {
+                    sampler.packed_batch(&data, k, window, pad)
+                } else {
+                    sampler.batch(&data, k, pad)
+                }
+            })
+            .collect();
         let tokens: usize = batches.iter().map(|b| b.batch_size * b.seq_len).sum();
         let stats = runner.step(&batches, lr, tc.grad_clip, tc.seed, step)?;
         if !stats.loss.is_finite() {
@@ -374,6 +396,7 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
         loss_before,
         loss_after,
         tokens_per_s: tokens_timed as f64 / secs_timed.max(1e-9),
+        positions_per_step: tokens_timed as f64 / (step - steps_at_start).max(1) as f64,
         interrupted,
         elapsed_s: elapsed_before + started.elapsed().as_secs_f64(),
         out: out.to_path_buf(),

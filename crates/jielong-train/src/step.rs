@@ -149,11 +149,18 @@ impl StepRunner {
                 (loss, stats.mlm_loss, Some(stats))
             }
             _ => {
+                let packing = match &batch.segments {
+                    Some(segs) => Some(jielong_models::Packing::from_segments(&segs[rows.start * batch.seq_len..rows.end * batch.seq_len], rows.len(), batch.seq_len, &self.device)?),
+                    None => None,
+                };
                 let (ids, targets) = match &self.masker {
                     Some(m) => masked_tensors(m, batch, rows, &mut mask_rng, &self.device)?,
                     None => rows_tensors(batch, rows, &self.device)?,
                 };
-                let loss = self.objective.loss(&*self.model, &ids, &targets, opts)?;
+                let loss = match &packing {
+                    Some(p) => self.objective.packed_loss(&*self.model, &ids, &targets, p, opts)?,
+                    None => self.objective.loss(&*self.model, &ids, &targets, opts)?,
+                };
                 let value = loss.to_scalar::<f32>()? as f64;
                 (loss, value, None)
             }

@@ -11,7 +11,7 @@ use jielong_train::StepRunner;
 
 fn batch(rows: usize, t: usize, vocab: usize, salt: usize) -> Batch {
     let ids = |k: usize| (0..rows * t).map(|i| ((i * 31 + salt * 7 + k) % vocab) as u32).collect();
-    Batch { batch_size: rows, seq_len: t, inputs: ids(0), targets: ids(3) }
+    Batch { batch_size: rows, seq_len: t, inputs: ids(0), targets: ids(3), segments: None }
 }
 
 fn max_abs(t: &Tensor) -> f32 {

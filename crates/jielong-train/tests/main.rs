@@ -9,4 +9,5 @@ mod resume;
 mod seq2seq_train;
 mod sequential;
 mod sft;
+mod sft_packing;
 mod sft_soft_prompt;

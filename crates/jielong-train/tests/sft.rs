@@ -23,12 +23,17 @@ fn word(rng: &mut Rng) -> String {
 
 /// A random-init GPT base with a character tokenizer, saved as a checkpoint.
 pub(crate) fn make_base(dir: &Path) -> PathBuf {
+    make_base_with(dir, 40)
+}
+
+/// `make_base` with a context of `max_seq_len` tokens.
+pub(crate) fn make_base_with(dir: &Path, max_seq_len: usize) -> PathBuf {
     let run = dir.join("base");
     std::fs::create_dir_all(&run).unwrap();
     let text = "User: Assistant: System: abcdef\n";
     let tk = Tokenizer::train(TokenizerKind::Char, 64, std::iter::repeat_n(text, 4)).unwrap();
     tk.save(&run).unwrap();
-    let cfg = GptConfig { vocab_size: tk.vocab_size(), n_layer: 2, n_head: 2, n_embd: 48, max_seq_len: 40, dropout: 0.0, ..GptConfig::tiny() };
+    let cfg = GptConfig { vocab_size: tk.vocab_size(), n_layer: 2, n_head: 2, n_embd: 48, max_seq_len, dropout: 0.0, ..GptConfig::tiny() };
     let params = ParamStore::new(5);
     ModelConfig::new(cfg.clone()).build(params.var_builder(&Device::Cpu)).unwrap();
     let meta = CheckpointMeta {
@@ -72,6 +77,7 @@ pub(crate) fn config(base: &Path, data: &Path, regime: Regime, template: &str, s
         soft: Default::default(),
         loss_on: LossOn::Assistant,
         strict: false,
+        packing: false,
         train: TrainConfig { batch_size: 16, max_steps: steps, learning_rate: 3e-3, min_lr: 3e-4, warmup_steps: 10, weight_decay: 0.0, checkpoint_interval: 1000, data_parallel: 1, seed: 3, ..TrainConfig::default() },
     }
 }

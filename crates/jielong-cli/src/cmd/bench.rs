@@ -112,7 +112,7 @@ pub fn matmul_peak_gflops(dev: &Device) -> Result<f64> {
 
 fn random_batch(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Batch {
     let draw = |rng: &mut Rng| (0..b * t).map(|_| rng.below(vocab as u64) as u32).collect::<Vec<_>>();
-    Batch { batch_size: b, seq_len: t, inputs: draw(rng), targets: draw(rng) }
+    Batch { batch_size: b, seq_len: t, inputs: draw(rng), targets: draw(rng), segments: None }
 }
 
 pub fn run(cmd: Command) -> Result<()> {

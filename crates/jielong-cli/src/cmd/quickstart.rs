@@ -185,6 +185,7 @@ fn instruction_tune(a: &Args, run_dir: &std::path::Path) -> Result<()> {
         soft: Default::default(),
         loss_on: LossOn::Assistant,
         strict: true,
+        packing: false,
         train: TrainConfig {
             batch_size: 16,
             max_steps: steps,

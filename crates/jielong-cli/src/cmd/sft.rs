@@ -56,6 +56,11 @@ pub struct Args {
     /// instead of skipping and counting it.
     #[arg(long)]
     pub strict: bool,
+    /// Pack several examples into each context window (none attends to another; positions
+    /// restart per example) instead of padding each to the longest of its batch: fewer
+    /// positions per step on data of uneven lengths. Not with --regime prompt.
+    #[arg(long)]
+    pub packing: bool,
     #[arg(long, default_value_t = 200)]
     pub max_steps: u64,
     #[arg(long, default_value_t = 8)]
@@ -134,6 +139,7 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
             LossOnArg::All => LossOn::All,
         },
         strict: a.strict,
+        packing: a.packing,
         train,
     };
     Ok((a.out.clone().expect("clap requires it"), cfg, false))
@@ -147,7 +153,7 @@ pub fn run(a: Args) -> Result<()> {
 /// Fine-tune (or resume) into `out` with a progress bar and the summary lines `jielong sft`
 /// prints; `jielong quickstart --chat` runs its instruction-tuning stage through it too.
 pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Result<()> {
-    let regime = cfg.regime;
+    let (regime, packing) = (cfg.regime, cfg.packing);
     let stop = stop_flag();
     let mut bar = None;
     let summary = sft(out, cfg, resume, &stop, &mut |e| match e {
@@ -181,6 +187,7 @@ pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Resu
         100.0 * summary.trainable as f64 / summary.total_params.max(1) as f64,
         summary.tokens_per_s
     );
+    println!("{:.0} positions per step ({})", summary.positions_per_step, if packing { "packed" } else { "padded" });
     println!("loss on the assistant's tokens: {:.4} before → {:.4} after ({} steps, {:.1} s)", summary.loss_before, summary.loss_after, summary.steps, summary.elapsed_s);
     match regime {
         Regime::Full => println!("talk to it: jielong chat --checkpoint {}", out.display()),

@@ -4,6 +4,8 @@
 
 use super::encode::{encode, Encoded, LossOn};
 use super::read::ChatExample;
+use super::IGNORE;
+use crate::batcher::PAD_SEGMENT;
 use crate::Batch;
 use jielong_core::{Error, Result, Rng};
 use jielong_tokenizer::{ChatTemplate, Tokenizer};
@@ -104,6 +106,13 @@ impl SftSampler {
         let rows: Vec<&Encoded> = self.indices(k).into_iter().map(|i| &data.examples[i]).collect();
         padded(&rows, pad)
     }
+
+    /// The k-th batch packed (`sft --packing`): the examples `batch` would pad, packed into
+    /// rows of at most `window` positions (`packed`).
+    pub fn packed_batch(&self, data: &SftData, k: u64, window: usize, pad: u32) -> Batch {
+        let rows: Vec<&Encoded> = self.indices(k).into_iter().map(|i| &data.examples[i]).collect();
+        packed(&rows, window, pad)
+    }
 }
 
 /// Rows padded to the longest of them.
@@ -116,7 +125,57 @@ pub fn padded(rows: &[&Encoded], pad: u32) -> Batch {
         inputs.extend(i);
         targets.extend(t);
     }
-    Batch { batch_size: rows.len(), seq_len: len, inputs, targets }
+    Batch { batch_size: rows.len(), seq_len: len, inputs, targets, segments: None }
+}
+
+/// Examples packed into rows of at most `window` positions, as TRL's padding-free collator
+/// lays them out: each example's ids in full (cut to `window`), its targets the next ids where
+/// they carry loss and [`IGNORE`] at its last token, so no position predicts another example's
+/// token (an example cut to the window keeps the target of its last kept token). Rows are filled first-fit in the order given; the batch is as long as its longest
+/// row, the rest padded (`pad` in, IGNORE out, segment [`PAD_SEGMENT`]). Segments number the
+/// examples of a row from 0: the model attends within a segment only, positions restarting at
+/// 0 in each (`Batch::segments`).
+pub fn packed(rows: &[&Encoded], window: usize, pad: u32) -> Batch {
+    let window = window.max(1);
+    // Row fills: (ids, targets, segments).
+    let mut out: Vec<(Vec<u32>, Vec<u32>, Vec<u32>)> = Vec::new();
+    for e in rows {
+        let n = e.ids.len().min(window);
+        let at = match out.iter().position(|(ids, _, _)| ids.len() + n <= window) {
+            Some(r) => r,
+            None => {
+                out.push(Default::default());
+                out.len() - 1
+            }
+        };
+        let (ids, targets, segs) = &mut out[at];
+        let seg = segs.last().map_or(0, |s| s + 1);
+        ids.extend_from_slice(&e.ids[..n]);
+        targets.extend((1..=n).map(|k| if k < e.ids.len() && e.loss[k] { e.ids[k] } else { IGNORE }));
+        segs.extend(std::iter::repeat_n(seg, n));
+    }
+    let len = out.iter().map(|r| r.0.len()).max().unwrap_or(0).max(1);
+    let (mut inputs, mut targets, mut segments) = (Vec::new(), Vec::new(), Vec::new());
+    for (mut i, mut t, mut s) in out.iter().cloned() {
+        i.resize(len, pad);
+        t.resize(len, IGNORE);
+        s.resize(len, PAD_SEGMENT);
+        inputs.extend(i);
+        targets.extend(t);
+        segments.extend(s);
+    }
+    Batch { batch_size: out.len().max(1), seq_len: len, inputs, targets, segments: Some(segments) }
+}
+
+/// Position ids of packed segments: 0, 1, … within each example (and within each run of
+/// padding).
+pub fn segment_positions(segments: &[u32], seq_len: usize) -> Vec<u32> {
+    let mut pos = Vec::with_capacity(segments.len());
+    for (i, &s) in segments.iter().enumerate() {
+        let restart = i % seq_len == 0 || segments[i - 1] != s;
+        pos.push(if restart { 0 } else { pos[i - 1] + 1 });
+    }
+    pos
 }
 
 #[cfg(test)]
@@ -143,5 +202,27 @@ mod tests {
         assert_eq!((batch.batch_size, batch.seq_len), (2, 4));
         assert_eq!(batch.inputs, [1, 2, 0, 0, 4, 5, 6, 7]);
         assert_eq!(batch.targets, [2, 3, IGNORE, IGNORE, IGNORE, IGNORE, 7, 8]);
+    }
+
+    #[test]
+    fn sft_packed_batch_fills_rows_first_fit_and_never_predicts_across_examples() {
+        let a = Encoded { ids: vec![1, 2, 3], loss: vec![false, true, true] };
+        let b = Encoded { ids: vec![4, 5, 6, 7, 8], loss: vec![false, false, false, true, true] };
+        let c = Encoded { ids: vec![9, 10], loss: vec![false, true] };
+        let batch = packed(&[&a, &b, &c], 6, 0);
+        // a (3) + c (2) share row 0; b (5) does not fit beside a and takes row 1.
+        assert_eq!((batch.batch_size, batch.seq_len), (2, 5));
+        assert_eq!(batch.inputs, [1, 2, 3, 9, 10, 4, 5, 6, 7, 8]);
+        assert_eq!(batch.targets, [2, 3, IGNORE, 10, IGNORE, IGNORE, IGNORE, 7, 8, IGNORE]);
+        let segs = batch.segments.clone().unwrap();
+        assert_eq!(segs, [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(segment_positions(&segs, 5), [0, 1, 2, 0, 1, 0, 1, 2, 3, 4]);
+        // The same loss tokens as padding the examples.
+        let n = |t: &[u32]| t.iter().filter(|&&x| x != IGNORE).count();
+        assert_eq!(n(&batch.targets), n(&padded(&[&a, &b, &c], 0).targets));
+        // An example longer than the window is cut to it (its last position still predicts its own
+        // next token).
+        let cut = packed(&[&b], 3, 0);
+        assert_eq!((cut.inputs.as_slice(), cut.targets.as_slice()), ([4, 5, 6].as_slice(), [IGNORE, IGNORE, 7].as_slice()));
     }
 }

@@ -14,7 +14,7 @@ pub mod handbook;
 pub mod encode;
 pub mod read;
 
-pub use batches::{SftData, SftSampler};
+pub use batches::{packed, segment_positions, SftData, SftSampler};
 pub use encode::{encode, render_spans, Encoded, LossOn};
 pub use read::{parse_line, read_chat_jsonl, ChatExample, ReadReport};
 
