@@ -113,6 +113,10 @@ pub struct TaskRecord {
     pub val: Option<Scores>,
     pub majority: Option<Scores>,
     pub settings: FinetuneConfig,
+    /// A LoRA run folded into its base by `jielong lora merge`: `model.safetensors` holds the
+    /// merged body and there is no adapter to apply.
+    #[serde(default)]
+    pub lora_merged: bool,
 }
 
 /// One epoch's numbers.
@@ -439,6 +443,7 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
         val: last_val,
         majority,
         settings: cfg.clone(),
+        lora_merged: false,
     };
     jielong_core::fs::write_json_atomic(&out.join(TASK_FILE), &record)?;
     Ok(FinetuneSummary {
@@ -495,19 +500,20 @@ impl Classifier {
         if tk.hash() != record.tokenizer_hash {
             return Err(Error::format(dir.join("tokenizer.json"), "is not the tokenizer the classifier was trained with (hash differs): restore it"));
         }
-        let (mut model, _params) = match record.regime {
-            FtRegime::Lora => {
+        let with_adapter = record.regime == FtRegime::Lora && !record.lora_merged;
+        let (mut model, _params) = match with_adapter {
+            true => {
                 let base = Checkpoint::open(&record.base)?;
                 base.load_params(&dev)?
             }
-            _ => {
+            false => {
                 let params = ParamStore::new(0);
                 let model = record.model.build(params.var_builder(&dev))?;
                 params.load(&dir.join(BODY_FILE), |n| Some(n.to_string()))?;
                 (model, params)
             }
         };
-        if record.regime == FtRegime::Lora {
+        if with_adapter {
             let base = Checkpoint::open(&record.base)?;
             adapter::load(dir, &base.dir, &mut *model)?;
         }
@@ -515,7 +521,7 @@ impl Classifier {
         let head = TaskHead::new(HeadKind::SequenceClassification, record.pooling, &record.family, model.as_encoder().map(|e| e.hidden_size()).unwrap_or(0), record.labels.len(), 0.0, head_store.var_builder(&dev))?;
         head_store.load(&dir.join(HEAD_FILE), |n| Some(n.to_string()))?;
         if let Some(e) = model.as_encoder() {
-            if record.regime != FtRegime::Lora {
+            if !with_adapter {
                 e.prepare_inference()?;
             }
         }

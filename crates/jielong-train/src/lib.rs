@@ -11,6 +11,7 @@ pub mod config;
 pub mod eval;
 pub mod finetune;
 pub mod init_embeddings;
+pub mod lora_merge;
 pub mod interchange;
 pub mod metrics;
 pub mod mlm;
