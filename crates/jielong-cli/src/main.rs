@@ -80,6 +80,12 @@ enum Command {
     Finetune(cmd::finetune::Args),
     /// A fine-tuned classifier's labels and probabilities for texts.
     Predict(cmd::predict::Args),
+    /// LoRA adapters: `merge` folds one into its base's weights.
+    #[command(subcommand)]
+    Lora(cmd::lora::Command),
+    /// Experiments end to end: `ulmfit` (general LM → domain LM → classifier at 1/10/100% labels).
+    #[command(subcommand)]
+    Study(cmd::study::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -108,6 +114,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Lora(c) => cmd::lora::run(c),
+        Command::Study(c) => cmd::study::run(c),
     }
 }
 

@@ -19,4 +19,5 @@ mod seq2seq;
 mod sft;
 mod shakespeare;
 mod signals;
+mod study;
 mod vectors;

@@ -119,6 +119,10 @@ pub struct TaskRecord {
     /// `ner` / `qa`: the last validation scores (entity P/R/F1, or EM/F1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span_val: Option<serde_json::Value>,
+    /// A LoRA run folded into its base by `jielong lora merge`: `model.safetensors` holds the
+    /// merged body and there is no adapter to apply.
+    #[serde(default)]
+    pub lora_merged: bool,
 }
 
 /// One epoch's numbers.
@@ -389,6 +393,7 @@ impl Setup {
             settings: cfg.clone(),
             qa: None,
             span_val: None,
+            lora_merged: false,
         }
     }
 }
@@ -414,19 +419,21 @@ pub(crate) fn load_task(dir: &Path, task: &str) -> Result<(TaskRecord, Box<dyn M
     if tk.hash() != record.tokenizer_hash {
         return Err(Error::format(dir.join("tokenizer.json"), "is not the tokenizer the model was fine-tuned with (hash differs): restore it"));
     }
-    let (mut model, _params) = match record.regime {
-        FtRegime::Lora => {
+    // A LoRA run folded into its base by `jielong lora merge` loads as a full one.
+    let with_adapter = record.regime == FtRegime::Lora && !record.lora_merged;
+    let (mut model, _params) = match with_adapter {
+        true => {
             let base = Checkpoint::open(&record.base)?;
             base.load_params(&dev)?
         }
-        _ => {
+        false => {
             let params = ParamStore::new(0);
             let model = record.model.build(params.var_builder(&dev))?;
             params.load(&dir.join(BODY_FILE), |n| Some(n.to_string()))?;
             (model, params)
         }
     };
-    if record.regime == FtRegime::Lora {
+    if with_adapter {
         let base = Checkpoint::open(&record.base)?;
         adapter::load(dir, &base.dir, &mut *model)?;
     }
@@ -434,7 +441,7 @@ pub(crate) fn load_task(dir: &Path, task: &str) -> Result<(TaskRecord, Box<dyn M
     let head = TaskHead::new(kind, record.pooling, &record.family, model.as_encoder().map(|e| e.hidden_size()).unwrap_or(0), record.labels.len().max(1), 0.0, head_store.var_builder(&dev))?;
     head_store.load(&dir.join(HEAD_FILE), |n| Some(n.to_string()))?;
     if let Some(e) = model.as_encoder() {
-        if record.regime != FtRegime::Lora {
+        if !with_adapter {
             e.prepare_inference()?;
         }
     }

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod finetune;
 pub mod finetune_span;
 pub mod init_embeddings;
+pub mod lora_merge;
 pub mod interchange;
 pub mod metrics;
 pub mod mlm;

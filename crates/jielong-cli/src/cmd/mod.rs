@@ -36,5 +36,7 @@ pub mod compare_seq2seq;
 pub mod data_spans;
 // issue 18: task fine-tuning (classification), predict
 pub mod finetune;
+pub mod lora;
+pub mod study;
 pub mod predict;
 pub mod data_labelled;
