@@ -167,6 +167,7 @@ impl Layer {
     /// arithmetic reads those instead.
     /// `lora`: adapters to run with (their effective weights `W + (α/r)·B·A` replace the
     /// base weights; the inference copies, which hold the base weights, are then not used).
+    #[allow(clippy::too_many_arguments)] // the layer's inputs and its training-time switches
     pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2], lora: Option<&Lora>) -> Result<Tensor> {
         if let Some(l) = lora {
             return self.forward_lora(l, xs, attention_mask, n_head, act, dropout, drops);

@@ -467,7 +467,7 @@ pub fn finetune_classify(out: &Path, cfg: &FinetuneConfig, on_epoch: &mut dyn Fn
     let val = match &cfg.val_data {
         Some(p) => read_examples(p, true)?,
         None if cfg.val_fraction > 0.0 => {
-            let mut rng = Rng::derive(cfg.seed, &[0x7661_6c]);
+            let mut rng = Rng::derive(cfg.seed, &[0x0076_616c]);
             for i in (1..train.len()).rev() {
                 train.swap(i, rng.below(i as u64 + 1) as usize);
             }

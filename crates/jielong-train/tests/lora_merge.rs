@@ -1,6 +1,3 @@
-//! NOT YET WIRED: add `mod lora_merge;` to tests/main.rs once it has been compiled and run
-//! (written at the deadline; the CLI test `cli study::` covers merge end to end meanwhile).
-//!
 //! `jielong lora merge` (`jielong_train::lora_merge`): the merged checkpoint computes what base
 //! + adapter computes (≤ 1e-5), for a causal-LM adapter and a classification adapter; the
 //! base's weights are left as they were; the frozen regime leaves the body bit-identical; an

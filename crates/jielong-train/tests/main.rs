@@ -5,6 +5,7 @@
 mod adamw_parity;
 mod data_parallel;
 mod init_embeddings;
+mod lora_merge;
 mod resume;
 mod seq2seq_train;
 mod sequential;
