@@ -70,7 +70,7 @@ fn cli_sft_full_and_lora_then_chat_with_the_saved_template() {
     let o = jielong(&["generate", "--checkpoint", "tuned", "--adapter", "adapter", "--prompt", "x"], d);
     assert_user_error(&o, "trained on another base");
     let o = jielong(&["chat", "--checkpoint", "adapter"], d);
-    assert_user_error(&o, "is a LoRA adapter");
+    assert_user_error(&o, "is an adapter, not a checkpoint");
 }
 
 #[test]

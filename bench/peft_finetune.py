@@ -1,0 +1,72 @@
+"""The PyTorch side of bench/lora_vs_full.sh: full fine-tuning or LoRA (PEFT) of a BERT-style
+classifier, the run `jielong finetune --task classify --regime full|lora` makes, on the same
+model, data, batch size, sequence cap and threads. Prints one JSON line: trainable parameters,
+total parameters, real tokens/s over the training loop (padding not counted, [CLS]/[SEP]
+counted, as jielong counts), seconds. Peak RSS is measured from outside (/usr/bin/time).
+
+    .venv-bench/bin/python bench/peft_finetune.py --model data/minilm --data train.jsonl \
+        --regime full|lora [--epochs 1 --batch-size 16 --max-len 128 --lora-rank 8 --lora-alpha 16]
+
+Measured with torch 2.15.0, transformers 5.23.0, peft 0.21.2 (scripts/install-bench-deps, then
+pip install peft==0.21.2).
+"""
+
+import argparse
+import json
+import random
+import time
+
+import torch
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--regime", choices=["full", "lora"], required=True)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--lora-rank", type=int, default=8)
+    ap.add_argument("--lora-alpha", type=float, default=16.0)
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    rows = [json.loads(l) for l in open(a.data, encoding="utf-8") if l.strip()]
+    labels = sorted({str(r["label"]) for r in rows})
+    y = [labels.index(str(r["label"])) for r in rows]
+    tok = AutoTokenizer.from_pretrained(a.model)
+    enc = tok([r["text"] for r in rows], truncation=True, max_length=a.max_len, padding=False)
+    model = BertForSequenceClassification.from_pretrained(a.model, num_labels=len(labels), attn_implementation="eager")
+    if a.regime == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=a.lora_rank, lora_alpha=a.lora_alpha, lora_dropout=0.0, target_modules=["query", "value"]))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    lr = a.lr if a.lr is not None else (2e-5 if a.regime == "full" else 5e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    model.train()
+    rng = random.Random(1337)
+    tokens, t0 = 0, time.perf_counter()
+    for _ in range(a.epochs):
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        for s in range(0, len(order), a.batch_size):
+            idx = order[s : s + a.batch_size]
+            batch = tok.pad({"input_ids": [enc["input_ids"][i] for i in idx], "attention_mask": [enc["attention_mask"][i] for i in idx]}, return_tensors="pt")
+            tokens += int(batch["attention_mask"].sum())
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=torch.tensor([y[i] for i in idx]))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"impl": "transformers+peft" if a.regime == "lora" else "transformers", "regime": a.regime, "trainable": trainable, "total": total, "tokens_per_s": tokens / secs, "seconds": secs, "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
