@@ -95,7 +95,7 @@ fn split<T>(mut train: Vec<T>, val: Option<Vec<T>>, cfg: &FinetuneConfig) -> (Ve
     match val {
         Some(v) => (train, v),
         None if cfg.val_fraction > 0.0 && train.len() > 1 => {
-            shuffle(&mut train, &mut Rng::derive(cfg.seed, &[0x7661_6c]));
+            shuffle(&mut train, &mut Rng::derive(cfg.seed, &[0x0076_616c]));
             let n_val = ((train.len() as f64 * cfg.val_fraction).round() as usize).clamp(1, train.len() - 1);
             let val = train.split_off(train.len() - n_val);
             (train, val)
@@ -163,6 +163,9 @@ fn batch_loss(logits: &Tensor, mask: &Tensor, targets: &Targets, chunk: &[usize]
     }
 }
 
+/// Per-epoch validation: entity scores (NER) or EM/F1 (QA).
+type Validate<'a> = dyn FnMut(&Setup, &Encoder) -> Result<(Option<EntityScores>, Option<QaScores>)> + 'a;
+
 /// The shared epoch loop of the span tasks: shuffled batches of `rows`, the regime's forward
 /// (a frozen body's hidden states computed once), the loss of `targets`, `validate` after
 /// each epoch.
@@ -175,7 +178,7 @@ fn train_rows(
     rows: &[Row],
     targets: &Targets,
     n_examples: usize,
-    validate: &mut dyn FnMut(&Setup, &Encoder) -> Result<(Option<EntityScores>, Option<QaScores>)>,
+    validate: &mut Validate<'_>,
     on_epoch: &mut dyn FnMut(&SpanEpoch),
 ) -> Result<(Vec<SpanEpoch>, usize, f64)> {
     let dev = Device::Cpu;
