@@ -1,7 +1,7 @@
-//! `jielong lora merge` (`jielong_train::lora_merge`): the merged checkpoint computes what base
-//! + adapter computes (≤ 1e-5), for a causal-LM adapter and a classification adapter; the
-//! base's weights are left as they were; the frozen regime leaves the body bit-identical; an
-//! adapter from another base and a missing folder are user errors.
+//! `jielong lora merge` (`jielong_train::lora_merge`): the merged checkpoint computes what the
+//! base with its adapter computes (≤ 1e-5), for a causal-LM adapter and a classification
+//! adapter; the base's weights are left as they were; the frozen regime leaves the body
+//! bit-identical; an adapter from another base and a missing folder are user errors.
 
 use crate::sft::make_base;
 use candle_core::{Device, Tensor};
