@@ -98,19 +98,7 @@ pub fn load(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<Arc<Lo
     if !cfg_path.is_file() {
         return Err(Error::input(format!("{}: no {CONFIG_FILE} here; pass the folder `jielong sft --regime lora` wrote", dir.display())));
     }
-    let base_path = dir.join(BASE_FILE);
-    let text = jielong_core::fs::read_to_string(&base_path)?;
-    let base: AdapterBase = serde_json::from_str(&text).map_err(|e| Error::format(&base_path, format!("not a jielong adapter record ({e})")))?;
-    let hash = weights_hash(base_dir)?;
-    if hash != base.base_hash {
-        return Err(Error::input(format!(
-            "adapter {} was trained on another base (weights {}…, this checkpoint's are {}…): pass the checkpoint it was made from ({})",
-            dir.display(),
-            &base.base_hash[..12.min(base.base_hash.len())],
-            &hash[..12],
-            base.base_checkpoint.display()
-        )));
-    }
+    let base = check_base(dir, base_dir)?;
     let cfg_text = jielong_core::fs::read_to_string(&cfg_path)?;
     let peft: serde_json::Value = serde_json::from_str(&cfg_text).map_err(|e| Error::format(&cfg_path, format!("not JSON ({e})")))?;
     if peft.get("peft_type").and_then(|v| v.as_str()) != Some("LORA") {
@@ -193,7 +181,7 @@ pub fn load_soft(dir: &Path, base_dir: &Path, model: &mut dyn Model) -> Result<O
 
 /// The adapter in `dir` was trained on the weights of checkpoint `base_dir`, or a user error
 /// naming both hashes.
-fn check_base(dir: &Path, base_dir: &Path) -> Result<()> {
+fn check_base(dir: &Path, base_dir: &Path) -> Result<AdapterBase> {
     let base_path = dir.join(BASE_FILE);
     let text = jielong_core::fs::read_to_string(&base_path)?;
     let base: AdapterBase = serde_json::from_str(&text).map_err(|e| Error::format(&base_path, format!("not a jielong adapter record ({e})")))?;
@@ -207,5 +195,5 @@ fn check_base(dir: &Path, base_dir: &Path) -> Result<()> {
             base.base_checkpoint.display()
         )));
     }
-    Ok(())
+    Ok(base)
 }
