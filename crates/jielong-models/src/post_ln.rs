@@ -189,19 +189,31 @@ impl Layer {
         self.out_ln.forward(&(xs + ys)?)
     }
 
-    /// `forward` with the adapted weights.
+    /// `forward` with the adapters: each adapted projection is the base product plus the
+    /// adapter's low-rank term (PEFT's layer-level form), so over a frozen (detached) base the
+    /// backward computes no gradient the size of a weight, only the adapters' thin ones.
     #[allow(clippy::too_many_arguments)]
     fn forward_lora(&self, lora: &Lora, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
-        let w = |name: &str, d: &Dense| lora.weight(&format!("{}.{name}", self.prefix), &d.w);
         let n = self.names;
-        let qkv_w = Tensor::cat(&[&w(n.query, &self.query)?, &w(n.key, &self.key)?, &w(n.value, &self.value)?], 0)?;
+        let layer = |name: &str| lora.layer(&format!("{}.{name}", self.prefix));
+        let lin = |x: &Tensor, name: &str, d: &Dense| match layer(name) {
+            Some(l) => l.forward(x, &d.w, Some(&d.b), None),
+            None => d.forward(x),
+        };
+        let qkv_w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?;
         let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
-        let qkv = linear(xs, &qkv_w, Some(&bias), WeightLayout::OutIn)?;
+        let mut qkv = linear(xs, &qkv_w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
+        let lows = [n.query, n.key, n.value].map(|name| layer(name).map(|l| l.low_rank(xs, None)).transpose()).into_iter().collect::<Result<Vec<_>>>()?;
+        if lows.iter().any(|l| l.as_ref().is_some_and(Option::is_some)) {
+            let zeros = xs.zeros_like()?;
+            let parts: Vec<Tensor> = lows.into_iter().map(|l| l.flatten().unwrap_or_else(|| zeros.clone())).collect();
+            qkv = (qkv + Tensor::cat(&parts, candle_core::D::Minus1)?)?;
+        }
         let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?;
-        let ys = dropout.forward(&linear(&ys, &w(n.attn_out, &self.attn_out)?, Some(&self.attn_out.b), WeightLayout::OutIn)?, drops[0])?;
+        let ys = dropout.forward(&lin(&ys, n.attn_out, &self.attn_out)?, drops[0])?;
         let xs = self.attn_ln.forward(&(xs + ys)?)?;
-        let ys = act.apply(&linear(&xs, &w(n.inter, &self.inter)?, Some(&self.inter.b), WeightLayout::OutIn)?)?;
-        let ys = dropout.forward(&linear(&ys, &w(n.out, &self.out)?, Some(&self.out.b), WeightLayout::OutIn)?, drops[1])?;
+        let ys = act.apply(&lin(&xs, n.inter, &self.inter)?)?;
+        let ys = dropout.forward(&lin(&ys, n.out, &self.out)?, drops[1])?;
         self.out_ln.forward(&(xs + ys)?)
     }
 

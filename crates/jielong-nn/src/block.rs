@@ -97,9 +97,10 @@ pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64, 
             candle_core::bail!("transformer block: dropout masks must have one value per input element ({})", x.elem_count());
         }
     }
+    let trained = params.map(Tensor::track_op);
     let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, dropout, saved: Mutex::new(None) })
+    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, dropout, trained, saved: Mutex::new(None) })
 }
 
 /// What the forward keeps for the backward, each (rows, width) row-major.
@@ -120,6 +121,11 @@ struct BlockOp {
     n_head: usize,
     eps: f32,
     dropout: Option<BlockDropout>,
+    /// Which of the twelve parameters take part in the graph (`Tensor::track_op`, in
+    /// `BlockWeights::in_order` order): a frozen linear weight (LoRA, prefix or prompt tuning
+    /// over a detached base) costs no dW product in backward; its slice of the packed
+    /// gradient is zero, and none is returned when no parameter is tracked.
+    trained: [bool; 12],
     saved: Mutex<Option<Saved>>,
 }
 
@@ -133,6 +139,17 @@ pub(crate) fn residual_plus_masked(x: &[f32], y: &[f32], m: &[f32], out: &mut [f
             }
         })
     });
+}
+
+/// A weight's slot in a fused op's packed gradient: itself when the weight is trained, else
+/// zeroed and None (its dW product is skipped).
+pub(crate) fn weight_grad(d: &mut [f32], trained: bool) -> Option<&mut [f32]> {
+    if trained {
+        Some(d)
+    } else {
+        d.fill(0.0);
+        None
+    }
 }
 
 /// g ⊙ m, element-wise: the gradient through a dropout multiplier.
@@ -232,29 +249,32 @@ impl CustomOp2 for BlockOp {
             // The norms' (dw, db) pairs sit next to each other in the packing.
             let d_ln1 = join(d_ln1_w, d_ln1_b);
             let d_ln2 = join(d_ln2_w, d_ln2_b);
+            let tr = self.trained;
+            let dw = |d, i: usize| weight_grad(d, tr[i]);
 
             // MLP: out = x1 + m ⊙ (act·W + b); without dropout m = 1.
             let g_mlp = self.dropout.as_ref().map(|d| masked(g, &d.mlp));
             let mut dh = kernel::uninit_f32(rows * 4 * c);
-            linear_backward_into(&s.act, mproj_w, g_mlp.as_deref().unwrap_or(g), 4 * c, c, WeightLayout::InOut, &mut dh, false, d_mproj_w, Some(d_mproj_b));
+            linear_backward_into(&s.act, mproj_w, g_mlp.as_deref().unwrap_or(g), 4 * c, c, WeightLayout::InOut, &mut dh, false, dw(d_mproj_w, 10), Some(d_mproj_b));
             gelu_backward_in_place(&s.pre, &mut dh);
             let mut dln = kernel::uninit_f32(rows * c);
-            linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, d_fc_w, Some(d_fc_b));
+            linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, dw(d_fc_w, 8), Some(d_fc_b));
             drop(dh);
             // dx1 = dout (the residual) + ln_2's backward, written whole in one parallel pass.
             let mut dx = kernel::uninit_f32(rows * c);
             layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, Dx::Plus(g), d_ln2);
             // Attention: x1 = x + m ⊙ (attn·W + b).
             let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
-            linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, d_proj_w, Some(d_proj_b));
+            linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, dw(d_proj_w, 4), Some(d_proj_b));
             let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head, s.probs.as_deref());
-            linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, d_attn_w, Some(d_attn_b));
+            linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, dw(d_attn_w, 2), Some(d_attn_b));
             // dx = dx1 + ln_1's backward.
             layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, Dx::Add, d_ln1);
             Ok((dx, dp))
         })?;
         let dev = x.device();
-        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dp, p.shape(), dev)?)))
+        let dp = if p.track_op() { Some(Tensor::from_vec(dp, p.shape(), dev)?) } else { None };
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), dp))
     }
 }
 
@@ -351,6 +371,38 @@ mod tests {
                 assert!(dg <= 2e-5 * scale.max(1.0), "d{name} differs by {dg} (scale {scale}) at b{b} t{t} h{h} d{d} p{p}");
             }
         }
+    }
+
+    /// A frozen base (detached weights, as LoRA and prefix runs load it): the gradients that
+    /// remain (the input's, and a weight's still tracked) are the same values the fully tracked
+    /// block gives, and an all-frozen block returns no parameter gradient at all.
+    #[test]
+    fn fused_block_with_frozen_weights_gives_the_same_remaining_gradients() {
+        let dev = Device::Cpu;
+        let (b, t, h, c) = (2, 9, 2, 8);
+        let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
+        let x = rnd(&[b, t, c], 1.0);
+        let ps: Vec<Var> = sizes(c).iter().map(|&n| rnd(&[n], 0.2)).collect();
+        let shapes: [&[usize]; 12] = [&[c], &[c], &[c, 3 * c], &[3 * c], &[c, c], &[c], &[c], &[c], &[c, 4 * c], &[4 * c], &[4 * c, c], &[c]];
+        let r = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
+        // keep: which parameters stay tracked (the rest are detached views).
+        let run = |keep: &dyn Fn(usize) -> bool| {
+            let ts: Vec<Tensor> = ps.iter().enumerate().map(|(i, v)| {
+                let t = v.as_tensor().reshape(shapes[i]).unwrap();
+                if keep(i) { t } else { t.detach() }
+            }).collect();
+            let w = BlockWeights { ln_1: (&ts[0], &ts[1]), c_attn: (&ts[2], &ts[3]), attn_proj: (&ts[4], &ts[5]), ln_2: (&ts[6], &ts[7]), c_fc: (&ts[8], &ts[9]), mlp_proj: (&ts[10], &ts[11]) };
+            let y = transformer_block(x.as_tensor(), &w, h, 1e-5, None).unwrap();
+            (y * &r).unwrap().sum_all().unwrap().backward().unwrap()
+        };
+        let all = run(&|_| true);
+        let some = run(&|i| i == 2);
+        let none = run(&|_| false);
+        let g = |s: &candle_core::backprop::GradStore, v: &Var| s.get(v.as_tensor()).map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(g(&some, &x), g(&all, &x), "dx with c_attn alone tracked");
+        assert_eq!(g(&none, &x), g(&all, &x), "dx with every weight frozen");
+        assert_eq!(g(&some, &ps[2]), g(&all, &ps[2]), "dc_attn.w");
+        assert!(g(&all, &ps[8]).is_some() && g(&some, &ps[8]).is_none() && g(&none, &ps[2]).is_none(), "a frozen weight got a gradient");
     }
 
     #[test]

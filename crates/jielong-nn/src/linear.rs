@@ -87,22 +87,30 @@ impl LinearOp {
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 
-    /// (dx, dw, db) for upstream gradient `dy`.
-    fn backward(&self, x: &Tensor, w: &Tensor, with_bias: bool, dy: &Tensor) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    /// (dx, dw, db) for upstream gradient `dy`, each only where its operand is part of the
+    /// graph (`Tensor::track_op`): a frozen weight (a detached tensor, as a LoRA or prefix run
+    /// loads its base) costs no dW product, and an input that leads to no trained parameter
+    /// (the first layer over frozen embeddings) no dX product.
+    fn backward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
+        let (need_dx, need_dw, need_db) = (x.track_op(), w.track_op(), b.is_some_and(Tensor::track_op));
         kernel::with_f32([(x, "linear input"), (w, "linear weight"), (&dy, "linear gradient")], |[xd, wd, g]| {
             let (n_in, n_out) = (self.n_in, self.n_out);
             let rows = xd.len() / n_in.max(1);
-            // All three are written whole (products with accumulate = false, column sums).
-            let mut dx = kernel::uninit_f32(rows * n_in);
-            let mut dw = kernel::uninit_f32(n_in * n_out);
-            let mut db = with_bias.then(|| kernel::uninit_f32(n_out));
-            linear_backward_into(xd, wd, g, n_in, n_out, self.layout, &mut dx, false, &mut dw, db.as_deref_mut());
             let dev = x.device();
-            let dx = Tensor::from_vec(dx, x.shape(), dev)?;
-            let dw = Tensor::from_vec(dw, w.shape(), dev)?;
-            let db = db.map(|db| Tensor::from_vec(db, n_out, dev)).transpose()?;
-            Ok((dx, dw, db))
+            // Each is written whole (products with accumulate = false, column sums).
+            let dx = need_dx.then(|| {
+                let mut dx = kernel::uninit_f32(rows * n_in);
+                linear_dx_into(wd, g, n_in, n_out, self.layout, &mut dx, false);
+                Tensor::from_vec(dx, x.shape(), dev)
+            });
+            let dw = need_dw.then(|| {
+                let mut dw = kernel::uninit_f32(n_in * n_out);
+                linear_dw_into(xd, g, n_in, n_out, self.layout, &mut dw);
+                Tensor::from_vec(dw, w.shape(), dev)
+            });
+            let db = need_db.then(|| Tensor::from_vec(column_sums(g, n_out), n_out, dev));
+            Ok((dx.transpose()?, dw.transpose()?, db.transpose()?))
         })
     }
 }
@@ -132,26 +140,39 @@ pub(crate) fn linear_add_into(x: &[f32], w: &[f32], n_in: usize, n_out: usize, l
 }
 
 /// The linear layer's backward for upstream `g` (rows, n_out): dX = g·Wᵀ written into `dx`
-/// (added to it with `dx_accumulate`), dW = Xᵀ·g (or gᵀ·X) and db = Σ_rows g overwritten.
+/// (added to it with `dx_accumulate`), dW = Xᵀ·g (or gᵀ·X) and db = Σ_rows g overwritten;
+/// `dw` None skips the weight's product (a frozen weight).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn linear_backward_into(x: &[f32], w: &[f32], g: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, dx: &mut [f32], dx_accumulate: bool, dw: &mut [f32], db: Option<&mut [f32]>) {
-    let rows = x.len() / n_in.max(1);
-    assert!(dx.len() == rows * n_in && dw.len() == n_in * n_out && g.len() == rows * n_out, "linear backward: buffer sizes");
-    // dX (rows, in) = dY (rows, out) · Wᵀ
+pub(crate) fn linear_backward_into(x: &[f32], w: &[f32], g: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, dx: &mut [f32], dx_accumulate: bool, dw: Option<&mut [f32]>, db: Option<&mut [f32]>) {
+    linear_dx_into(w, g, n_in, n_out, layout, dx, dx_accumulate);
+    if let Some(dw) = dw {
+        linear_dw_into(x, g, n_in, n_out, layout, dw);
+    }
+    if let Some(db) = db {
+        db.copy_from_slice(&column_sums(g, n_out));
+    }
+}
+
+/// dX (rows, in) = dY (rows, out) · Wᵀ, written (or added with `accumulate`) into `dx`.
+pub(crate) fn linear_dx_into(w: &[f32], g: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, dx: &mut [f32], accumulate: bool) {
+    let rows = g.len() / n_out.max(1);
+    assert!(dx.len() == rows * n_in && w.len() == n_in * n_out, "linear backward: buffer sizes");
     let wt = match layout {
         WeightLayout::InOut => Mat::rows_t(w, n_out),
         WeightLayout::OutIn => Mat::rows(w, n_in),
     };
-    unsafe { sgemm(rows, n_in, n_out, Mat::rows(g, n_out), wt, dx.as_mut_ptr(), n_in, dx_accumulate, parallelism(rows, n_in, n_out)) };
-    // dW: Xᵀ·dY (in, out) or dYᵀ·X (out, in)
+    unsafe { sgemm(rows, n_in, n_out, Mat::rows(g, n_out), wt, dx.as_mut_ptr(), n_in, accumulate, parallelism(rows, n_in, n_out)) };
+}
+
+/// dW: Xᵀ·dY (in, out) or dYᵀ·X (out, in), overwritten.
+pub(crate) fn linear_dw_into(x: &[f32], g: &[f32], n_in: usize, n_out: usize, layout: WeightLayout, dw: &mut [f32]) {
+    let rows = x.len() / n_in.max(1);
+    assert!(dw.len() == n_in * n_out && g.len() == rows * n_out, "linear backward: buffer sizes");
     unsafe {
         match layout {
             WeightLayout::InOut => sgemm(n_in, n_out, rows, Mat::rows_t(x, n_in), Mat::rows(g, n_out), dw.as_mut_ptr(), n_out, false, parallelism(n_in, n_out, rows)),
             WeightLayout::OutIn => sgemm(n_out, n_in, rows, Mat::rows_t(g, n_out), Mat::rows(x, n_in), dw.as_mut_ptr(), n_in, false, parallelism(n_in, n_out, rows)),
         }
-    }
-    if let Some(db) = db {
-        db.copy_from_slice(&column_sums(g, n_out));
     }
 }
 
@@ -186,8 +207,8 @@ impl CustomOp2 for LinearOp {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.backward(x, w, false, dy)?;
-        Ok((Some(dx), Some(dw)))
+        let (dx, dw, _) = self.backward(x, w, None, dy)?;
+        Ok((dx, dw))
     }
 }
 
@@ -201,9 +222,8 @@ impl CustomOp3 for LinearOp {
         self.forward(contiguous_f32(s1, l1, "linear input")?, contiguous_f32(s2, l2, "linear weight")?, Some(b), l1.shape())
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.backward(x, w, true, dy)?;
-        Ok((Some(dx), Some(dw), db))
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, Some(b), dy)
     }
 }
 
@@ -294,6 +314,27 @@ mod tests {
                 assert!(d <= 1e-5 * scale(e), "d{name} differs by {d} for {lead:?}×{n_in}→{n_out} {layout:?}");
             }
         }
+    }
+
+    /// A detached (frozen) weight gets no gradient and the input's gradient is unchanged; an
+    /// input outside the graph gets none while the weight's is unchanged.
+    #[test]
+    fn fused_linear_skips_the_gradients_nothing_needs() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (6, 10), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 0.5, (7, 10), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.5, 7, &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (6, 7), &dev).unwrap();
+        let grads = |x: &Tensor, w: &Tensor, b: &Tensor| (linear(x, w, Some(b), WeightLayout::OutIn).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let all = grads(x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let frozen_w = grads(x.as_tensor(), &w.as_tensor().detach(), &b.as_tensor().detach());
+        let const_x = grads(&x.as_tensor().detach(), w.as_tensor(), b.as_tensor());
+        let v = |s: &candle_core::backprop::GradStore, t: &Var| s.get(t.as_tensor()).map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(v(&frozen_w, &x), v(&all, &x));
+        assert!(v(&frozen_w, &w).is_none() && v(&frozen_w, &b).is_none());
+        assert_eq!(v(&const_x, &w), v(&all, &w));
+        assert_eq!(v(&const_x, &b), v(&all, &b));
+        assert!(v(&const_x, &x).is_none());
     }
 
     #[test]

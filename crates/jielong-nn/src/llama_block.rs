@@ -22,7 +22,7 @@
 //! (see the test), and the whole model against its composed path in
 //! `jielong-models/tests/llama_fused.rs`.
 
-use crate::block::{masked, residual_linear, BlockDropout};
+use crate::block::{masked, residual_linear, weight_grad, BlockDropout};
 use crate::flash::{attention_gqa_backward, attention_gqa_into, kept_probs_len};
 use crate::kernel::{self, contiguous_f32};
 use crate::layer_norm::Dx;
@@ -147,9 +147,13 @@ pub fn llama_layer(x: &Tensor, w: &LlamaLayerWeights, rope: &Rope, n_head: usize
             candle_core::bail!("Llama layer: dropout masks must have one value per input element ({})", x.elem_count());
         }
     }
+    // in_norm, q, k, v, [q, k, v biases], o, post_norm, gate, up, down
+    let tracked = |r: std::ops::Range<usize>| params[r].iter().any(|p| p.track_op());
+    let o = if w.qkv_bias.is_some() { 7 } else { 4 };
+    let trained = [tracked(1..4), tracked(o..o + 1), tracked(o + 2..o + 4), tracked(o + 4..o + 5)];
     let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    x.contiguous()?.apply_op2(&packed, LlamaLayerOp { pk, rope: rope.clone(), eps: eps as f32, dropout, saved: Mutex::new(None) })
+    x.contiguous()?.apply_op2(&packed, LlamaLayerOp { pk, rope: rope.clone(), eps: eps as f32, dropout, trained, saved: Mutex::new(None) })
 }
 
 /// What the forward keeps for the backward, each (rows, width) row-major.
@@ -171,6 +175,10 @@ struct LlamaLayerOp {
     rope: Rope,
     eps: f32,
     dropout: Option<BlockDropout>,
+    /// Whether the packed q|k|v, o, gate|up and down weights take part in the graph: a frozen
+    /// one (a detached base under LoRA, prefix or prompt tuning) costs no dW product; its
+    /// gradient slice is zero, and no gradient is returned when no parameter is tracked.
+    trained: [bool; 4],
     saved: Mutex<Option<Saved>>,
 }
 
@@ -232,16 +240,18 @@ impl CustomOp2 for LlamaLayerOp {
             let (d_post, rest) = rest.split_at_mut(pk.post_norm.len());
             let (d_gate_up, d_down) = rest.split_at_mut(pk.gate_up.len());
             let (d_qkv_w, d_qkv_b) = d_qkv_wb.split_at_mut(pk.qkv_w.len());
+            let tr = self.trained;
+            let dw = |d, i: usize| weight_grad(d, tr[i]);
 
             // MLP: out = x1 + m ⊙ (act·W_downᵀ); without dropout m = 1.
             let g_mlp = self.dropout.as_ref().map(|d| masked(g, &d.mlp));
             let mut d_act = kernel::uninit_f32(rows * f);
-            linear_backward_into(&s.act, m(&pk.down), g_mlp.as_deref().unwrap_or(g), f, c, WeightLayout::OutIn, &mut d_act, false, d_down, None);
+            linear_backward_into(&s.act, m(&pk.down), g_mlp.as_deref().unwrap_or(g), f, c, WeightLayout::OutIn, &mut d_act, false, dw(d_down, 3), None);
             let mut d_gu = kernel::uninit_f32(rows * 2 * f);
             swiglu_backward_into(&s.gate_up, &d_act, f, &mut d_gu);
             drop(d_act);
             let mut dh = kernel::uninit_f32(rows * c);
-            linear_backward_into(&s.h2, m(&pk.gate_up), &d_gu, c, 2 * f, WeightLayout::OutIn, &mut dh, false, d_gate_up, None);
+            linear_backward_into(&s.h2, m(&pk.gate_up), &d_gu, c, 2 * f, WeightLayout::OutIn, &mut dh, false, dw(d_gate_up, 2), None);
             drop(d_gu);
             // dx1 = dout (the residual) + the post-attention norm's backward, one parallel pass.
             let mut dx = kernel::uninit_f32(rows * c);
@@ -249,19 +259,20 @@ impl CustomOp2 for LlamaLayerOp {
             // Attention: x1 = x + m ⊙ (attn·W_oᵀ).
             let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
             let mut d_attn = kernel::uninit_f32(rows * hd);
-            linear_backward_into(&s.attn, m(&pk.o), dx_attn.as_deref().unwrap_or(&dx), hd, c, WeightLayout::OutIn, &mut d_attn, false, d_o, None);
+            linear_backward_into(&s.attn, m(&pk.o), dx_attn.as_deref().unwrap_or(&dx), hd, c, WeightLayout::OutIn, &mut d_attn, false, dw(d_o, 1), None);
             let mut dqkv = attention_gqa_backward(&s.qkv, &s.attn, &d_attn, b, t, pk.h, pk.kv, pk.d, s.probs.as_deref());
             drop(d_attn);
             // The rotation's backward is the inverse rotation of the gradient.
             self.rope.rotate_packed_in_place(&mut dqkv, t, pk.h, pk.kv, true);
             let d_qkv_b = (!d_qkv_b.is_empty()).then_some(d_qkv_b);
-            linear_backward_into(&s.h1, m(&pk.qkv_w), &dqkv, c, wq, WeightLayout::OutIn, &mut dh, false, d_qkv_w, d_qkv_b);
+            linear_backward_into(&s.h1, m(&pk.qkv_w), &dqkv, c, wq, WeightLayout::OutIn, &mut dh, false, dw(d_qkv_w, 0), d_qkv_b);
             // dx = dx1 + the input norm's backward.
             rms_norm_backward_into(xd, m(&pk.in_norm), &dh, self.eps, &mut dx, Dx::Add, d_in);
             Ok((dx, dp))
         })?;
         let dev = x.device();
-        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dp, p.shape(), dev)?)))
+        let dp = if p.track_op() { Some(Tensor::from_vec(dp, p.shape(), dev)?) } else { None };
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), dp))
     }
 }
 

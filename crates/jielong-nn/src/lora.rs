@@ -95,12 +95,22 @@ impl LoraLayer {
     /// `src` is Some (training) and p > 0.
     pub fn forward(&self, x: &Tensor, base: &Tensor, bias: Option<&Tensor>, src: Option<MaskSource>) -> Result<Tensor> {
         let y = linear(x, base, bias, self.layout)?;
+        match self.low_rank(x, src)? {
+            Some(low) => y + low,
+            None => Ok(y),
+        }
+    }
+
+    /// The adapter's own term `(α/r)·(drop(x)·Aᵀ)·Bᵀ` (…, out), or None once merged (the base
+    /// weight holds it then). Two thin products: over a frozen base this is all a LoRA layer
+    /// adds to the backward (no product the size of W).
+    pub fn low_rank(&self, x: &Tensor, src: Option<MaskSource>) -> Result<Option<Tensor>> {
         if self.is_merged() {
-            return Ok(y);
+            return Ok(None);
         }
         let xd = self.dropout.forward(x, src)?;
         let low = linear(&linear(&xd, self.a.as_tensor(), None, WeightLayout::OutIn)?, self.b.as_tensor(), None, WeightLayout::OutIn)?;
-        y + low.affine(self.scale, 0.0)?
+        Ok(Some(low.affine(self.scale, 0.0)?))
     }
 
     pub fn is_merged(&self) -> bool {

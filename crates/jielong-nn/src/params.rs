@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 pub struct ParamStore {
     seed: u64,
     vars: Arc<Mutex<BTreeMap<String, Var>>>,
+    /// Hand out the parameters detached (see [`ParamStore::frozen`]).
+    frozen: bool,
 }
 
 fn name_key(name: &str) -> u64 {
@@ -45,17 +47,17 @@ impl candle_nn::var_builder::SimpleBackend for ParamStore {
             if v.shape() != &s {
                 candle_core::bail!("{name}: shape {:?} but the model expects {s:?}", v.shape());
             }
-            return v.as_tensor().to_dtype(dtype);
+            return Ok(self.hand_out(&v.as_tensor().to_dtype(dtype)?));
         }
         let var = Var::from_tensor(&init_tensor(self.seed, name, &s, h, dev)?.to_dtype(dtype)?)?;
-        let t = var.as_tensor().clone();
+        let t = self.hand_out(var.as_tensor());
         vars.insert(name.to_string(), var);
         Ok(t)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
         match self.vars.lock().expect("param store lock").get(name) {
-            Some(v) => v.as_tensor().to_dtype(dtype),
+            Some(v) => Ok(self.hand_out(&v.as_tensor().to_dtype(dtype)?)),
             None => candle_core::bail!("{name}: no such parameter"),
         }
     }
@@ -67,7 +69,25 @@ impl candle_nn::var_builder::SimpleBackend for ParamStore {
 
 impl ParamStore {
     pub fn new(seed: u64) -> Self {
-        Self { seed, vars: Arc::new(Mutex::new(BTreeMap::new())) }
+        Self { seed, vars: Arc::new(Mutex::new(BTreeMap::new())), frozen: false }
+    }
+
+    /// A store whose `VarBuilder` hands the model detached views of its parameters: the same
+    /// storage (loading or merging into a variable changes what the model reads), but outside
+    /// autograd, so a model built from it is a frozen base. LoRA, prefix and prompt tuning
+    /// build their base this way: the backward then skips every frozen weight's gradient
+    /// product (the fused kernels check `Tensor::track_op`) and the embedding tables' scatter,
+    /// as PyTorch skips parameters with `requires_grad = False`.
+    pub fn frozen(seed: u64) -> Self {
+        Self { frozen: true, ..Self::new(seed) }
+    }
+
+    fn hand_out(&self, t: &Tensor) -> Tensor {
+        if self.frozen {
+            t.detach()
+        } else {
+            t.clone()
+        }
     }
 
     /// A `VarBuilder` that creates (or returns) parameters in this store.

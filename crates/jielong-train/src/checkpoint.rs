@@ -171,7 +171,13 @@ impl Checkpoint {
 
     /// The model and the store holding its parameters (to continue training them).
     pub fn load_params(&self, dev: &candle_core::Device) -> Result<(Box<dyn Model>, jielong_nn::ParamStore)> {
-        let params = jielong_nn::ParamStore::new(self.meta.seed);
+        self.load_params_with(dev, false)
+    }
+
+    /// `load_params`, with the model reading its weights detached when `frozen` (a base that
+    /// only adapters train on: see `ParamStore::frozen`).
+    pub fn load_params_with(&self, dev: &candle_core::Device, frozen: bool) -> Result<(Box<dyn Model>, jielong_nn::ParamStore)> {
+        let params = if frozen { jielong_nn::ParamStore::frozen(self.meta.seed) } else { jielong_nn::ParamStore::new(self.meta.seed) };
         let model = self.meta.model.build(params.var_builder(dev))?;
         params.load(&self.dir.join("model.safetensors"), |n| Some(n.to_string()))?;
         Ok((model, params))

@@ -300,7 +300,8 @@ impl Setup {
         let dev = Device::Cpu;
         let base = Checkpoint::open(&cfg.base)?;
         let tk = base.load_tokenizer(None)?;
-        let (mut model, params) = base.load_params(&dev)?;
+        // Frozen and LoRA runs read the body detached: no gradient is computed for it.
+        let (mut model, params) = base.load_params_with(&dev, cfg.regime != FtRegime::Full)?;
         let family = model.config().family().to_string();
         let (hidden, max_seq) = {
             let enc = model.as_encoder().ok_or_else(|| Error::input(format!("{}: a {family} model gives no hidden states to put a {} head on", base.dir.display(), kind.task_name())))?;

@@ -237,7 +237,8 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     if tk.vocab_size() > mcfg.vocab_size() {
         mcfg.set_vocab_size(tk.vocab_size());
     }
-    let params = ParamStore::new(cfg.train.seed);
+    // Adapter runs read the base detached: no gradient is computed for its weights.
+    let params = if cfg.regime == Regime::Full { ParamStore::new(cfg.train.seed) } else { ParamStore::frozen(cfg.train.seed) };
     let mut model = mcfg.build(params.var_builder(&dev))?;
     let tables: Vec<&str> = mcfg.token_embedding().map(|(n, _)| n).into_iter().chain(["lm_head.weight"]).collect();
     load_grown(&base.dir.join("model.safetensors"), &params, &tables, &fresh)?;
