@@ -574,14 +574,7 @@ impl Llama {
     /// Write the virtual tokens into an empty cache: prefix tuning's keys and values as they
     /// are, prompt tuning's embeddings run through the model at positions 0..n.
     fn fill_virtual(&self, cache: &mut KvCache) -> Result<()> {
-        let Some(soft) = &self.soft else { return Ok(()) };
-        match soft.kind {
-            SoftPromptKind::Prefix => soft.fill_prefix(cache),
-            SoftPromptKind::Prompt => {
-                let ids = vec![0u32; soft.n];
-                self.forward_cached_maps(&[&ids], &mut [cache], None, Some(soft.table())).map(|_| ())
-            }
-        }
+        crate::soft_prompt::fill_virtual(self.soft.as_deref(), cache, |c, ids, table| self.forward_cached_maps(&[ids], &mut [c], None, Some(table)).map(|_| ()))
     }
 
     /// `forward_cached`, keeping each layer's attention weights of the first sequence in `maps`;

@@ -250,3 +250,14 @@ pub fn caches<'a>(states: &'a mut [&mut dyn DecodeState], family: &str) -> Resul
         })
         .collect()
 }
+
+/// Write a model's virtual tokens into an empty cache: prefix tuning's keys and values as they
+/// are; prompt tuning's embeddings run through the model at positions 0..n by `run` (the
+/// model's cached forward given (n, c) embeddings in place of token ids' own).
+pub(crate) fn fill_virtual(soft: Option<&SoftPrompt>, cache: &mut KvCache, run: impl FnOnce(&mut KvCache, &[u32], &Tensor) -> Result<()>) -> Result<()> {
+    let Some(soft) = soft else { return Ok(()) };
+    match soft.kind {
+        SoftPromptKind::Prefix => soft.fill_prefix(cache),
+        SoftPromptKind::Prompt => run(cache, &vec![0u32; soft.n], soft.table()),
+    }
+}
