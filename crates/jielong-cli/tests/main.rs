@@ -17,6 +17,7 @@ mod lexical;
 mod ngram;
 mod seq2seq;
 mod sft;
+mod serve_adapters;
 mod shakespeare;
 mod signals;
 mod study;

@@ -175,7 +175,10 @@ fn prepare(state: &AppState, q: &EmbedQueue, b: std::result::Result<Bytes, Bytes
     }
     let req: EmbeddingRequest = crate::request::typed(&v)?;
     if let Some(m) = &req.model {
-        if m != &state.model_id {
+        if state.adapters.iter().any(|a| &a.model_id == m) {
+            return Err(ApiError::invalid("model", format!("`{m}` is an adapter: it generates text only; embeddings come from the base `{}`", state.model_id)));
+        }
+        if !m.is_empty() && m != &state.model_id {
             return Err(ApiError::model_not_found(m, &state.model_id));
         }
     }

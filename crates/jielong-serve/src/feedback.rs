@@ -215,6 +215,8 @@ pub fn stats(rows: &[Row]) -> String {
 
 #[derive(Deserialize)]
 struct RateBody {
+    /// The model (base or adapter) that wrote the reply; absent: the base.
+    model: Option<String>,
     messages: Vec<crate::request::ChatMessage>,
     reply: String,
     /// "up" / "down" (or 1 / -1).
@@ -226,6 +228,7 @@ struct RateBody {
 
 #[derive(Deserialize)]
 struct CompareBody {
+    model: Option<String>,
     messages: Vec<crate::request::ChatMessage>,
     chosen: String,
     rejected: String,
@@ -235,13 +238,15 @@ struct CompareBody {
 }
 
 fn store(state: &AppState) -> std::result::Result<&std::sync::Mutex<Store>, ApiError> {
-    state.feedback.as_ref().ok_or_else(|| {
+    state.feedback.as_deref().ok_or_else(|| {
         ApiError::invalid("", "this server keeps no feedback (start it with --feedback-db FILE)").with_status(StatusCode::NOT_FOUND)
     })
 }
 
-/// Row fields the server decides: the rendered prompt, model, hash, time.
-fn base(state: &AppState, msgs: &[crate::request::ChatMessage], settings: Value) -> std::result::Result<Row, ApiError> {
+/// Row fields the server decides: the rendered prompt (through the named model's template),
+/// model, hash, time.
+fn base(root: &Arc<AppState>, model: Option<&str>, msgs: &[crate::request::ChatMessage], settings: Value) -> std::result::Result<Row, ApiError> {
+    let state = root.pick(model)?;
     let m = messages(msgs)?;
     let prompt = state.template.render(&m, true)?;
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -284,7 +289,7 @@ pub async fn rate(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
             Value::Number(n) if n.as_i64() == Some(-1) => -1,
             other => return Err(ApiError::invalid("rating", format!("`rating` is {other}: use \"up\" or \"down\""))),
         };
-        let mut row = base(&state, &req.messages, req.settings)?;
+        let mut row = base(&state, req.model.as_deref(), &req.messages, req.settings)?;
         row.kind = "rating".into();
         row.reply = req.reply;
         row.rating = Some(rating);
@@ -305,7 +310,7 @@ pub async fn compare(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesR
         if req.chosen == req.rejected {
             return Err(ApiError::invalid("rejected", "`chosen` and `rejected` are the same text: a preference needs two different replies"));
         }
-        let mut row = base(&state, &req.messages, req.settings)?;
+        let mut row = base(&state, req.model.as_deref(), &req.messages, req.settings)?;
         row.kind = "pair".into();
         row.reply = req.chosen;
         row.rejected = Some(req.rejected);

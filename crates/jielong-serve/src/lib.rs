@@ -5,6 +5,10 @@
 //! batched forward pass per step (`scheduler`); HTTP tasks on a tokio runtime parse requests,
 //! render chat templates, tokenize, and turn token events back into text (`routes`, `drive`,
 //! `respond`). They meet at a bounded queue.
+//!
+//! Adapters (`jielong serve --adapter NAME=DIR`) are served beside the base as models of their
+//! own: each has its own copy of the base's weights with the adapter applied, its own engine
+//! thread and queue, and its own chat template; the request's `model` picks one.
 
 pub mod drive;
 pub mod embeddings;
@@ -55,6 +59,18 @@ impl LanguageModel for Arc<Box<dyn jielong_models::Model>> {
 pub struct Served {
     pub lm: Option<Box<dyn LanguageModel>>,
     pub embed: Option<Embedding>,
+}
+
+/// An adapter served beside the base (see [`start_with_adapters`]): the base's weights with
+/// the adapter applied, under a name of its own.
+pub struct Variant {
+    /// The name clients pass as `model`.
+    pub name: String,
+    pub lm: Box<dyn LanguageModel>,
+    /// The adapter's chat template (its own, or the base's when it has none).
+    pub template: ChatTemplate,
+    /// A hash of the adapter's weights, stored with each feedback row.
+    pub checkpoint_hash: String,
 }
 
 /// Any `CausalLm` by value (tests, the n-gram model).
@@ -116,7 +132,8 @@ pub struct AppState {
     pub api_key: Option<String>,
     pub sched: Arc<Scheduler>,
     pub metrics: Arc<Metrics>,
-    pub feedback: Option<Mutex<feedback::Store>>,
+    /// One store for the base and its adapters (rows name the model that wrote the reply).
+    pub feedback: Option<Arc<Mutex<feedback::Store>>>,
     /// Byte-level tokenizers: piece characters → bytes (for `logprobs` bytes).
     pub byte_table: Option<HashMap<char, u8>>,
     pub created: u64,
@@ -124,9 +141,31 @@ pub struct AppState {
     pub generates: bool,
     /// The embedding thread's queue, when the model can embed.
     pub embed: Option<EmbedQueue>,
+    /// For an adapter: the name of the base it sits on.
+    pub parent: Option<String>,
+    /// On the base's state: the adapters served beside it, each with its own engine.
+    pub adapters: Vec<Arc<AppState>>,
 }
 
 impl AppState {
+    /// The model a request names: absent or empty is the base, else the base or one of its
+    /// adapters by name; anything else is a 404 `model_not_found`.
+    pub fn pick(self: &Arc<Self>, model: Option<&str>) -> std::result::Result<Arc<AppState>, error::ApiError> {
+        match model {
+            None | Some("") => Ok(self.clone()),
+            Some(m) if m == self.model_id => Ok(self.clone()),
+            Some(m) => self.adapters.iter().find(|a| a.model_id == m).cloned().ok_or_else(|| {
+                let names: Vec<&str> = std::iter::once(self.model_id.as_str()).chain(self.adapters.iter().map(|a| a.model_id.as_str())).collect();
+                error::ApiError::model_not_found(m, &names.join("`, `"))
+            }),
+        }
+    }
+
+    /// Every model served: the base, then its adapters.
+    pub fn all(self: &Arc<Self>) -> Vec<Arc<AppState>> {
+        std::iter::once(self.clone()).chain(self.adapters.iter().cloned()).collect()
+    }
+
     pub fn fingerprint(&self) -> String {
         format!("jielong-{}", &self.checkpoint_hash[..self.checkpoint_hash.len().min(12)])
     }
@@ -137,7 +176,8 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: Arc<tokio::sync::Notify>,
     http: Option<std::thread::JoinHandle<()>>,
-    engine: Option<std::thread::JoinHandle<()>>,
+    engines: Vec<std::thread::JoinHandle<()>>,
+    /// The base model's counters (each adapter has its own; `/metrics` shows all).
     pub metrics: Arc<Metrics>,
 }
 
@@ -152,7 +192,7 @@ impl Server {
         if let Some(h) = self.http.take() {
             let _ = h.join();
         }
-        if let Some(h) = self.engine.take() {
+        for h in self.engines.drain(..) {
             let _ = h.join();
         }
     }
@@ -192,8 +232,38 @@ pub fn start(model: Box<dyn LanguageModel>, tk: Tokenizer, template: ChatTemplat
 
 /// [`start`] for a causal model, an encoder, or both (see [`Served`]).
 pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: ServeConfig, signals: bool) -> Result<Server> {
+    start_with_adapters(served, Vec::new(), tk, template, cfg, signals)
+}
+
+fn engine_thread(name: &str, model: Box<dyn LanguageModel>, vocab_limit: usize, sched: Arc<Scheduler>, grace: Duration) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || scheduler::run(model.lm(), vocab_limit, &sched, grace))
+        .map_err(|e| Error::input(format!("cannot start the engine thread: {e}")))
+}
+
+/// [`start_served`] with adapters served beside the base causal model: a request whose
+/// `model` is an adapter's name is decoded by that adapter's engine. Names must differ from
+/// each other and from `cfg.model_id`.
+pub fn start_with_adapters(served: Served, adapters: Vec<Variant>, tk: Tokenizer, template: ChatTemplate, cfg: ServeConfig, signals: bool) -> Result<Server> {
     if served.lm.is_none() && served.embed.is_none() {
         return Err(Error::input("nothing to serve: the model neither generates text nor embeds"));
+    }
+    if !adapters.is_empty() && served.lm.is_none() {
+        return Err(Error::input("adapters apply to a causal language model; this checkpoint only embeds"));
+    }
+    let mut names = vec![cfg.model_id.as_str()];
+    for v in &adapters {
+        if v.name.is_empty() {
+            return Err(Error::input("an adapter's name is empty: pass --adapter NAME=DIR"));
+        }
+        if v.name == cfg.model_id {
+            return Err(Error::input(format!("the adapter name `{}` is the base model's name: pick another NAME in --adapter NAME=DIR (or --model-name for the base)", v.name)));
+        }
+        if names.contains(&v.name.as_str()) {
+            return Err(Error::input(format!("two adapters are named `{}`: give each its own NAME in --adapter NAME=DIR", v.name)));
+        }
+        names.push(&v.name);
     }
     if !is_loopback(&cfg.host) && cfg.api_key.is_none() {
         eprintln!(
@@ -204,14 +274,14 @@ pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: 
     let metrics = Arc::new(Metrics::default());
     let sched = Arc::new(Scheduler::new(cfg.parallel, cfg.queue, metrics.clone()));
     let feedback = match &cfg.feedback_db {
-        Some(p) => Some(Mutex::new(feedback::Store::open(p)?)),
+        Some(p) => Some(Arc::new(Mutex::new(feedback::Store::open(p)?))),
         None => None,
     };
     let vocab_limit = tk.vocab_size();
-    if let Some(model) = &served.lm {
+    for (name, model) in served.lm.iter().map(|m| (cfg.model_id.as_str(), m)).chain(adapters.iter().map(|v| (v.name.as_str(), &v.lm))) {
         if model.lm().vocab_size() < vocab_limit {
             return Err(Error::input(format!(
-                "the tokenizer has {vocab_limit} ids but the model only {}: they do not belong together",
+                "the tokenizer has {vocab_limit} ids but the model `{name}` only {}: they do not belong together",
                 model.lm().vocab_size()
             )));
         }
@@ -226,6 +296,34 @@ pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: 
     };
     let max_seq_len = served.lm.as_ref().map_or(max_seq_len, |m| m.lm().max_seq_len());
     let byte_table = tk.is_byte_level().then(jielong_tokenizer::byte_level::char_to_byte);
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut engines = Vec::new();
+    let mut adapter_states = Vec::new();
+    let mut scheds = vec![sched.clone()];
+    for v in adapters {
+        let m = Arc::new(Metrics::default());
+        let s = Arc::new(Scheduler::new(cfg.parallel, cfg.queue, m.clone()));
+        adapter_states.push(Arc::new(AppState {
+            tk: tk.clone(),
+            template: v.template,
+            model_id: v.name.clone(),
+            checkpoint_hash: v.checkpoint_hash,
+            max_seq_len: v.lm.lm().max_seq_len(),
+            limits: cfg.limits.clone(),
+            api_key: cfg.api_key.clone(),
+            sched: s.clone(),
+            metrics: m,
+            feedback: feedback.clone(),
+            byte_table: byte_table.clone(),
+            created,
+            generates: true,
+            embed: None,
+            parent: Some(cfg.model_id.clone()),
+            adapters: Vec::new(),
+        }));
+        engines.push(engine_thread(&format!("jielong-engine-{}", v.name), v.lm, vocab_limit, s.clone(), cfg.grace)?);
+        scheds.push(s);
+    }
     let state = Arc::new(AppState {
         tk,
         template,
@@ -238,24 +336,16 @@ pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: 
         metrics: metrics.clone(),
         feedback,
         byte_table,
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        created,
         generates: served.lm.is_some(),
         embed,
+        parent: None,
+        adapters: adapter_states,
     });
 
-    let engine = match served.lm {
-        Some(model) => {
-            let engine_sched = sched.clone();
-            let grace = cfg.grace;
-            Some(
-                std::thread::Builder::new()
-                    .name("jielong-engine".into())
-                    .spawn(move || scheduler::run(model.lm(), vocab_limit, &engine_sched, grace))
-                    .map_err(|e| Error::input(format!("cannot start the engine thread: {e}")))?,
-            )
-        }
-        None => None,
-    };
+    if let Some(model) = served.lm {
+        engines.insert(0, engine_thread("jielong-engine", model, vocab_limit, sched.clone(), cfg.grace)?);
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -297,15 +387,17 @@ pub fn start_served(served: Served, tk: Tokenizer, template: ChatTemplate, cfg: 
                     } else {
                         stop2.notified().await;
                     }
-                    // The engine finishes or aborts live sequences; their streams then end.
-                    sched.shutdown();
+                    // The engines finish or abort live sequences; their streams then end.
+                    for s in &scheds {
+                        s.shutdown();
+                    }
                 };
                 let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
             });
             rt.shutdown_timeout(Duration::from_secs(1));
         })
         .map_err(|e| Error::input(format!("cannot start the HTTP thread: {e}")))?;
-    Ok(Server { addr, stop, http: Some(http), engine, metrics })
+    Ok(Server { addr, stop, http: Some(http), engines, metrics })
 }
 
 /// A short hash of a checkpoint's weights file (sha256, hex), stored with feedback rows so a

@@ -35,12 +35,13 @@ impl Histogram {
         self.n += 1;
     }
 
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    /// The series of one histogram; `label` is `model="x",` or empty.
+    fn write_series(&self, out: &mut String, name: &str, label: &str) {
         for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+            let _ = writeln!(out, "{name}_bucket{{{label}le=\"{b}\"}} {c}");
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}", self.n, self.sum, self.n);
+        let braces = if label.is_empty() { String::new() } else { format!("{{{}}}", label.trim_end_matches(',')) };
+        let _ = writeln!(out, "{name}_bucket{{{label}le=\"+Inf\"}} {}\n{name}_sum{braces} {}\n{name}_count{braces} {}", self.n, self.sum, self.n);
     }
 }
 
@@ -128,34 +129,67 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP jielong_requests_total HTTP requests by route and status.\n# TYPE jielong_requests_total counter\n");
-        for ((route, status), n) in self.requests.lock().expect("metrics").iter() {
-            let _ = writeln!(out, "jielong_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
-        }
-        let counters = [
-            ("jielong_prompt_tokens_total", "Prompt tokens read.", &self.prompt_tokens),
-            ("jielong_generated_tokens_total", "Tokens generated.", &self.generated_tokens),
-            ("jielong_cancelled_sequences_total", "Sequences dropped because their client hung up.", &self.cancelled),
-            ("jielong_rejected_requests_total", "Requests answered 429 because the queue was full.", &self.rejected),
-            ("jielong_decode_steps_total", "Batched forward passes.", &self.steps),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
-        }
-        for (name, help, v) in [
-            ("jielong_queue_waiting", "Sequences waiting for a decoding slot.", &self.waiting),
-            ("jielong_sequences_live", "Sequences being decoded.", &self.live),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", v.load(Ordering::Relaxed));
-        }
-        self.request_seconds.lock().expect("metrics").write(&mut out, "jielong_request_duration_seconds", "Time from request to last byte.");
-        self.first_token_seconds.lock().expect("metrics").write(&mut out, "jielong_time_to_first_token_seconds", "Time from admission to the first token.");
-        self.inter_token_seconds.lock().expect("metrics").write(&mut out, "jielong_inter_token_seconds", "Time between two tokens of one sequence.");
-        self.step_seconds.lock().expect("metrics").write(&mut out, "jielong_step_seconds", "One batched forward pass and sampling.");
-        self.batch_size.lock().expect("metrics").write(&mut out, "jielong_batch_size", "Sequences per forward pass.");
-        out
+        render(&[("", self)])
     }
+
+    /// The exposition of several models' counters (a base and its adapters), each series
+    /// labelled `model="NAME"`.
+    pub fn render_by_model(parts: &[(&str, &Metrics)]) -> String {
+        let labels: Vec<String> = parts.iter().map(|(n, _)| format!("model=\"{}\",", n.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+        let parts: Vec<(&str, &Metrics)> = parts.iter().zip(&labels).map(|((_, m), l)| (l.as_str(), *m)).collect();
+        render(&parts)
+    }
+}
+
+/// `name{label}`, where `label` (`model="x",` or empty) may be all the labels.
+fn series(name: &str, label: &str) -> String {
+    if label.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", label.trim_end_matches(','))
+    }
+}
+
+/// The exposition of `parts`: each metric's HELP and TYPE once, then its series per part.
+fn render(parts: &[(&str, &Metrics)]) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP jielong_requests_total HTTP requests by route and status.\n# TYPE jielong_requests_total counter\n");
+    for (label, m) in parts {
+        for ((route, status), n) in m.requests.lock().expect("metrics").iter() {
+            let _ = writeln!(out, "jielong_requests_total{{{label}route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+    }
+    type Counter = fn(&Metrics) -> &AtomicU64;
+    let counters: [(&str, &str, &str, Counter); 7] = [
+        ("jielong_prompt_tokens_total", "Prompt tokens read.", "counter", |m| &m.prompt_tokens),
+        ("jielong_generated_tokens_total", "Tokens generated.", "counter", |m| &m.generated_tokens),
+        ("jielong_cancelled_sequences_total", "Sequences dropped because their client hung up.", "counter", |m| &m.cancelled),
+        ("jielong_rejected_requests_total", "Requests answered 429 because the queue was full.", "counter", |m| &m.rejected),
+        ("jielong_decode_steps_total", "Batched forward passes.", "counter", |m| &m.steps),
+        ("jielong_queue_waiting", "Sequences waiting for a decoding slot.", "gauge", |m| &m.waiting),
+        ("jielong_sequences_live", "Sequences being decoded.", "gauge", |m| &m.live),
+    ];
+    for (name, help, kind, get) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (label, m) in parts {
+            let _ = writeln!(out, "{} {}", series(name, label), get(m).load(Ordering::Relaxed));
+        }
+    }
+    type Hist = fn(&Metrics) -> &Mutex<Histogram>;
+    let hists: [(&str, &str, Hist); 5] = [
+        ("jielong_request_duration_seconds", "Time from request to last byte.", |m| &m.request_seconds),
+        ("jielong_time_to_first_token_seconds", "Time from admission to the first token.", |m| &m.first_token_seconds),
+        ("jielong_inter_token_seconds", "Time between two tokens of one sequence.", |m| &m.inter_token_seconds),
+        ("jielong_step_seconds", "One batched forward pass and sampling.", |m| &m.step_seconds),
+        ("jielong_batch_size", "Sequences per forward pass.", |m| &m.batch_size),
+    ];
+    for (name, help, get) in hists {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (label, m) in parts {
+            get(m).lock().expect("metrics").write_series(&mut out, name, label);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -173,5 +207,21 @@ mod tests {
         assert!(text.contains("jielong_time_to_first_token_seconds_bucket{le=\"0.05\"} 2"), "{text}");
         assert!(text.contains("jielong_time_to_first_token_seconds_count 2"), "{text}");
         assert!(text.contains("jielong_requests_total{route=\"/v1/completions\",status=\"200\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn metrics_by_model_label_every_series_and_name_each_metric_once() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        a.tokens(3);
+        b.tokens(5);
+        b.first_token(Duration::from_millis(3));
+        b.request("/v1/chat/completions", 200, Duration::from_millis(1));
+        let text = Metrics::render_by_model(&[("base", &a), ("ad\"x", &b)]);
+        assert!(text.contains("jielong_generated_tokens_total{model=\"base\"} 3\n"), "{text}");
+        assert!(text.contains("jielong_generated_tokens_total{model=\"ad\\\"x\"} 5\n"), "{text}");
+        assert!(text.contains("jielong_time_to_first_token_seconds_bucket{model=\"ad\\\"x\",le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("jielong_time_to_first_token_seconds_count{model=\"base\"} 0"), "{text}");
+        assert!(text.contains("jielong_requests_total{model=\"ad\\\"x\",route=\"/v1/chat/completions\",status=\"200\"} 1"), "{text}");
+        assert_eq!(text.matches("# TYPE jielong_generated_tokens_total counter").count(), 1, "{text}");
     }
 }

@@ -53,19 +53,33 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({"status": "ok", "model": state.model_id, "waiting": waiting, "live": live})).into_response()
 }
 
+/// GET /v1/models: the base, then each adapter with `parent` and `root` naming the base (as
+/// vLLM lists LoRA modules).
 pub async fn models(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(json!({
-        "object": "list",
-        "data": [{
-            "id": state.model_id, "object": "model", "created": state.created, "owned_by": "jielong",
-            "context_length": state.max_seq_len, "checkpoint_hash": state.checkpoint_hash,
-        }],
-    }))
-    .into_response()
+    let data: Vec<serde_json::Value> = state
+        .all()
+        .iter()
+        .map(|m| {
+            let base = m.parent.clone().unwrap_or_else(|| m.model_id.clone());
+            json!({
+                "id": m.model_id, "object": "model", "created": m.created, "owned_by": "jielong",
+                "context_length": m.max_seq_len, "checkpoint_hash": m.checkpoint_hash,
+                "root": base, "parent": m.parent,
+            })
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let all = state.all();
+    let text = if all.len() == 1 {
+        state.metrics.render()
+    } else {
+        let parts: Vec<(&str, &crate::metrics::Metrics)> = all.iter().map(|m| (m.model_id.as_str(), &*m.metrics)).collect();
+        crate::metrics::Metrics::render_by_model(&parts)
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Chat and completions need a causal model; an encoder checkpoint only embeds.
@@ -80,12 +94,6 @@ fn check_generates(state: &AppState) -> Result<(), ApiError> {
     .with_code("unsupported_model"))
 }
 
-fn check_model(state: &AppState, c: &Common) -> Result<(), ApiError> {
-    match &c.model {
-        Some(m) if m != &state.model_id => Err(ApiError::model_not_found(m, &state.model_id)),
-        _ => Ok(()),
-    }
-}
 
 /// Refuse a prompt that leaves no room in the context window.
 fn check_length(state: &AppState, prompt: &[u32], param: &str) -> Result<(), ApiError> {
@@ -106,7 +114,7 @@ fn check_length(state: &AppState, prompt: &[u32], param: &str) -> Result<(), Api
 pub async fn completions(State(state): State<Arc<AppState>>, _h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
     let t0 = Instant::now();
     match prepare_completion(&state, b) {
-        Ok(p) => run(state, Api::Completion, p, t0).await,
+        Ok((picked, p)) => run(picked, Api::Completion, p, t0).await,
         Err(e) => {
             state.metrics.request("/v1/completions", e.status.as_u16(), t0.elapsed());
             e.into_response()
@@ -114,10 +122,12 @@ pub async fn completions(State(state): State<Arc<AppState>>, _h: HeaderMap, b: R
     }
 }
 
-fn prepare_completion(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Prepared, ApiError> {
-    check_generates(state)?;
+/// The request ready for the engine, and the model (base or adapter) its `model` names.
+fn prepare_completion(root: &Arc<AppState>, b: Result<Bytes, BytesRejection>) -> Result<(Arc<AppState>, Prepared), ApiError> {
+    check_generates(root)?;
     let (req, common): (CompletionRequest, Common) = parse_two(&body(b)?)?;
-    check_model(state, &common)?;
+    let picked = root.pick(common.model.as_deref())?;
+    let state = &*picked;
     let logprobs = match req.logprobs {
         None => None,
         Some(k) if (0..=5).contains(&k) => Some(k as usize),
@@ -147,7 +157,7 @@ fn prepare_completion(state: &AppState, b: Result<Bytes, BytesRejection>) -> Res
     check_length(state, &prompt, "prompt")?;
     let echo = req.echo.unwrap_or(false).then_some(text);
     let stops = settings.stops.clone();
-    Ok(Prepared { prompt, settings, stops, echo })
+    Ok((picked.clone(), Prepared { prompt, settings, stops, echo }))
 }
 
 /// A chat request's messages in the template's terms; unknown roles and non-text parts are 400s.
@@ -196,7 +206,7 @@ pub fn messages(list: &[crate::request::ChatMessage]) -> Result<Vec<Message>, Ap
 pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
     let t0 = Instant::now();
     match prepare_chat(&state, b) {
-        Ok(p) => run(state, Api::Chat, p, t0).await,
+        Ok((picked, p)) => run(picked, Api::Chat, p, t0).await,
         Err(e) => {
             state.metrics.request("/v1/chat/completions", e.status.as_u16(), t0.elapsed());
             e.into_response()
@@ -204,10 +214,11 @@ pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
     }
 }
 
-fn prepare_chat(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Prepared, ApiError> {
-    check_generates(state)?;
+fn prepare_chat(root: &Arc<AppState>, b: Result<Bytes, BytesRejection>) -> Result<(Arc<AppState>, Prepared), ApiError> {
+    check_generates(root)?;
     let (req, common): (ChatRequest, Common) = parse_two(&body(b)?)?;
-    check_model(state, &common)?;
+    let picked = root.pick(common.model.as_deref())?;
+    let state = &*picked;
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (_, Some(k)) if !(0..=20).contains(&k) => {
             return Err(ApiError::invalid("top_logprobs", format!("`top_logprobs` is {k}: it must be between 0 and 20")));
@@ -226,7 +237,7 @@ fn prepare_chat(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Pr
     check_length(state, &prompt, "messages")?;
     let mut stops = state.template.stop.clone();
     stops.extend(settings.stops.iter().cloned());
-    Ok(Prepared { prompt, settings, stops, echo: None })
+    Ok((picked.clone(), Prepared { prompt, settings, stops, echo: None }))
 }
 
 pub async fn not_found() -> Response {

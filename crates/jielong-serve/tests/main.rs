@@ -3,6 +3,7 @@
 //! Run one file's tests with `cargo test --release -p jielong-serve --test serve <file>::`.
 
 mod common;
+mod adapters;
 mod api;
 mod embeddings;
 mod flow;

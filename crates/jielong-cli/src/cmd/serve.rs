@@ -8,7 +8,7 @@ use jielong_core::Error;
 use jielong_models::Model;
 use jielong_serve::embeddings::Embedding;
 use jielong_serve::request::Limits;
-use jielong_serve::{LanguageModel, ServeConfig, Served};
+use jielong_serve::{LanguageModel, ServeConfig, Served, Variant};
 use jielong_tokenizer::{ChatTemplate, Tokenizer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,8 +16,21 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub model: ModelArgs,
+    /// A run folder (its latest checkpoint), a ckpt-NNNNNN folder, or an n-gram model file
+    /// trained with `jielong ngram train --units tokens`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Use this tokenizer instead of the run's own (it must be the same one).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Accepted for the flags `generate` takes; the server always caches keys and values.
+    #[arg(long, hide = true)]
+    pub no_cache: bool,
+    /// An adapter to serve beside the base, as `NAME=DIR` (or `DIR`, named by its folder):
+    /// a request whose `model` is NAME is answered by the base with that adapter. May be given
+    /// several times; each adapter holds its own copy of the base's weights.
+    #[arg(long = "adapter", value_name = "NAME=DIR")]
+    pub adapters: Vec<String>,
     /// Address to listen on (loopback by default; any other address wants --api-key).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -68,25 +81,51 @@ pub fn run(a: Args) -> Result<()> {
     if a.default_max_tokens > a.max_tokens {
         return Err(Error::input(format!("--default-max-tokens {} is above --max-tokens {}", a.default_max_tokens, a.max_tokens)).into());
     }
-    let (served, tk, tokenizer_dir) = load(&a.model)?;
+    let model = ModelArgs { checkpoint: a.checkpoint.clone(), tokenizer: a.tokenizer.clone(), no_cache: a.no_cache, adapter: None };
+    let specs = adapter_specs(&a.adapters)?;
+    if !specs.is_empty() && (a.checkpoint.is_file() || jielong_train::adapter::is_adapter_dir(&a.checkpoint)) {
+        return Err(Error::input(format!(
+            "--adapter applies to a transformer checkpoint and {} is not one: pass the run the adapters were trained on with --checkpoint",
+            a.checkpoint.display()
+        ))
+        .into());
+    }
+    let (served, tk, tokenizer_dir) = load(&model)?;
     let generates = served.lm.is_some();
-    let template = match &a.template {
-        Some(p) => ChatTemplate::load(p)?,
-        None if generates => ChatTemplate::for_tokenizer_dir(&tokenizer_dir)?,
-        None => ChatTemplate::default_template(),
+    let base_template = || -> Result<ChatTemplate> {
+        Ok(match &a.template {
+            Some(p) => ChatTemplate::load(p)?,
+            None if generates => ChatTemplate::for_tokenizer_dir(&tokenizer_dir)?,
+            None => ChatTemplate::default_template(),
+        })
     };
+    let template = base_template()?;
     // The weights file and where the run lives: a checkpoint folder or an n-gram model file.
-    let (weights, run_dir) = if a.model.checkpoint.is_file() {
-        (a.model.checkpoint.clone(), a.model.checkpoint.parent().map(PathBuf::from).unwrap_or_default())
+    let (weights, run_dir) = if model.checkpoint.is_file() {
+        (model.checkpoint.clone(), model.checkpoint.parent().map(PathBuf::from).unwrap_or_default())
     } else {
-        let ckpt = jielong_train::Checkpoint::open(&a.model.checkpoint)?;
+        let ckpt = jielong_train::Checkpoint::open(&model.checkpoint)?;
         (ckpt.dir.join("model.safetensors"), ckpt.run_dir().to_path_buf())
     };
     let checkpoint_hash = jielong_serve::file_hash(&weights)?;
     let model_id = a.model_name.clone().unwrap_or_else(|| {
-        let base = if a.model.checkpoint.is_file() { &a.model.checkpoint } else { &run_dir };
+        let base = if model.checkpoint.is_file() { &model.checkpoint } else { &run_dir };
         std::fs::canonicalize(base).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "jielong".into())
     });
+    if let Some((name, _)) = specs.iter().find(|(n, _)| n == &model_id) {
+        return Err(Error::input(format!(
+            "the adapter name `{name}` is the base model's name: pick another NAME in --adapter NAME=DIR (or rename the base with --model-name)"
+        ))
+        .into());
+    }
+    if !specs.is_empty() && !generates {
+        return Err(Error::input("--adapter needs a causal language model to apply to; this checkpoint only embeds").into());
+    }
+    let mut adapters = Vec::new();
+    for (name, dir) in &specs {
+        adapters.push(load_adapter(&model, name, dir, &base_template)?);
+    }
+    let adapter_lines: Vec<String> = adapters.iter().map(|v| format!("  adapter        `{}` · template {}", v.name, v.template.origin)).collect();
     let feedback_db = (!a.no_feedback && generates).then(|| a.feedback_db.clone().unwrap_or_else(|| run_dir.join("feedback.sqlite")));
     let cfg = ServeConfig {
         host: a.host.clone(),
@@ -108,7 +147,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let embeds = served.embed.is_some();
     let origin = template.origin.clone();
-    let server = jielong_serve::start_served(served, tk, template, cfg, true)?;
+    let server = jielong_serve::start_with_adapters(served, adapters, tk, template, cfg, true)?;
     let url = format!("http://{}", server.addr);
     let routes = match (generates, embeds) {
         (true, true) => "chat/completions, completions, embeddings, models",
@@ -117,6 +156,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     if generates {
         eprintln!("jielong serve · model `{model_id}` · context {context} tokens · template {origin}");
+        for l in &adapter_lines {
+            eprintln!("{l}");
+        }
         eprintln!("  chat page      {url}/");
     } else {
         eprintln!("jielong serve · encoder `{model_id}` · texts up to {context} tokens (longer ones are cut) · embeddings only");
@@ -130,6 +172,52 @@ pub fn run(a: Args) -> Result<()> {
     eprintln!("Ctrl-C to stop.");
     server.join();
     Ok(())
+}
+
+/// `--adapter NAME=DIR` or `--adapter DIR` (named by the folder) as (name, folder), checked
+/// before anything is loaded: each folder holds an adapter and no name is given twice.
+fn adapter_specs(given: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for spec in given {
+        let (name, dir) = match spec.split_once('=') {
+            Some((n, d)) if !Path::new(spec).exists() => (n.trim().to_string(), PathBuf::from(d)),
+            _ => {
+                let dir = PathBuf::from(spec);
+                let name = std::fs::canonicalize(&dir).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
+                (name, dir)
+            }
+        };
+        if name.is_empty() || dir.as_os_str().is_empty() {
+            return Err(Error::input(format!("--adapter {spec}: give it as NAME=DIR (or DIR, named by its folder)")).into());
+        }
+        if !jielong_train::adapter::is_adapter_dir(&dir) {
+            return Err(Error::input(format!(
+                "--adapter {spec}: {} is not an adapter folder (no {}): pass a folder `jielong sft --regime lora|prefix|prompt` wrote",
+                dir.display(),
+                jielong_train::adapter::CONFIG_FILE
+            ))
+            .into());
+        }
+        if out.iter().any(|(n, _)| n == &name) {
+            return Err(Error::input(format!("--adapter: two adapters are named `{name}`: give each its own NAME in NAME=DIR")).into());
+        }
+        out.push((name, dir));
+    }
+    Ok(out)
+}
+
+/// The base with the adapter in `dir` applied (LoRA merged into the weights, so decoding costs
+/// what the base costs), under `name`; its own chat template when sft saved one beside it,
+/// else the base's.
+fn load_adapter(base: &ModelArgs, name: &str, dir: &Path, base_template: &dyn Fn() -> Result<ChatTemplate>) -> Result<Variant> {
+    let ckpt = jielong_train::Checkpoint::open(&base.checkpoint)?;
+    let model = jielong_train::sft::load_with_adapter(&ckpt, dir, true, &Device::Cpu)?.0;
+    if model.as_causal_lm().is_none() {
+        return Err(Error::input(format!("--adapter {name}={}: the base is not a causal language model", dir.display())).into());
+    }
+    let template = if dir.join("tokenizer_config.json").is_file() { ChatTemplate::for_tokenizer_dir(dir)? } else { base_template()? };
+    let checkpoint_hash = jielong_serve::file_hash(&dir.join(jielong_train::adapter::WEIGHTS_FILE))?;
+    Ok(Variant { name: name.to_string(), lm: Box::new(model), template, checkpoint_hash })
 }
 
 /// The model to serve, its tokenizer and the folder the tokenizer came from. A checkpoint is

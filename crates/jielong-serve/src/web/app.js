@@ -224,7 +224,7 @@ async function rate(i, rating) {
   const m = c.messages[i];
   const comment = window.prompt(t("comment"), "") || undefined;
   try {
-    await post("/v1/feedback", { messages: apiMessages(c, i), reply: m.content, rating, comment, settings: m.settings || settings() });
+    await post("/v1/feedback", { model: m.model, messages: apiMessages(c, i), reply: m.content, rating, comment, settings: m.settings || settings() });
     m.rating = rating;
     save();
     render();
@@ -238,7 +238,7 @@ async function choose(i, k) {
   const chosen = k === 0 ? m.pair.a : m.pair.b;
   const rejected = k === 0 ? m.pair.b : m.pair.a;
   try {
-    await post("/v1/feedback/compare", { messages: apiMessages(c, i), chosen, rejected, settings: m.settings || settings() });
+    await post("/v1/feedback/compare", { model: m.model, messages: apiMessages(c, i), chosen, rejected, settings: m.settings || settings() });
     m.content = chosen;
     m.tokens = k === 0 ? m.pair.tokensA : m.pair.tokensB;
     delete m.pair;
@@ -270,6 +270,7 @@ async function stream(c, upto, target, el) {
   const body = Object.assign({ model: modelId || undefined, messages: apiMessages(c, upto), stream: true }, s);
   if ($("show-alts").checked) { body.logprobs = true; body.top_logprobs = 5; }
   target.settings = s;
+  target.model = modelId || undefined;
   target.content = "";
   target.tokens = [];
   controller = new AbortController();
@@ -370,5 +371,19 @@ applyLang();
 render();
 fetch("/v1/models", { headers: headers() })
   .then((r) => r.json())
-  .then((v) => { if (v.data && v.data[0]) { modelId = v.data[0].id; $("model-name").textContent = "jielong · " + modelId; } })
+  .then((v) => {
+    // The base first, then any adapters the server was started with: a picker when there are several.
+    const ids = (v.data || []).map((m) => m.id);
+    if (!ids.length) return;
+    const saved = store.get("model", null);
+    modelId = ids.includes(saved) ? saved : ids[0];
+    $("model-name").textContent = "jielong · " + ids[0];
+    if (ids.length > 1) {
+      const sel = $("model-pick");
+      ids.forEach((id) => { const o = document.createElement("option"); o.value = id; o.textContent = id; sel.appendChild(o); });
+      sel.value = modelId;
+      sel.hidden = false;
+      sel.onchange = () => { modelId = sel.value; store.set("model", modelId); };
+    }
+  })
   .catch(() => {});
