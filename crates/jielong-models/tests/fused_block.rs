@@ -1,12 +1,12 @@
 //! The GPT's training path through the fused transformer block (jielong_nn::block) against
-//! the same model through candle's composed ops (`use_reference_kernels`), with dropout on:
-//! same loss, same gradient for every parameter. Its own test binary, because the reference
-//! switch is process-wide.
+//! the same model through candle's composed ops (`with_reference_kernels`, which switches this
+//! test's own thread only, so the tests beside it keep the fused kernels), with dropout on:
+//! same loss, same gradient for every parameter.
 
 use candle_core::{Device, Tensor};
 use jielong_models::gpt::{Gpt, GptConfig};
 use jielong_models::ForwardOpts;
-use jielong_nn::{use_reference_kernels, ParamStore, PositionEncoding};
+use jielong_nn::{with_reference_kernels, ParamStore, PositionEncoding};
 
 #[test]
 fn fused_block_path_matches_composed_path_with_dropout() {
@@ -20,10 +20,12 @@ fn fused_block_path_matches_composed_path_with_dropout() {
         let ids = Tensor::from_vec(ids, (3, 40), &dev).unwrap();
         let targets = Tensor::from_vec(targets, (3, 40), &dev).unwrap();
         let run = |reference: bool| {
-            use_reference_kernels(reference);
-            let loss = model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(5), first_row: 0 }).unwrap();
-            let grads = loss.backward().unwrap();
-            use_reference_kernels(false);
+            let pass = || {
+                let loss = model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(5), first_row: 0 }).unwrap();
+                let grads = loss.backward().unwrap();
+                (loss, grads)
+            };
+            let (loss, grads) = if reference { with_reference_kernels(pass) } else { pass() };
             let g: Vec<(String, Tensor)> = params.vars().into_iter().map(|(name, v)| (name, grads.get(v.as_tensor()).expect("every parameter has a gradient").clone())).collect();
             (loss.to_scalar::<f32>().unwrap(), g)
         };

@@ -1,14 +1,14 @@
 //! The Llama training path through the fused kernels (RMSNorm, RoPE on the packed projection,
 //! grouped-query attention, SwiGLU, linear layers) against the same model through candle's
-//! composed ops (`use_reference_kernels`), dropout on: same loss, same gradient for every
-//! parameter, for n_kv_head = 1, 2 and n_head, with and without q/k/v biases. Its own test
-//! binary, because the reference switch is process-wide. Then KV-cached decoding against
+//! composed ops (`with_reference_kernels`: this test's own thread only), dropout on: same loss,
+//! same gradient for every parameter, for n_kv_head = 1, 2 and n_head, with and without q/k/v
+//! biases. Then KV-cached decoding against
 //! recomputing the whole context (≤ 1e-4).
 
 use candle_core::{Device, Tensor};
 use jielong_generate::Engine;
 use jielong_models::{CausalLm, ForwardOpts, Llama, LlamaConfig};
-use jielong_nn::{use_reference_kernels, ParamStore};
+use jielong_nn::{with_reference_kernels, ParamStore};
 
 fn config(n_kv_head: usize, bias: bool, tie: bool, dropout: f64) -> LlamaConfig {
     LlamaConfig { vocab_size: 61, n_layer: 2, n_head: 4, n_kv_head, n_embd: 32, intermediate_size: 40, max_seq_len: 80, dropout, attention_bias: bias, tie_embeddings: tie, ..LlamaConfig::preset("tiny").unwrap() }
@@ -36,10 +36,12 @@ fn llama_fused_path_matches_composed_path_and_cached_decoding_matches_recompute(
         let ids = Tensor::from_vec((0..b * t).map(|i| (i * 37 % 61) as u32).collect::<Vec<_>>(), (b, t), &dev).unwrap();
         let targets = Tensor::from_vec((0..b * t).map(|i| (i * 11 % 61) as u32).collect::<Vec<_>>(), (b, t), &dev).unwrap();
         let run = |reference: bool| {
-            use_reference_kernels(reference);
-            let loss = model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(5), first_row: 0 }).unwrap();
-            let grads = loss.backward().unwrap();
-            use_reference_kernels(false);
+            let pass = || {
+                let loss = model.forward_loss(&ids, &targets, ForwardOpts { dropout_seed: Some(5), first_row: 0 }).unwrap();
+                let grads = loss.backward().unwrap();
+                (loss, grads)
+            };
+            let (loss, grads) = if reference { with_reference_kernels(pass) } else { pass() };
             let g: Vec<(String, Tensor)> = params.vars().into_iter().map(|(n, v)| (n, grads.get(v.as_tensor()).expect("every parameter has a gradient").clone())).collect();
             (loss.to_scalar::<f32>().unwrap(), g)
         };

@@ -32,7 +32,22 @@ mod testing;
 /// Whether the fused CPU kernels run for tensors like `t` (CPU, f32) or the composed candle
 /// reference paths do: elsewhere, and everywhere after `use_reference_kernels(true)`.
 pub fn fused_for(t: &candle_core::Tensor) -> bool {
-    !REFERENCE.load(std::sync::atomic::Ordering::Relaxed) && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+    let reference = REFERENCE.load(std::sync::atomic::Ordering::Relaxed) || REFERENCE_HERE.with(std::cell::Cell::get);
+    !reference && t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
+/// Run `f` with the composed reference paths on this thread only (where `f` runs the model's
+/// forward and backward): tests that compare the two paths use it, so the tests running beside
+/// them in the same process keep the fused kernels.
+pub fn with_reference_kernels<R>(f: impl FnOnce() -> R) -> R {
+    REFERENCE_HERE.with(|r| r.set(true));
+    let out = f();
+    REFERENCE_HERE.with(|r| r.set(false));
+    out
+}
+
+thread_local! {
+    static REFERENCE_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Run every layer through its composed candle reference path instead of the fused kernels
