@@ -338,7 +338,7 @@ training conversations, batch and seed, for the same wall time. Held-out loss: m
 of the held-out conversations, as `jielong eval --chat` reports it, the base's before and the tuned model's after. Peak RSS: the \
 child process's maximum resident set (`wait4`'s `ru_maxrss`), which includes loading the base and the data and scoring the training \
 conversations before and after. Tokens/s: positions (padding included) per second of training steps. Trainable share: trainable \
-parameters over the model's (the base's plus the adapter's). Full fine-tuning takes a lower learning rate than the adapters, as \
+parameters over the base model's. Full fine-tuning takes a lower learning rate than the adapters, as \
 PEFT's and TRL's examples do.\n\n```\n{command}\n```\n\n![training loss against wall time](train_loss.svg)\n"
     );
     jielong_core::fs::write_atomic(&a.out.join("compare.md"), md.as_bytes())?;
