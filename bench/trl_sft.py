@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--num-virtual-tokens", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--attn", default="eager", help="transformers attention implementation (eager or sdpa)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -70,7 +71,7 @@ def main() -> None:
         tok.eos_token = "<|endoftext|>"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation=a.attn)
     # Virtual tokens take their share of the context, as in jielong.
     max_length = a.max_length - (a.num_virtual_tokens if a.regime in ("prefix", "prompt") else 0)
 
@@ -119,6 +120,8 @@ def main() -> None:
             seed=a.seed,
             dataloader_num_workers=0,
             disable_tqdm=True,
+            # TRL 1.x turns activation checkpointing on by default; jielong keeps activations.
+            gradient_checkpointing=False,
         )
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, peft_config=peft_config, callbacks=[clock])
         collate = trainer.data_collator
