@@ -56,11 +56,11 @@ for r in $(seq 1 "${ROUNDS:-2}"); do
     rm -rf "$work/out-$regime"
     line=$( { /usr/bin/time -f "peak_rss_kb %M" "$bin" sft --checkpoint "$work/run" --data "$work/chat.jsonl" --template builtin --regime "$regime" \
       --max-steps "$steps" --batch-size "$batch" --lora-rank 8 --lora-alpha 16 --num-virtual-tokens 20 --out "$work/out-$regime" \
-      | grep -E "tokens/s|before →"; } 2>&1 | grep -v "^warning" | tr '\n' ' ')
+      | grep -E "tokens/s|before →"; } 2>&1 | grep -v "^warning" | tr "\n" " " || true)
     echo "round $r jielong $regime: $line"
     line=$( { /usr/bin/time -f "peak_rss_kb %M" "$py" bench/trl_sft.py --model "$work/hf" --data "$work/chat.jsonl" --regime "$regime" \
       --steps "$steps" --batch-size "$batch" --max-length 256 --lora-rank 8 --num-virtual-tokens 20 --threads "$threads"; } 2>&1 \
-      | grep -E '^\{|peak_rss_kb' | tr '\n' ' ')
+      | grep -E '^\{"|peak_rss_kb|Error' | tr '\n' ' ' || true)
     echo "round $r trl $regime: $line"
   done
 done

@@ -81,6 +81,7 @@ pub struct RegimeRow {
     pub trainable_pct: f64,
     /// Peak resident memory of the child process that ran `jielong sft`, MiB.
     pub peak_rss_mib: f64,
+    /// Wall time of the training steps (the last step's `elapsed_s` in the run's metrics).
     pub train_s: f64,
     pub steps: u64,
     /// Positions (padding included) per second of training steps.
@@ -297,11 +298,15 @@ pub fn run(a: &Args, budget_s: f64) -> Result<()> {
             _ => ModelArgs { checkpoint: base.clone(), tokenizer: None, no_cache: false, adapter: Some(dir.clone()) },
         };
         let (after, _) = super::eval_chat::score(&model_args, &val_path, Some(&a.template), false, batch_size)?;
+        let points = smoothed_losses(&dir.join("metrics.jsonl"));
+        // Training time: the steps' wall time as the run's metrics record it (the summary's
+        // elapsed time also counts saving the adapter and scoring the data after training).
+        let train_s = points.last().map_or(s.elapsed_s, |p| p.0);
         println!(
             "  {} steps in {:.1} s · {:.0} tokens/s · trainable {} of {} · peak RSS {peak_rss_mib:.0} MiB · held-out loss {:.4} → {:.4}",
-            s.steps, s.elapsed_s, s.tokens_per_s, s.trainable, s.total_params, before.assistant_loss, after.assistant_loss
+            s.steps, train_s, s.tokens_per_s, s.trainable, s.total_params, before.assistant_loss, after.assistant_loss
         );
-        series.push(Series { family: name.into(), points: smoothed_losses(&dir.join("metrics.jsonl")), flat: None });
+        series.push(Series { family: name.into(), points, flat: None });
         rows.push(RegimeRow {
             regime: name.into(),
             settings,
@@ -310,7 +315,7 @@ pub fn run(a: &Args, budget_s: f64) -> Result<()> {
             total_params: s.total_params,
             trainable_pct: 100.0 * s.trainable as f64 / s.total_params.max(1) as f64,
             peak_rss_mib,
-            train_s: s.elapsed_s,
+            train_s,
             steps: s.steps,
             tokens_per_s: s.tokens_per_s,
             val_loss_before: before.assistant_loss,
