@@ -10,12 +10,13 @@
 # loss on the assistant's tokens; examples padded to the longest of their batch; LoRA rank 8,
 # alpha 16 on every linear layer; 20 virtual tokens for prefix and prompt tuning.
 #
-#     bash bench/sft_vs_trl.sh                       # STEPS=30 ROUNDS=2 BATCH=8 THREADS=2
-#     STEPS=5 ROUNDS=1 REGIMES="full lora" bash bench/sft_vs_trl.sh
+#     PY=/path/to/.venv-bench/bin/python bash bench/sft_vs_trl.sh   # STEPS=30 ROUNDS=2 BATCH=8 THREADS=2
+#     STEPS=2 ROUNDS=1 CONVERSATIONS=200 REGIMES="full lora" bash bench/sft_vs_trl.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/target/release/jielong
 py=${PY:-$PWD/.venv-bench/bin/python}
+[ -x "$py" ] || { echo "no Python at $py: set PY to the venv with torch, transformers, peft, trl" >&2; exit 2; }
 [ -x "$bin" ] || cargo build --release
 steps=${STEPS:-30}
 batch=${BATCH:-8}
@@ -49,7 +50,9 @@ TOML
      && "$bin" train --config medium.toml --out run >/dev/null 2>&1)
 fi
 [ -d "$work/hf" ] || "$bin" export --checkpoint "$work/run" --format hf --out "$work/hf" >/dev/null
-[ -f "$work/chat.jsonl" ] || "$bin" data chat --from chatterbot data/chatterbot/english --out "$work/chat.jsonl" >/dev/null
+[ -f "$work/chat-all.jsonl" ] || "$bin" data chat --from chatterbot data/chatterbot/english --out "$work/chat-all.jsonl" >/dev/null
+# CONVERSATIONS=N keeps the first N (jielong sft scores the whole file before and after training).
+head -n "${CONVERSATIONS:-1000000}" "$work/chat-all.jsonl" > "$work/chat.jsonl"
 echo "host load $(cut -d' ' -f1-3 /proc/loadavg) · $(nproc) CPUs · steps $steps · batch $batch · threads $threads"
 for r in $(seq 1 "${ROUNDS:-2}"); do
   for regime in ${REGIMES:-full lora prefix prompt}; do
