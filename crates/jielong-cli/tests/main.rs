@@ -7,6 +7,7 @@ mod attention_causal;
 mod clean;
 mod cli;
 mod compare;
+mod compare_regimes;
 mod data_spans;
 mod decode;
 mod encoders;

@@ -17,6 +17,7 @@
 //! adapter in PEFT's layout at the top (`crate::adapter`).
 
 use crate::adapter::{self, AdapterBase};
+use crate::budget::TimeBudget;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, CKPT_VERSION};
 use crate::config::TrainConfig;
 use crate::metrics::{self, MetricRow};
@@ -123,7 +124,7 @@ pub fn template_by_name_or_file(spec: &str) -> Result<ChatTemplate> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SftSummary {
     pub steps: u64,
     pub examples: usize,
@@ -301,7 +302,22 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     }
     jielong_core::fs::write_json_atomic(&out.join("tokenizer_config.json"), &template.to_tokenizer_config())?;
 
-    let tc = cfg.train.clone();
+    // A run for a wall-clock budget (`train.max_minutes`, `jielong sft --budget`): a few timed
+    // passes fit `max_steps` to the budget before the first step, the measured pace re-plans it
+    // (crate::budget, as `jielong train` does), and the clock ends the run if steps run slower
+    // still. The planned steps are written to sft.json, so `--resume` continues that schedule.
+    let began = Instant::now();
+    let mut budget = None;
+    if !resume && cfg.train.max_minutes > 0.0 {
+        let budget_s = cfg.train.max_minutes * 60.0;
+        let per_step = time_sft_step(&runner, &sampler, &data, &cfg, window, pad)?;
+        let cap = cfg.train.max_steps;
+        cfg.train.max_steps = cap.min(((budget_s / per_step).floor() as u64).max(1));
+        cfg.train.warmup_steps = cfg.train.warmup_steps.min(cfg.train.max_steps / 10);
+        jielong_core::fs::write_json_atomic(&sft_json, &cfg)?;
+        budget = Some((TimeBudget::new(budget_s, began, cap, cfg.train.max_steps), budget_s));
+    }
+    let mut tc = cfg.train.clone();
     on_event(Event::Start {
         step,
         max_steps: tc.max_steps,
@@ -332,6 +348,16 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
             return Err(Error::Other(format!("loss became {} at step {step}: lower --lr", stats.loss)));
         }
         step += 1;
+        if let Some((b, budget_s)) = budget.as_mut() {
+            let mut plan = b.after_step(step);
+            if began.elapsed().as_secs_f64() >= *budget_s && step < plan.unwrap_or(tc.max_steps) {
+                plan = Some(step); // out of time: this step is the last
+            }
+            if let Some(m) = plan.filter(|&m| m != tc.max_steps) {
+                (tc.max_steps, cfg.train.max_steps) = (m, m);
+                jielong_core::fs::write_json_atomic(&sft_json, &cfg)?;
+            }
+        }
         tokens_seen += tokens as u64;
         let dt = t0.elapsed().as_secs_f64();
         (tokens_timed, secs_timed) = (tokens_timed + tokens, secs_timed + dt);
@@ -403,6 +429,24 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
         out: out.to_path_buf(),
         step_losses,
     })
+}
+
+/// Seconds one step of `cfg` takes on its data: one warm-up pass, then the median of three
+/// timed forward/backward passes (no update), plus 15% for the optimizer and the rest.
+fn time_sft_step(runner: &StepRunner, sampler: &SftSampler, data: &SftData, cfg: &SftConfig, window: usize, pad: u32) -> Result<f64> {
+    let batches: Vec<_> = (0..cfg.train.grad_accum as u64)
+        .map(|k| if cfg.packing { sampler.packed_batch(data, k, window, pad) } else { sampler.batch(data, k, pad) })
+        .collect();
+    let seeds = vec![0u64; batches.len()];
+    runner.gradients(&batches, &seeds)?;
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        runner.gradients(&batches, &seeds)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[1] * 1.15)
 }
 
 /// The virtual tokens a prefix or prompt run starts from: a prompt from the embeddings of

@@ -49,9 +49,9 @@ pub struct Args {
     /// 30s, 5m, 1h (the n-gram model counts in a moment and takes none of it).
     #[arg(long)]
     pub budget: String,
-    /// Comma-separated families, from ngram, rnn, lstm, gru, gpt, llama.
-    #[arg(long, default_value = "ngram,rnn,lstm,gru,gpt,llama")]
-    pub families: String,
+    /// Comma-separated families, from ngram, rnn, lstm, gru, gpt, llama (default: all).
+    #[arg(long)]
+    pub families: Option<String>,
     /// Parameters each neural family is sized to (default: GPT's tiny preset at this
     /// vocabulary and context).
     #[arg(long)]
@@ -59,9 +59,10 @@ pub struct Args {
     /// Tokens per training window (every family the same).
     #[arg(long, default_value_t = 64)]
     pub context: usize,
-    /// Windows per training step (every family the same).
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
+    /// Windows per training step (every family the same; default 16), or with --regimes
+    /// conversations per step (every regime the same; default 8).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Order of the n-gram model (interpolated modified Kneser-Ney).
     #[arg(long, default_value_t = 3)]
     pub ngram_order: usize,
@@ -85,6 +86,35 @@ pub struct Args {
     /// With --task: longest source.
     #[arg(long, requires = "task")]
     pub max_len: Option<usize>,
+    /// Compare fine-tuning regimes instead, from full, lora, prefix, prompt: each fine-tunes
+    /// --checkpoint on --data for the same share of --budget (`jielong sft` in a child process),
+    /// scored on held-out conversations by the assistant-token loss.
+    #[arg(long)]
+    pub regimes: Option<String>,
+    /// With --regimes: the base checkpoint every regime starts from.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// With --regimes: conversations (JSONL, the shapes `jielong sft` reads).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With --regimes: the chat template (chatml, llama3, builtin, or a file).
+    #[arg(long, default_value = "builtin")]
+    pub template: String,
+    /// With --regimes: held-out conversations (default: every 1/--val-fraction-th line of --data).
+    #[arg(long)]
+    pub val_data: Option<PathBuf>,
+    /// With --regimes and no --val-data: the share of --data held out (default 0.1).
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// With --regimes: the seed of every run (batches, initial adapters).
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+    /// With --regimes: LoRA's rank (alpha is twice the rank).
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// With --regimes: prefix and prompt tuning's virtual tokens.
+    #[arg(long, default_value_t = 20)]
+    pub num_virtual_tokens: usize,
 }
 
 /// "30s", "5m", "1.5h", "90" (seconds) → seconds.
@@ -172,6 +202,15 @@ struct Plan {
 pub fn run(a: Args) -> Result<()> {
     // Everything a user can get wrong is checked before any work.
     let budget_s = parse_budget(&a.budget)?;
+    if a.regimes.is_some() {
+        return super::compare_regimes::run(&a, budget_s);
+    }
+    for (given, flag) in [(a.checkpoint.is_some(), "--checkpoint"), (a.data.is_some(), "--data"), (a.val_data.is_some(), "--val-data"), (a.val_fraction.is_some(), "--val-fraction")] {
+        if given {
+            return Err(Error::input(format!("{flag} belongs to --regimes (fine-tuning regimes of one checkpoint): add --regimes full,lora,prefix,prompt, or drop {flag}")).into());
+        }
+    }
+    let batch_size = a.batch_size.unwrap_or(16);
     if let Some(task) = &a.task {
         return super::compare_seq2seq::run(super::compare_seq2seq::TaskArgs {
             task,
@@ -184,8 +223,8 @@ pub fn run(a: Args) -> Result<()> {
             out: &a.out,
         });
     }
-    let families = parse_families(&a.families)?;
-    if a.context < 2 || a.batch_size == 0 {
+    let families = parse_families(a.families.as_deref().unwrap_or("ngram,rnn,lstm,gru,gpt,llama"))?;
+    if a.context < 2 || batch_size == 0 {
         return Err(Error::input("--context must be at least 2 and --batch-size at least 1").into());
     }
     if !(1..=6).contains(&a.ngram_order) {
@@ -254,7 +293,7 @@ pub fn run(a: Args) -> Result<()> {
     // the estimate.
     const HEADROOM: u64 = 4;
     let train_cfg = |steps: u64| TrainConfig {
-        batch_size: a.batch_size,
+        batch_size,
         max_steps: (HEADROOM * steps).max(1),
         max_minutes: per_family / 60.0,
         learning_rate: 2e-3,
@@ -340,7 +379,7 @@ pub fn run(a: Args) -> Result<()> {
         val.len(),
         meta.val.n_bytes,
         a.context,
-        a.batch_size,
+        batch_size,
         tk_path.display(),
         vocab,
         a.budget

@@ -21,6 +21,27 @@ pub struct ChatEval {
 }
 
 pub fn run(model_args: &ModelArgs, data: &Path, template: Option<&str>, strict: bool, batch_size: usize, json: bool) -> Result<()> {
+    let (r, origin) = score(model_args, data, template, strict, batch_size)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "n_conversations": r.n_examples, "n_tokens": r.n_tokens, "template": origin,
+                "assistant_loss": r.assistant_loss, "perplexity": r.assistant_loss.exp(),
+            })
+        );
+    } else {
+        println!("{} conversations · {} assistant tokens scored (template {})", r.n_examples, r.n_tokens, origin);
+        println!("  assistant loss  {:.4} nats/token", r.assistant_loss);
+        println!("  perplexity      {:.2}", r.assistant_loss.exp());
+    }
+    Ok(())
+}
+
+/// The assistant-token loss of the model `model_args` loads on the conversations in `data`
+/// (what `--chat` reports; `jielong compare --regimes` scores every regime with it), and the
+/// template it rendered them with.
+pub fn score(model_args: &ModelArgs, data: &Path, template: Option<&str>, strict: bool, batch_size: usize) -> Result<(ChatEval, String)> {
     let loaded = model_args.load()?;
     let tk = &loaded.tk;
     let template = match template {
@@ -54,18 +75,5 @@ pub fn run(model_args: &ModelArgs, data: &Path, template: Option<&str>, strict: 
         n_tokens: sft.loss_tokens(),
         assistant_loss: jielong_train::sft::assistant_loss(&*loaded.model, &sft, batch_size, pad)?,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "n_conversations": r.n_examples, "n_tokens": r.n_tokens, "template": template.origin,
-                "assistant_loss": r.assistant_loss, "perplexity": r.assistant_loss.exp(),
-            })
-        );
-    } else {
-        println!("{} conversations · {} assistant tokens scored (template {})", r.n_examples, r.n_tokens, template.origin);
-        println!("  assistant loss  {:.4} nats/token", r.assistant_loss);
-        println!("  perplexity      {:.2}", r.assistant_loss.exp());
-    }
-    Ok(())
+    Ok((r, template.origin))
 }

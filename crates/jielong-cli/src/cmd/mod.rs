@@ -30,6 +30,7 @@ pub mod fill_mask;
 pub mod sft;
 // issue 15: jielong compare (the table and the plot in compare_report)
 pub mod compare;
+pub mod compare_regimes;
 pub mod compare_report;
 pub mod compare_seq2seq;
 // issue 18 (ftdata): jielong data ner / data qa

@@ -63,6 +63,14 @@ pub struct Args {
     pub packing: bool,
     #[arg(long, default_value_t = 200)]
     pub max_steps: u64,
+    /// Train for this wall time (30s, 5m, 1h) instead of a step count: a few timed steps fit
+    /// the cosine schedule to it (at most --max-steps), and the clock ends the run.
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// Write the run's summary (steps, trainable parameters, losses, tokens/s) as JSON here
+    /// (`jielong compare --regimes` reads it).
+    #[arg(long, hide = true)]
+    pub summary_json: Option<PathBuf>,
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 1)]
@@ -91,6 +99,18 @@ pub struct Args {
     pub prompt_init_text: Option<String>,
 }
 
+/// The peak learning rate of a regime when --lr is not given. Adapters train few parameters
+/// from a fresh start and take larger steps than the whole model (PEFT's and TRL's examples:
+/// about 2e-5 to 3e-4 for full fine-tuning, 1e-4 to 1e-3 for LoRA); virtual tokens are few
+/// parameters far from the loss and larger still (PEFT's examples use 1e-2 to 3e-2).
+pub fn default_lr(regime: Regime) -> f64 {
+    match regime {
+        Regime::Full => 3e-4,
+        Regime::Lora => 1e-3,
+        Regime::Prefix | Regime::Prompt => 1e-2,
+    }
+}
+
 fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
     if let Some(dir) = &a.resume {
         let path = dir.join("sft.json");
@@ -108,17 +128,16 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
         RegimeArg::Prefix => Regime::Prefix,
         RegimeArg::Prompt => Regime::Prompt,
     };
-    // Virtual tokens are few parameters far from the loss: they take larger steps (PEFT's
-    // examples use 1e-2 to 3e-2).
-    let lr = a.lr.unwrap_or(match regime {
-        Regime::Full => 3e-4,
-        Regime::Lora => 1e-3,
-        Regime::Prefix | Regime::Prompt => 1e-2,
-    });
+    let lr = a.lr.unwrap_or(default_lr(regime));
+    let max_minutes = match &a.budget {
+        Some(b) => super::compare::parse_budget(b)? / 60.0,
+        None => 0.0,
+    };
     let train = TrainConfig {
         batch_size: a.batch_size,
         grad_accum: a.grad_accum,
         max_steps: a.max_steps,
+        max_minutes,
         learning_rate: lr,
         min_lr: lr / 10.0,
         warmup_steps: a.max_steps / 10,
@@ -147,12 +166,16 @@ fn settings(a: &Args) -> Result<(PathBuf, SftConfig, bool)> {
 
 pub fn run(a: Args) -> Result<()> {
     let (out, cfg, resume) = settings(&a)?;
-    run_settings(&out, cfg, resume)
+    let summary = run_settings(&out, cfg, resume)?;
+    if let Some(path) = &a.summary_json {
+        jielong_core::fs::write_json_atomic(path, &summary)?;
+    }
+    Ok(())
 }
 
 /// Fine-tune (or resume) into `out` with a progress bar and the summary lines `jielong sft`
 /// prints; `jielong quickstart --chat` runs its instruction-tuning stage through it too.
-pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Result<()> {
+pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Result<jielong_train::SftSummary> {
     let (regime, packing) = (cfg.regime, cfg.packing);
     let stop = stop_flag();
     let mut bar = None;
@@ -201,7 +224,7 @@ pub fn run_settings(out: &std::path::Path, cfg: SftConfig, resume: bool) -> Resu
         println!("resume with: jielong sft --resume {}", out.display());
         return Err(Error::Interrupted.into());
     }
-    Ok(())
+    Ok(summary)
 }
 
 fn summary_base(out: &std::path::Path) -> Option<String> {

@@ -117,7 +117,7 @@ fn pick<'a>(list: &str, known: &[&'a str], what: &str) -> Result<Vec<&'a str>> {
 }
 
 /// Run this binary with `args` in `dir`, its output to `log`; (seconds, peak RSS in MiB).
-fn child(args: &[String], dir: &Path, log: &Path) -> Result<(f64, f64)> {
+pub(crate) fn child(args: &[String], dir: &Path, log: &Path) -> Result<(f64, f64)> {
     let exe = std::env::current_exe().context("finding the jielong binary")?;
     let f = std::fs::File::create(log).map_err(|e| Error::io(log, e))?;
     let t0 = Instant::now();
