@@ -122,6 +122,10 @@ def main() -> None:
             disable_tqdm=True,
             # TRL 1.x turns activation checkpointing on by default; jielong keeps activations.
             gradient_checkpointing=False,
+            # TRL 1.x also defaults to bf16 mixed precision, on CPU too (about 20x slower here
+            # than f32); jielong trains in f32.
+            bf16=False,
+            fp16=False,
         )
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, peft_config=peft_config, callbacks=[clock])
         collate = trainer.data_collator
