@@ -431,22 +431,12 @@ pub fn sft(out: &Path, mut cfg: SftConfig, resume: bool, stop: &AtomicBool, on_e
     })
 }
 
-/// Seconds one step of `cfg` takes on its data: one warm-up pass, then the median of three
-/// timed forward/backward passes (no update), plus 15% for the optimizer and the rest.
+/// Seconds one step of `cfg` takes on its data (`StepRunner::seconds_per_step`, one warm-up).
 fn time_sft_step(runner: &StepRunner, sampler: &SftSampler, data: &SftData, cfg: &SftConfig, window: usize, pad: u32) -> Result<f64> {
     let batches: Vec<_> = (0..cfg.train.grad_accum as u64)
         .map(|k| if cfg.packing { sampler.packed_batch(data, k, window, pad) } else { sampler.batch(data, k, pad) })
         .collect();
-    let seeds = vec![0u64; batches.len()];
-    runner.gradients(&batches, &seeds)?;
-    let mut times = Vec::with_capacity(3);
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        runner.gradients(&batches, &seeds)?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[1] * 1.15)
+    runner.seconds_per_step(&batches, 1)
 }
 
 /// The virtual tokens a prefix or prompt run starts from: a prompt from the embeddings of

@@ -201,6 +201,26 @@ impl StepRunner {
         Ok(total)
     }
 
+    /// Seconds one optimizer step over `batches` takes, for planning a run to a wall-clock
+    /// budget: `warmups` untimed forward/backward passes (the first allocates every buffer and
+    /// starts the thread pool; a recurrent model's second is still slow), then the median of
+    /// three timed ones (one pass slowed by a busy host does not set the plan), plus 15% for
+    /// the optimizer, evaluation and checkpoints.
+    pub fn seconds_per_step(&self, batches: &[Batch], warmups: usize) -> Result<f64> {
+        let seeds = vec![0u64; batches.len()];
+        for _ in 0..warmups {
+            self.gradients(batches, &seeds)?;
+        }
+        let mut times = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            self.gradients(batches, &seeds)?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1] * 1.15)
+    }
+
     /// Forward + backward over the micro-batches; returns summed gradients and the mean loss.
     /// A micro-batch is split into `shards_for` shards of whole sequences, each run on its own
     /// worker pool; dropout masks are drawn per sequence, so they do not depend on the split.

@@ -360,20 +360,5 @@ pub fn seconds_per_step(cfg: &RunConfig) -> Result<f64> {
 /// Time a few forward/backward passes (no update): seconds per step, with 15% for the rest.
 fn time_step(cfg: &RunConfig, runner: &StepRunner, data: &TokenDataset, sampler: &RandomWindows) -> Result<f64> {
     let batches: Vec<_> = (0..cfg.train.grad_accum as u64).map(|m| sampler.batch(data, 0, m)).collect();
-    let seeds = vec![0u64; batches.len()];
-    // Two warm-up passes: the first allocates every buffer and starts the thread pool, and a
-    // recurrent model's second is still slower than the ones after it.
-    for _ in 0..2 {
-        runner.gradients(&batches, &seeds)?;
-    }
-    // The median of three timed passes: one pass slowed by a busy host does not set the plan.
-    let mut times = Vec::with_capacity(3);
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        runner.gradients(&batches, &seeds)?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    // Forward + backward is most of a step; leave 15% for the optimizer, evaluation and checkpoints.
-    Ok(times[1] * 1.15)
+    runner.seconds_per_step(&batches, 2)
 }
