@@ -26,7 +26,7 @@ use candle_nn::{Embedding, Init, VarBuilder};
 use jielong_core::Error;
 use jielong_nn::{LinearSite, Lora};
 use std::sync::Arc;
-use jielong_nn::{transformer_block, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, causal_self_attention_reference, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
+use jielong_nn::{transformer_block_adapted, BlockAdapter, BlockDropout, BlockWeights, causal_attention_packed, causal_self_attention, causal_self_attention_reference, linear, Conv1dLinear, WeightLayout, Dropout, KvCache, MaskSource, LayerNorm, PositionEncoding, Rope};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -478,13 +478,20 @@ impl Gpt {
         let fused_blocks = self.rope.is_none() && self.cfg.bias && prefix.is_none() && packing.is_none() && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
-            let lw = self.linears(block)?;
             if fused_blocks {
                 let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
-                xs = transformer_block(&xs, &block.weights(&lw)?, h, self.cfg.layer_norm_eps, dropout)?;
+                // LoRA runs inside the block as low-rank terms over the base weights (no
+                // weight-sized product in backward); merged adapters are in the base already.
+                let bases = [block.c_attn.weight(), block.c_proj.weight(), block.mlp.c_fc.weight(), block.mlp.c_proj.weight()].map(Tensor::clone);
+                let adapters = LINEARS.map(|n| {
+                    let l = self.lora.as_deref()?.layer(&format!("{}.{n}", block.name)).filter(|l| !l.is_merged())?;
+                    Some(BlockAdapter { a: l.a.as_tensor(), b: l.b.as_tensor(), scale: l.scale })
+                });
+                xs = transformer_block_adapted(&xs, &block.weights(&bases)?, h, self.cfg.layer_norm_eps, dropout, adapters)?;
                 continue;
             }
+            let lw = self.linears(block)?;
             let lin = |x: &Tensor, j: usize, b: Option<&Tensor>| linear(x, &lw[j], b, WeightLayout::InOut);
             // Attention: (b, t, c) -> q, k, v (b, h, t, d)
             let qkv = lin(&block.ln_1.forward(&xs)?, 0, block.c_attn.bias())?; // (b, t, 3c)

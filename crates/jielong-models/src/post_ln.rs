@@ -203,11 +203,19 @@ impl Layer {
         let qkv_w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?;
         let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
         let mut qkv = linear(xs, &qkv_w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
-        let lows = [n.query, n.key, n.value].map(|name| layer(name).map(|l| l.low_rank(xs, None)).transpose()).into_iter().collect::<Result<Vec<_>>>()?;
-        if lows.iter().any(|l| l.as_ref().is_some_and(Option::is_some)) {
-            let zeros = xs.zeros_like()?;
-            let parts: Vec<Tensor> = lows.into_iter().map(|l| l.flatten().unwrap_or_else(|| zeros.clone())).collect();
-            qkv = (qkv + Tensor::cat(&parts, candle_core::D::Minus1)?)?;
+        // The adapted ones among q, k, v as one low-rank term over the packed projection:
+        // their A's stacked (R, c), their B's (each scaled by its α/r) in a block matrix (3c, R)
+        // that is zero where a projection has no adapter — one thin product instead of three.
+        let ads: Vec<(usize, &jielong_nn::lora::LoraLayer)> = [n.query, n.key, n.value].iter().enumerate().filter_map(|(j, name)| layer(name).filter(|l| !l.is_merged()).map(|l| (j, l))).collect();
+        if !ads.is_empty() {
+            let c = xs.dim(candle_core::D::Minus1)?;
+            let a = Tensor::cat(&ads.iter().map(|(_, l)| l.a.as_tensor()).collect::<Vec<_>>(), 0)?;
+            let mut rows = Vec::with_capacity(3);
+            for j in 0..3 {
+                let cols = ads.iter().map(|(k, l)| if *k == j { l.b.as_tensor().affine(l.scale, 0.0) } else { Tensor::zeros((c, l.b.dim(1)?), l.b.dtype(), l.b.device()) }).collect::<Result<Vec<_>>>()?;
+                rows.push(Tensor::cat(&cols, 1)?);
+            }
+            qkv = jielong_nn::low_rank_add(&qkv, xs, &a, &Tensor::cat(&rows, 0)?, 1.0)?;
         }
         let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?;
         let ys = dropout.forward(&lin(&ys, n.attn_out, &self.attn_out)?, drops[0])?;

@@ -26,7 +26,8 @@ use crate::gelu::{gelu_backward_in_place, gelu_into};
 use crate::kernel::{self, contiguous_f32};
 use crate::layer_norm::{layer_norm_backward_into, layer_norm_into, Dx};
 use crate::linear::{linear_add_into, linear_backward_into, linear_into, WeightLayout};
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use crate::low_rank::{low_add_into, low_input, low_rank_backward};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -76,9 +77,31 @@ pub struct BlockDropout {
     pub mlp: Vec<f32>,
 }
 
+/// A LoRA adapter on one of the block's linear layers: the layer's output gains
+/// `scale·(x·Aᵀ)·Bᵀ` (PEFT's layer-level form), A (r, in) and B (out, r) as PEFT stores them.
+/// Over a frozen base the backward then computes the adapters' thin gradients and no product
+/// the size of a weight.
+#[derive(Clone, Copy)]
+pub struct BlockAdapter<'a> {
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub scale: f64,
+}
+
+/// (in, out) of the four linear layers (c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj).
+fn linear_dims(c: usize) -> [(usize, usize); 4] {
+    [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)]
+}
+
 /// `x` (b, t, c) → the block's output (b, t, c), fused on CPU f32, with optional dropout
 /// masks. The caller keeps the composed path for other devices, RoPE and bias-free models.
 pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64, dropout: Option<BlockDropout>) -> Result<Tensor> {
+    transformer_block_adapted(x, w, n_head, eps, dropout, [None; 4])
+}
+
+/// [`transformer_block`] with LoRA adapters on any of its four linear layers (c_attn,
+/// attn.c_proj, mlp.c_fc, mlp.c_proj, in that order).
+pub fn transformer_block_adapted(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64, dropout: Option<BlockDropout>, adapters: [Option<BlockAdapter>; 4]) -> Result<Tensor> {
     let (_, _, c) = x.dims3()?;
     if x.dtype() != DType::F32 || !x.device().is_cpu() {
         candle_core::bail!("the fused transformer block runs on CPU f32 only");
@@ -100,7 +123,21 @@ pub fn transformer_block(x: &Tensor, w: &BlockWeights, n_head: usize, eps: f64, 
     let trained = params.map(Tensor::track_op);
     let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    x.contiguous()?.apply_op2(&packed, BlockOp { n_head, eps: eps as f32, dropout, trained, saved: Mutex::new(None) })
+    // The adapters travel packed too: A then B of each adapted layer, in layer order.
+    let mut ranks = [None; 4];
+    let mut lora_flat = Vec::new();
+    for (j, (ad, (n_in, n_out))) in adapters.iter().zip(linear_dims(c)).enumerate() {
+        let Some(ad) = ad else { continue };
+        let (r, a_in) = ad.a.dims2()?;
+        if a_in != n_in || ad.b.dims2()? != (n_out, r) || r == 0 {
+            candle_core::bail!("transformer block: adapter {j} is A {:?}, B {:?}; expected ({r}, {n_in}) and ({n_out}, {r})", ad.a.dims(), ad.b.dims());
+        }
+        ranks[j] = Some((r, ad.scale as f32));
+        lora_flat.push(ad.a.flatten_all()?);
+        lora_flat.push(ad.b.flatten_all()?);
+    }
+    let lora = if lora_flat.is_empty() { Tensor::zeros(1, DType::F32, x.device())? } else { Tensor::cat(&lora_flat, 0)? };
+    x.contiguous()?.apply_op3(&packed, &lora, BlockOp { n_head, eps: eps as f32, dropout, trained, ranks, saved: Mutex::new(None) })
 }
 
 /// What the forward keeps for the backward, each (rows, width) row-major.
@@ -115,6 +152,8 @@ struct Saved {
     ln2: Vec<f32>,
     pre: Vec<f32>,
     act: Vec<f32>,
+    /// Each adapted layer's `scale·(x·Aᵀ)` (rows, r).
+    lows: [Option<Vec<f32>>; 4],
 }
 
 struct BlockOp {
@@ -126,7 +165,24 @@ struct BlockOp {
     /// over a detached base) costs no dW product in backward; its slice of the packed
     /// gradient is zero, and none is returned when no parameter is tracked.
     trained: [bool; 12],
+    /// (rank, scale) of each linear layer's adapter.
+    ranks: [Option<(usize, f32)>; 4],
     saved: Mutex<Option<Saved>>,
+}
+
+/// The adapters' A and B slices in the packed adapter vector, per linear layer.
+fn adapter_slices<'a>(lora: &'a [f32], ranks: &[Option<(usize, f32)>; 4], c: usize) -> [Option<(&'a [f32], &'a [f32])>; 4] {
+    let mut rest = lora;
+    let mut out = [None; 4];
+    for (j, (n_in, n_out)) in linear_dims(c).into_iter().enumerate() {
+        if let Some((r, _)) = ranks[j] {
+            let (a, tail) = rest.split_at(r * n_in);
+            let (b, tail) = tail.split_at(n_out * r);
+            out[j] = Some((a, b));
+            rest = tail;
+        }
+    }
+    out
 }
 
 /// out = x + m ⊙ y, element-wise; every element written.
@@ -165,6 +221,18 @@ pub(crate) fn masked(g: &[f32], m: &[f32]) -> Vec<f32> {
 /// absent (Llama) and `W` in either layout.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, mask: Option<&[f32]>, out: &mut [f32]) {
+    residual_linear_low(x, a, w, b, n_in, n_out, layout, mask, None, out)
+}
+
+/// [`residual_linear`] whose linear layer also adds a low-rank term `h·Bᵀ` (h (rows, r) the
+/// scaled adapter input, B (n_out, r)).
+#[allow(clippy::too_many_arguments)]
+fn residual_linear_low(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, mask: Option<&[f32]>, low: Option<(&[f32], &[f32], usize)>, out: &mut [f32]) {
+    let add_low = |y: &mut [f32]| {
+        if let Some((h, bm, r)) = low {
+            low_add_into(h, bm, r, n_out, y);
+        }
+    };
     match mask {
         None => {
             match b {
@@ -172,10 +240,12 @@ pub(crate) fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>
                 None => out.par_chunks_mut(16 * 1024).zip(x.par_chunks(16 * 1024)).for_each(|(o, x)| o.copy_from_slice(x)),
             }
             linear_add_into(a, w, n_in, n_out, layout, out, true);
+            add_low(out);
         }
         Some(m) => {
             let mut y = kernel::uninit_f32(out.len());
             linear_into(a, w, b, n_in, n_out, layout, &mut y);
+            add_low(&mut y);
             residual_plus_masked(x, &y, m, out);
         }
     }
@@ -195,22 +265,31 @@ fn residual_plus_bias(x: &[f32], b: &[f32], out: &mut [f32]) {
     });
 }
 
-impl CustomOp2 for BlockOp {
+impl CustomOp3 for BlockOp {
     fn name(&self) -> &'static str {
         "jielong-transformer-block"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s1, l1, "block input")?;
         let p = contiguous_f32(s2, l2, "block parameters")?;
+        let lp = contiguous_f32(s3, l3, "block adapters")?;
         let (b, t, c) = l1.shape().dims3()?;
         let rows = b * t;
         let [ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mproj_w, mproj_b] = split(p, c);
+        let ad = adapter_slices(lp, &self.ranks, c);
+        let dims = linear_dims(c);
+        let mut lows: [Option<Vec<f32>>; 4] = [None, None, None, None];
         // Every buffer below is written whole before it is read (see each kernel).
         let mut ln1 = kernel::uninit_f32(rows * c);
         layer_norm_into(x, ln1_w, ln1_b, self.eps, &mut ln1);
         let mut qkv = kernel::uninit_f32(rows * 3 * c);
         linear_into(&ln1, attn_w, Some(attn_b), c, 3 * c, WeightLayout::InOut, &mut qkv);
+        if let (Some((a, bm)), Some((r, scale))) = (ad[0], self.ranks[0]) {
+            let h = low_input(&ln1, a, c, r, scale);
+            low_add_into(&h, bm, r, dims[0].1, &mut qkv);
+            lows[0] = Some(h);
+        }
         let mut attn = kernel::uninit_f32(rows * c);
         // Written whole by the forward when kept.
         let n_probs = kept_probs_len(b, t, self.n_head);
@@ -220,27 +299,40 @@ impl CustomOp2 for BlockOp {
             Some(d) => (Some(&d.attn[..]), Some(&d.mlp[..])),
             None => (None, None),
         };
+        if let (Some((a, _)), Some((r, scale))) = (ad[1], self.ranks[1]) {
+            lows[1] = Some(low_input(&attn, a, c, r, scale));
+        }
         let mut x1 = kernel::uninit_f32(rows * c);
-        residual_linear(x, &attn, proj_w, Some(proj_b), c, c, WeightLayout::InOut, m_attn, &mut x1);
+        let low1 = lows[1].as_deref().zip(ad[1]).zip(self.ranks[1]).map(|((h, (_, bm)), (r, _))| (h, bm, r));
+        residual_linear_low(x, &attn, proj_w, Some(proj_b), c, c, WeightLayout::InOut, m_attn, low1, &mut x1);
         let mut ln2 = kernel::uninit_f32(rows * c);
         layer_norm_into(&x1, ln2_w, ln2_b, self.eps, &mut ln2);
         let mut pre = kernel::uninit_f32(rows * 4 * c);
         linear_into(&ln2, fc_w, Some(fc_b), c, 4 * c, WeightLayout::InOut, &mut pre);
+        if let (Some((a, bm)), Some((r, scale))) = (ad[2], self.ranks[2]) {
+            let h = low_input(&ln2, a, c, r, scale);
+            low_add_into(&h, bm, r, dims[2].1, &mut pre);
+            lows[2] = Some(h);
+        }
         let mut act = kernel::uninit_f32(rows * 4 * c);
         gelu_into(&pre, &mut act);
+        if let (Some((a, _)), Some((r, scale))) = (ad[3], self.ranks[3]) {
+            lows[3] = Some(low_input(&act, a, 4 * c, r, scale));
+        }
         let mut out = kernel::uninit_f32(rows * c);
-        residual_linear(&x1, &act, mproj_w, Some(mproj_b), 4 * c, c, WeightLayout::InOut, m_mlp, &mut out);
-        *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, probs, x1, ln2, pre, act });
+        let low3 = lows[3].as_deref().zip(ad[3]).zip(self.ranks[3]).map(|((h, (_, bm)), (r, _))| (h, bm, r));
+        residual_linear_low(&x1, &act, mproj_w, Some(mproj_b), 4 * c, c, WeightLayout::InOut, m_mlp, low3, &mut out);
+        *self.saved.lock().expect("block state lock") = Some(Saved { ln1, qkv, attn, probs, x1, ln2, pre, act, lows });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, p: &Tensor, _res: &Tensor, dout: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, p: &Tensor, lora: &Tensor, _res: &Tensor, dout: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dout = dout.contiguous()?;
         let (b, t, c) = x.dims3()?;
         let rows = b * t;
         let guard = self.saved.lock().expect("block state lock");
         let Some(s) = guard.as_ref() else { candle_core::bail!("transformer block: backward without a forward") };
-        let (dx, dp) = kernel::with_f32([(x, "block input"), (p, "block parameters"), (&dout, "block gradient")], |[xd, pd, g]| {
+        let (dx, dp, dl) = kernel::with_f32([(x, "block input"), (p, "block parameters"), (lora, "block adapters"), (&dout, "block gradient")], |[xd, pd, lp, g]| {
             let [ln1_w, _, attn_w, _, proj_w, _, ln2_w, _, fc_w, _, mproj_w, _] = split(pd, c);
             // Every parameter gradient is overwritten below (products with accumulate = false,
             // column sums, the norms' sums).
@@ -251,30 +343,60 @@ impl CustomOp2 for BlockOp {
             let d_ln2 = join(d_ln2_w, d_ln2_b);
             let tr = self.trained;
             let dw = |d, i: usize| weight_grad(d, tr[i]);
+            // The adapters' gradients, packed as they are (each A and B overwritten below).
+            let ad = adapter_slices(lp, &self.ranks, c);
+            let dims = linear_dims(c);
+            let mut dl = vec![0f32; if self.ranks.iter().any(Option::is_some) { lp.len() } else { 0 }];
+            let mut d_ad: [Option<(&mut [f32], &mut [f32])>; 4] = [None, None, None, None];
+            {
+                let mut rest = &mut dl[..];
+                for (j, (n_in, n_out)) in dims.into_iter().enumerate() {
+                    if let Some((r, _)) = self.ranks[j] {
+                        let (da, tail) = std::mem::take(&mut rest).split_at_mut(r * n_in);
+                        let (db, tail) = tail.split_at_mut(n_out * r);
+                        d_ad[j] = Some((da, db));
+                        rest = tail;
+                    }
+                }
+            }
+            let [d_ad0, d_ad1, d_ad2, d_ad3] = d_ad;
+            // Adapter j's backward at its layer's input `xin` and upstream `up`, into `dxin`.
+            let lora_bwd = |j: usize, xin: &[f32], up: &[f32], d: Option<(&mut [f32], &mut [f32])>, dxin: &mut [f32]| {
+                if let (Some(h), Some(w), Some(rs), Some(d)) = (s.lows[j].as_deref(), ad[j], self.ranks[j], d) {
+                    low_rank_backward(xin, h, w, up, dims[j].0, dims[j].1, rs, d, Some(dxin), true);
+                }
+            };
 
             // MLP: out = x1 + m ⊙ (act·W + b); without dropout m = 1.
             let g_mlp = self.dropout.as_ref().map(|d| masked(g, &d.mlp));
+            let up = g_mlp.as_deref().unwrap_or(g);
             let mut dh = kernel::uninit_f32(rows * 4 * c);
-            linear_backward_into(&s.act, mproj_w, g_mlp.as_deref().unwrap_or(g), 4 * c, c, WeightLayout::InOut, &mut dh, false, dw(d_mproj_w, 10), Some(d_mproj_b));
+            linear_backward_into(&s.act, mproj_w, up, 4 * c, c, WeightLayout::InOut, &mut dh, false, dw(d_mproj_w, 10), Some(d_mproj_b));
+            lora_bwd(3, &s.act, up, d_ad3, &mut dh);
             gelu_backward_in_place(&s.pre, &mut dh);
             let mut dln = kernel::uninit_f32(rows * c);
             linear_backward_into(&s.ln2, fc_w, &dh, c, 4 * c, WeightLayout::InOut, &mut dln, false, dw(d_fc_w, 8), Some(d_fc_b));
+            lora_bwd(2, &s.ln2, &dh, d_ad2, &mut dln);
             drop(dh);
             // dx1 = dout (the residual) + ln_2's backward, written whole in one parallel pass.
             let mut dx = kernel::uninit_f32(rows * c);
             layer_norm_backward_into(&s.x1, ln2_w, &dln, self.eps, &mut dx, Dx::Plus(g), d_ln2);
             // Attention: x1 = x + m ⊙ (attn·W + b).
             let dx_attn = self.dropout.as_ref().map(|d| masked(&dx, &d.attn));
-            linear_backward_into(&s.attn, proj_w, dx_attn.as_deref().unwrap_or(&dx), c, c, WeightLayout::InOut, &mut dln, false, dw(d_proj_w, 4), Some(d_proj_b));
+            let up = dx_attn.as_deref().unwrap_or(&dx);
+            linear_backward_into(&s.attn, proj_w, up, c, c, WeightLayout::InOut, &mut dln, false, dw(d_proj_w, 4), Some(d_proj_b));
+            lora_bwd(1, &s.attn, up, d_ad1, &mut dln);
             let dqkv = attention_backward(&s.qkv, &s.attn, &dln, b, t, c, self.n_head, s.probs.as_deref());
             linear_backward_into(&s.ln1, attn_w, &dqkv, c, 3 * c, WeightLayout::InOut, &mut dln, false, dw(d_attn_w, 2), Some(d_attn_b));
+            lora_bwd(0, &s.ln1, &dqkv, d_ad0, &mut dln);
             // dx = dx1 + ln_1's backward.
             layer_norm_backward_into(xd, ln1_w, &dln, self.eps, &mut dx, Dx::Add, d_ln1);
-            Ok((dx, dp))
+            Ok((dx, dp, dl))
         })?;
         let dev = x.device();
         let dp = if p.track_op() { Some(Tensor::from_vec(dp, p.shape(), dev)?) } else { None };
-        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), dp))
+        let dl = if lora.track_op() && !dl.is_empty() { Some(Tensor::from_vec(dl, lora.shape(), dev)?) } else { None };
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), dp, dl))
     }
 }
 
@@ -403,6 +525,68 @@ mod tests {
         assert_eq!(g(&none, &x), g(&all, &x), "dx with every weight frozen");
         assert_eq!(g(&some, &ps[2]), g(&all, &ps[2]), "dc_attn.w");
         assert!(g(&all, &ps[8]).is_some() && g(&some, &ps[8]).is_none() && g(&none, &ps[2]).is_none(), "a frozen weight got a gradient");
+    }
+
+    /// LoRA inside the fused block (a low-rank term on each adapted layer, the base detached)
+    /// against the block computing with the adapted weights `W + s·(B·A)ᵀ` through the composed
+    /// path: equal outputs, equal gradients for the input and every A and B, none for the base.
+    #[test]
+    fn fused_block_with_adapters_matches_the_adapted_weights() {
+        let dev = Device::Cpu;
+        for (b, t, h, d, p, which) in [(2, 7, 2, 4, 0.0, [true, true, true, true]), (1, 20, 2, 8, 0.2, [true, false, false, true]), (3, 5, 2, 4, 0.0, [false, true, true, false])] {
+            let c = h * d;
+            let rnd = |shape: &[usize], std: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, shape, &dev).unwrap() * std).unwrap()).unwrap();
+            let x = rnd(&[b, t, c], 1.0);
+            let shapes: [&[usize]; 12] = [&[c], &[c], &[c, 3 * c], &[3 * c], &[c, c], &[c], &[c], &[c], &[c, 4 * c], &[4 * c], &[4 * c, c], &[c]];
+            let ps: Vec<Tensor> = shapes.iter().enumerate().map(|(i, s)| {
+                let t = Tensor::randn(0f32, 0.2, *s, &dev).unwrap();
+                if i == 0 || i == 6 { (t + 1.0).unwrap() } else { t }
+            }).collect();
+            let r = 3;
+            let scale = 16.0 / r as f64;
+            let ab: Vec<Option<(Var, Var)>> = linear_dims(c).iter().zip(which).map(|(&(n_in, n_out), on)| on.then(|| (rnd(&[r, n_in], 0.3), rnd(&[n_out, r], 0.3)))).collect();
+            let masks = {
+                let drop = crate::Dropout { p };
+                let src = |site| Some(crate::MaskSource { seed: 3, site, first_row: 0 });
+                drop.mask(b, t * c, src(0)).zip(drop.mask(b, t * c, src(1)))
+            };
+            let rg = Tensor::randn(0f32, 1.0, (b, t, c), &dev).unwrap();
+            let base = |i: usize| ps[i].detach();
+            let (w0, w1, w2, w3) = (base(2), base(4), base(8), base(10));
+            let (l0, l1, l2, l3) = (base(0), base(1), base(6), base(7));
+            let (b0, b1, b2, b3) = (base(3), base(5), base(9), base(11));
+            // Fused, with the adapters.
+            let adapters: Vec<Option<BlockAdapter>> = ab.iter().map(|o| o.as_ref().map(|(a, bm)| BlockAdapter { a: a.as_tensor(), b: bm.as_tensor(), scale })).collect();
+            let w = BlockWeights { ln_1: (&l0, &l1), c_attn: (&w0, &b0), attn_proj: (&w1, &b1), ln_2: (&l2, &l3), c_fc: (&w2, &b2), mlp_proj: (&w3, &b3) };
+            let dropout = masks.clone().map(|(attn, mlp)| BlockDropout { attn, mlp });
+            let fused = transformer_block_adapted(x.as_tensor(), &w, h, 1e-5, dropout, [adapters[0], adapters[1], adapters[2], adapters[3]]).unwrap();
+            // Reference: the adapted weights (in, out) = W + s·(B·A)ᵀ through the composed block.
+            let eff = |j: usize, wj: &Tensor| match &ab[j] {
+                Some((a, bm)) => (wj + (bm.as_tensor().matmul(a.as_tensor()).unwrap().t().unwrap() * scale).unwrap()).unwrap(),
+                None => wj.clone(),
+            };
+            let (e0, e1, e2, e3) = (eff(0, &w0), eff(1, &w1), eff(2, &w2), eff(3, &w3));
+            let we = BlockWeights { ln_1: (&l0, &l1), c_attn: (&e0, &b0), attn_proj: (&e1, &b1), ln_2: (&l2, &l3), c_fc: (&e2, &b2), mlp_proj: (&e3, &b3) };
+            let mask_tensors = masks.map(|(a, m)| (Tensor::from_vec(a, (b, t, c), &dev).unwrap(), Tensor::from_vec(m, (b, t, c), &dev).unwrap()));
+            let refr = composed(x.as_tensor(), &we, h, 1e-5, mask_tensors.as_ref());
+            let dv = max_diff(&fused, &refr);
+            assert!(dv < 1e-4, "values differ by {dv} ({which:?}, p {p})");
+            let ga = (fused * &rg).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (refr * &rg).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut vars = vec![("x", &x)];
+            for (j, o) in ab.iter().enumerate() {
+                if let Some((a, bm)) = o {
+                    vars.push((["A0", "A1", "A2", "A3"][j], a));
+                    vars.push((["B0", "B1", "B2", "B3"][j], bm));
+                }
+            }
+            for (name, v) in vars {
+                let (a, e) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+                let (dg, sc) = (max_diff(a, e), max_abs(e));
+                assert!(dg <= 2e-5 * sc.max(1.0), "d{name} differs by {dg} (scale {sc}) with adapters {which:?}, p {p}");
+            }
+            assert!(ga.get(&w0).is_none() && ga.get(&w2).is_none(), "the detached base got a gradient");
+        }
     }
 
     #[test]

