@@ -291,6 +291,11 @@ struct Block {
 impl Block {
     /// The parameters as the fused block op takes them (models with biases only); `lw` are the
     /// four linear weights as `Gpt::linears` gives them (adapted by LoRA or not).
+    /// The four linear weights as stored, in `LINEARS` order (no adapter applied).
+    fn linear_weights(&self) -> [&Tensor; 4] {
+        [self.c_attn.weight(), self.c_proj.weight(), self.mlp.c_fc.weight(), self.mlp.c_proj.weight()]
+    }
+
     fn weights<'a>(&'a self, lw: &'a [Tensor; 4]) -> Result<BlockWeights<'a>> {
         fn pair<'a>(w: &'a Tensor, b: Option<&'a Tensor>) -> Result<(&'a Tensor, &'a Tensor)> {
             let b = b.ok_or_else(|| candle_core::Error::Msg("the fused block needs biases".into()))?;
@@ -331,7 +336,7 @@ impl Gpt {
     /// A block's four linear weights (c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj), each
     /// adapted by the LoRA when one is set.
     fn linears(&self, block: &Block) -> Result<[Tensor; 4]> {
-        let bases = [block.c_attn.weight(), block.c_proj.weight(), block.mlp.c_fc.weight(), block.mlp.c_proj.weight()];
+        let bases = block.linear_weights();
         let w = |j: usize| match &self.lora {
             Some(l) => l.weight(&format!("{}.{}", block.name, LINEARS[j]), bases[j]),
             None => Ok(bases[j].clone()),
@@ -483,7 +488,7 @@ impl Gpt {
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
                 // LoRA runs inside the block as low-rank terms over the base weights (no
                 // weight-sized product in backward); merged adapters are in the base already.
-                let bases = [block.c_attn.weight(), block.c_proj.weight(), block.mlp.c_fc.weight(), block.mlp.c_proj.weight()].map(Tensor::clone);
+                let bases = block.linear_weights().map(Tensor::clone);
                 let adapters = LINEARS.map(|n| {
                     let l = self.lora.as_deref()?.layer(&format!("{}.{n}", block.name)).filter(|l| !l.is_merged())?;
                     Some(BlockAdapter { a: l.a.as_tensor(), b: l.b.as_tensor(), scale: l.scale })

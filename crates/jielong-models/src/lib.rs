@@ -176,7 +176,7 @@ pub fn check_lora(lora: Option<&jielong_nn::Lora>, sites: &[jielong_nn::LinearSi
     let Some(lora) = lora else { return Ok(()) };
     if lora.cfg.dropout > 0.0 {
         return Err(jielong_core::Error::input(format!(
-            "LoRA dropout {} is not supported inside the fused transformer blocks (they take adapted weights, not inputs): use --lora-dropout 0",
+            "LoRA dropout {} is not supported: the fused GPT block and Llama layer run the adapters without input dropout; use --lora-dropout 0",
             lora.cfg.dropout
         )));
     }

