@@ -367,8 +367,9 @@ impl Albert {
     }
 
     /// `ids` (b, t), `token_types` (b, t) (None: all segment 0), `attention_mask` (b, t)
-    /// (zero at padding, never attended to) → the last application's hidden states (b, t, H).
-    pub fn hidden(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+    /// (zero at padding, never attended to) → the last application's hidden states (b, t, H);
+    /// `rows`: Some(positions) → only position `rows[i]` of sequence i, (b, 1, H), as BERT's.
+    pub fn hidden(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts, rows: Option<&[u32]>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.cfg.max_seq_len {
             candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
@@ -386,7 +387,8 @@ impl Albert {
         let per_group = self.cfg.n_layer / self.cfg.n_layer_groups;
         for i in 0..self.cfg.n_layer {
             let site = 1 + 2 * i as u64;
-            xs = self.groups[i / per_group].forward(&xs, attention_mask, self.cfg.n_head, self.cfg.hidden_act, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref())?;
+            let last = (i + 1 == self.cfg.n_layer).then_some(rows).flatten();
+            xs = self.groups[i / per_group].forward(&xs, attention_mask, self.cfg.n_head, self.cfg.hidden_act, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref(), last)?;
         }
         Ok(xs)
     }

@@ -331,7 +331,9 @@ impl Bert {
     /// `ids` (b, t) u32, `token_types` (b, t) u32 (None: all segment 0), `attention_mask`
     /// (b, t) (non-zero: a token; zero: padding, never attended to) → the last layer's hidden
     /// states (b, t, n_embd). Hidden states at padded positions are computed but meaningless.
-    pub fn hidden(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+    /// `rows`: Some(positions) → only position `rows[i]` of sequence i, (b, 1, n_embd), with
+    /// the last layer computing no more than that needs (see `post_ln::Layer::forward`).
+    pub fn hidden(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts, rows: Option<&[u32]>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.cfg.max_seq_len {
             candle_core::bail!("sequence of {t} tokens is longer than the model's max_seq_len {}", self.cfg.max_seq_len);
@@ -349,7 +351,8 @@ impl Bert {
         xs = self.dropout.forward(&self.emb_ln.forward(&xs)?, drop(0))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let site = 1 + 2 * i as u64;
-            xs = layer.forward(&xs, attention_mask, self.cfg.n_head, Gelu::Erf, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref())?;
+            let last = (i + 1 == self.layers.len()).then_some(rows).flatten();
+            xs = layer.forward(&xs, attention_mask, self.cfg.n_head, Gelu::Erf, &self.dropout, [drop(site), drop(site + 1)], self.lora.as_deref(), last)?;
         }
         Ok(xs)
     }

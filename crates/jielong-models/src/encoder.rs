@@ -23,6 +23,24 @@ pub trait Encoder: Send + Sync {
     fn hidden_states_train(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, _opts: ForwardOpts) -> Result<Tensor> {
         self.hidden_states(ids, token_types, attention_mask)
     }
+    /// The last layer's hidden state at one position of each sequence, (b, hidden_size):
+    /// position `positions[i]` of sequence i (what [CLS] and last-token pooling read).
+    /// `train`: Some(opts) in training (as [`Encoder::hidden_states_train`]), None in
+    /// evaluation. BERT and ALBERT compute only what those positions need in their last layer
+    /// (attention for those queries alone, the feed-forward on those rows); the default takes
+    /// the rows from the full hidden states.
+    fn hidden_states_at(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, positions: &[u32], train: Option<ForwardOpts>) -> Result<Tensor> {
+        let hidden = match train {
+            Some(opts) => self.hidden_states_train(ids, token_types, attention_mask, opts)?,
+            None => self.hidden_states(ids, token_types, attention_mask)?,
+        };
+        let (b, t, c) = hidden.dims3()?;
+        if positions.len() != b || positions.iter().any(|&p| p as usize >= t) {
+            candle_core::bail!("{} positions for a batch of {b} sequences of {t}", positions.len());
+        }
+        let idx: Vec<u32> = positions.iter().enumerate().map(|(i, &p)| (i * t) as u32 + p).collect();
+        hidden.reshape((b * t, c))?.index_select(&Tensor::new(idx.as_slice(), hidden.device())?, 0)
+    }
     fn hidden_size(&self) -> usize;
     /// Copy the weights as they are now into whatever inference-only form makes
     /// `hidden_states` faster (BERT and ALBERT: each layer's Q/K/V weights fused, and all its

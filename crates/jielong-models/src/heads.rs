@@ -161,6 +161,36 @@ impl TaskHead {
         linear(&x, &self.w, self.b.as_ref(), WeightLayout::OutIn)
     }
 
+    /// Where sequence classification reads each sequence's vector when it pools one position
+    /// ([CLS]: 0; last: the last real token, padding on the right), so the encoder can compute
+    /// only those rows in its last layer ([`Encoder::hidden_states_at`]). None when the head
+    /// needs every position (mean pooling, token and span heads).
+    pub fn pooled_positions(&self, mask: &Tensor) -> Result<Option<Vec<u32>>> {
+        if self.kind != HeadKind::SequenceClassification {
+            return Ok(None);
+        }
+        match self.pooling {
+            Pooling::Cls => Ok(Some(vec![0; mask.dim(0)?])),
+            Pooling::Last => Ok(Some(mask.ne(0u32)?.to_dtype(DType::U32)?.sum(1)?.to_vec1::<u32>()?.into_iter().map(|n| n.max(1) - 1).collect())),
+            Pooling::Mean => Ok(None),
+        }
+    }
+
+    /// [`TaskHead::pool`] from the hidden states at [`TaskHead::pooled_positions`] (b, c):
+    /// under [CLS] pooling through the family's pooler when it has one.
+    pub fn pool_at(&self, enc: &dyn Encoder, at: &Tensor) -> Result<Tensor> {
+        match self.pooling {
+            Pooling::Cls => Ok(enc.pooled(&at.unsqueeze(1)?)?.unwrap_or_else(|| at.clone())),
+            _ => Ok(at.clone()),
+        }
+    }
+
+    /// [`TaskHead::logits`] of sequence classification from the hidden states at
+    /// [`TaskHead::pooled_positions`] (b, c).
+    pub fn logits_at(&self, enc: &dyn Encoder, at: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
+        self.logits_from_pooled(&self.pool_at(enc, at)?, opts)
+    }
+
     /// Sequence classification from vectors already pooled (b, c): dropout in training, then
     /// the linear layer. A frozen body's pooled vectors never change, so a trainer can compute
     /// them once and train the head on them alone.

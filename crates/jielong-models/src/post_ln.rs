@@ -8,7 +8,7 @@
 use crate::IGNORE;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use jielong_nn::{bidirectional_attention_packed, linear, Dropout, LayerNorm, LinearSite, Lora, MaskSource, WeightLayout};
+use jielong_nn::{bidirectional_attention_packed, linear, post_ln_encoder_layer, BlockAdapter, BlockDropout, Dropout, EncoderLayerWeights, LayerNorm, LinearSite, Lora, MaskSource, WeightLayout};
 use std::sync::{Arc, RwLock};
 
 /// BERT's exact GELU (`hidden_act = "gelu"`) or the tanh approximation ALBERT's checkpoints use
@@ -163,78 +163,116 @@ impl Layer {
     /// and attention as one fused kernel over the packed output (no (t × t) tensor);
     /// `attention_mask` (b, t) zero at padding. `drops`: the dropout masks' sources after
     /// attention and after the feed-forward (None in evaluation).
-    /// With the inference copies made ([`Layer::prepare`]) and no dropout, the same
-    /// arithmetic reads those instead.
-    /// `lora`: adapters to run with (their effective weights `W + (α/r)·B·A` replace the
-    /// base weights; the inference copies, which hold the base weights, are then not used).
-    #[allow(clippy::too_many_arguments)] // the layer's inputs and its training-time switches
-    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2], lora: Option<&Lora>) -> Result<Tensor> {
-        if let Some(l) = lora {
-            return self.forward_lora(l, xs, attention_mask, n_head, act, dropout, drops);
-        }
-        if drops.iter().all(Option::is_none) {
-            let prepared = self.prepared.read().expect("layer lock").clone();
-            if let Some(p) = prepared {
-                return self.forward_prepared(&p, xs, attention_mask, n_head, act);
-            }
-        }
-        let w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?; // (3c, c)
-        let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
-        let qkv = linear(xs, &w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
-        let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?; // (b, t, c)
-        let ys = dropout.forward(&self.attn_out.forward(&ys)?, drops[0])?;
-        let xs = self.attn_ln.forward(&(xs + ys)?)?;
-        let ys = act.apply(&self.inter.forward(&xs)?)?; // (b, t, f)
-        let ys = dropout.forward(&self.out.forward(&ys)?, drops[1])?;
-        self.out_ln.forward(&(xs + ys)?)
-    }
-
-    /// `forward` with the adapters: each adapted projection is the base product plus the
+    /// With the inference copies made ([`Layer::prepare`]), no dropout and no adapters, the
+    /// same arithmetic reads those instead.
+    /// `lora`: adapters to run with: each adapted projection is the base product plus the
     /// adapter's low-rank term (PEFT's layer-level form), so over a frozen (detached) base the
     /// backward computes no gradient the size of a weight, only the adapters' thin ones.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_lora(&self, lora: &Lora, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
+    /// `rows`: Some(positions) when only one position of each sequence is wanted from this
+    /// layer (the last layer under [CLS] or last-token pooling): every position's keys and
+    /// values are still computed, but attention runs for those queries alone and the rest of
+    /// the layer on those rows, giving (b, 1, c) — what the full layer gives at those
+    /// positions, for about a quarter of its work.
+    #[allow(clippy::too_many_arguments)] // the layer's inputs and its training-time switches
+    pub fn forward(&self, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, dropout: &Dropout, drops: [Option<MaskSource>; 2], lora: Option<&Lora>, rows: Option<&[u32]>) -> Result<Tensor> {
+        if lora.is_none() && drops.iter().all(Option::is_none) {
+            let prepared = self.prepared.read().expect("layer lock").clone();
+            if let Some(p) = prepared {
+                return self.forward_prepared(&p, xs, attention_mask, n_head, act, rows);
+            }
+        }
         let n = self.names;
-        let layer = |name: &str| lora.layer(&format!("{}.{name}", self.prefix));
+        let layer = |name: &str| lora.and_then(|l| l.layer(&format!("{}.{name}", self.prefix))).filter(|l| !l.is_merged());
+        let qkv_adapter = self.qkv_adapter(xs.dim(candle_core::D::Minus1)?, lora)?;
+        if rows.is_none() && jielong_nn::fused_for(xs) {
+            // The whole layer as one fused op (jielong_nn::encoder_layer), its dropout masks
+            // the ones the composed path below draws, the adapters' terms inside it.
+            let (b, t, c) = xs.dims3()?;
+            let masks = dropout.mask(b, t * c, drops[0]).zip(dropout.mask(b, t * c, drops[1]));
+            let adapter = |name: &str| layer(name).map(|l| BlockAdapter { a: l.a.as_tensor(), b: l.b.as_tensor(), scale: l.scale });
+            let adapters = [qkv_adapter.as_ref().map(|(a, b)| BlockAdapter { a, b, scale: 1.0 }), adapter(n.attn_out), adapter(n.inter), adapter(n.out)];
+            let bias = |ln: &'_ LayerNorm| ln.bias().cloned().ok_or_else(|| candle_core::Error::Msg("a post-LN layer norm without a bias".into()));
+            let (ln1_b, ln2_b) = (bias(&self.attn_ln)?, bias(&self.out_ln)?);
+            let w = EncoderLayerWeights {
+                query: (&self.query.w, &self.query.b),
+                key: (&self.key.w, &self.key.b),
+                value: (&self.value.w, &self.value.b),
+                attn_out: (&self.attn_out.w, &self.attn_out.b),
+                attn_ln: (self.attn_ln.weight(), &ln1_b),
+                inter: (&self.inter.w, &self.inter.b),
+                out: (&self.out.w, &self.out.b),
+                out_ln: (self.out_ln.weight(), &ln2_b),
+            };
+            return post_ln_encoder_layer(xs, &w, n_head, self.attn_ln.eps(), act == Gelu::Erf, attention_mask, masks.map(|(attn, mlp)| BlockDropout { attn, mlp }), adapters);
+        }
         let lin = |x: &Tensor, name: &str, d: &Dense| match layer(name) {
             Some(l) => l.forward(x, &d.w, Some(&d.b), None),
             None => d.forward(x),
         };
-        let qkv_w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?;
+        let qkv_w = Tensor::cat(&[&self.query.w, &self.key.w, &self.value.w], 0)?; // (3c, c)
         let bias = Tensor::cat(&[&self.query.b, &self.key.b, &self.value.b], 0)?;
         let mut qkv = linear(xs, &qkv_w, Some(&bias), WeightLayout::OutIn)?; // (b, t, 3c)
-        // The adapted ones among q, k, v as one low-rank term over the packed projection:
-        // their A's stacked (R, c), their B's (each scaled by its α/r) in a block matrix (3c, R)
-        // that is zero where a projection has no adapter — one thin product instead of three.
-        let ads: Vec<(usize, &jielong_nn::lora::LoraLayer)> = [n.query, n.key, n.value].iter().enumerate().filter_map(|(j, name)| layer(name).filter(|l| !l.is_merged()).map(|l| (j, l))).collect();
-        if !ads.is_empty() {
-            let c = xs.dim(candle_core::D::Minus1)?;
-            let a = Tensor::cat(&ads.iter().map(|(_, l)| l.a.as_tensor()).collect::<Vec<_>>(), 0)?;
-            let mut rows = Vec::with_capacity(3);
-            for j in 0..3 {
-                let cols = ads.iter().map(|(k, l)| if *k == j { l.b.as_tensor().affine(l.scale, 0.0) } else { Tensor::zeros((c, l.b.dim(1)?), l.b.dtype(), l.b.device()) }).collect::<Result<Vec<_>>>()?;
-                rows.push(Tensor::cat(&cols, 1)?);
-            }
-            qkv = jielong_nn::low_rank_add(&qkv, xs, &a, &Tensor::cat(&rows, 0)?, 1.0)?;
+        if let Some((a, bm)) = &qkv_adapter {
+            qkv = jielong_nn::low_rank_add(&qkv, xs, a, bm, 1.0)?;
         }
-        let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?;
+        let (xs, ys) = attend(&qkv, xs, n_head, attention_mask, rows)?;
         let ys = dropout.forward(&lin(&ys, n.attn_out, &self.attn_out)?, drops[0])?;
         let xs = self.attn_ln.forward(&(xs + ys)?)?;
-        let ys = act.apply(&lin(&xs, n.inter, &self.inter)?)?;
+        let ys = act.apply(&lin(&xs, n.inter, &self.inter)?)?; // (b, t, f)
         let ys = dropout.forward(&lin(&ys, n.out, &self.out)?, drops[1])?;
         self.out_ln.forward(&(xs + ys)?)
     }
 
+    /// The adapters among q, k, v (not merged) as one low-rank term over the packed (3c)
+    /// projection: their A's stacked (R, c) and their B's, each scaled by its α/r, in a block
+    /// matrix (3c, R) that is zero where a projection has no adapter — one thin product
+    /// instead of three. None when none of the three is adapted.
+    fn qkv_adapter(&self, c: usize, lora: Option<&Lora>) -> Result<Option<(Tensor, Tensor)>> {
+        let n = self.names;
+        let ads: Vec<(usize, &jielong_nn::lora::LoraLayer)> = [n.query, n.key, n.value].iter().enumerate().filter_map(|(j, name)| lora?.layer(&format!("{}.{name}", self.prefix)).filter(|l| !l.is_merged()).map(|l| (j, l))).collect();
+        if ads.is_empty() {
+            return Ok(None);
+        }
+        let a = Tensor::cat(&ads.iter().map(|(_, l)| l.a.as_tensor()).collect::<Vec<_>>(), 0)?;
+        let mut blocks = Vec::with_capacity(3);
+        for j in 0..3 {
+            let cols = ads.iter().map(|(k, l)| if *k == j { l.b.as_tensor().affine(l.scale, 0.0) } else { Tensor::zeros((c, l.b.dim(1)?), l.b.dtype(), l.b.device()) }).collect::<Result<Vec<_>>>()?;
+            blocks.push(Tensor::cat(&cols, 1)?);
+        }
+        Ok(Some((a, Tensor::cat(&blocks, 0)?)))
+    }
+
     /// `forward` in evaluation from the inference copies.
-    fn forward_prepared(&self, p: &Prepared, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu) -> Result<Tensor> {
+    fn forward_prepared(&self, p: &Prepared, xs: &Tensor, attention_mask: &Tensor, n_head: usize, act: Gelu, rows: Option<&[u32]>) -> Result<Tensor> {
         let qkv = linear(xs, &p.qkv_w, Some(&p.qkv_b), WeightLayout::InOut)?; // (b, t, 3c)
-        let ys = bidirectional_attention_packed(&qkv, n_head, attention_mask)?; // (b, t, c)
+        let (xs, ys) = attend(&qkv, xs, n_head, attention_mask, rows)?;
         let ys = linear(&ys, &p.attn_out, Some(&self.attn_out.b), WeightLayout::InOut)?;
         let xs = self.attn_ln.forward(&(xs + ys)?)?;
         let ys = act.apply(&linear(&xs, &p.inter, Some(&self.inter.b), WeightLayout::InOut)?)?; // (b, t, f)
         let ys = linear(&ys, &p.out, Some(&self.out.b), WeightLayout::InOut)?;
         self.out_ln.forward(&(xs + ys)?)
     }
+}
+
+/// Attention over the packed projection `qkv` (b, t, 3c) and the residual stream `xs`
+/// (b, t, c) it goes with: every position's (the fused kernel), or with `rows` only position
+/// `rows[i]` of sequence i as a query (composed ops on (b, h, 1, t) scores: one query per
+/// sequence is too little work for the kernel), with those rows of `xs`, each (b, 1, c).
+fn attend(qkv: &Tensor, xs: &Tensor, n_head: usize, attention_mask: &Tensor, rows: Option<&[u32]>) -> Result<(Tensor, Tensor)> {
+    let Some(rows) = rows else {
+        return Ok((xs.clone(), bidirectional_attention_packed(qkv, n_head, attention_mask)?));
+    };
+    let (b, t, c3) = qkv.dims3()?;
+    let (c, d) = (c3 / 3, c3 / 3 / n_head);
+    if rows.len() != b || rows.iter().any(|&r| r as usize >= t) {
+        candle_core::bail!("encoder layer: {} row positions for a batch of {b} sequences of {t}", rows.len());
+    }
+    let idx = Tensor::from_vec(rows.iter().enumerate().map(|(i, &r)| (i * t) as u32 + r).collect::<Vec<u32>>(), b, qkv.device())?;
+    let q = qkv.reshape((b * t, c3))?.index_select(&idx, 0)?.narrow(1, 0, c)?.reshape((b, 1, n_head, d))?.transpose(1, 2)?.contiguous()?;
+    let heads = |j: usize| -> Result<Tensor> { qkv.narrow(2, j * c, c)?.reshape((b, t, n_head, d))?.transpose(1, 2)?.contiguous() };
+    let ys = jielong_nn::bidirectional_attention_reference(&q, &heads(1)?, &heads(2)?, attention_mask)?; // (b, h, 1, d)
+    let xs = xs.reshape((b * t, c))?.index_select(&idx, 0)?.reshape((b, 1, c))?;
+    Ok((xs, ys.transpose(1, 2)?.reshape((b, 1, c))?))
 }
 
 /// The masked-LM head: dense (hidden → `e`, the embedding width), GELU, layer norm, then the
@@ -307,11 +345,17 @@ macro_rules! encoder_impls {
 
         impl Encoder for $ty {
             fn hidden_states(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
-                self.hidden(ids, token_types, attention_mask, ForwardOpts::default())
+                self.hidden(ids, token_types, attention_mask, ForwardOpts::default(), None)
             }
             fn hidden_states_train(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
                 self.encoder_layers().iter().for_each(|l| l.unprepare());
-                self.hidden(ids, token_types, attention_mask, opts)
+                self.hidden(ids, token_types, attention_mask, opts, None)
+            }
+            fn hidden_states_at(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, positions: &[u32], train: Option<ForwardOpts>) -> Result<Tensor> {
+                if train.is_some() {
+                    self.encoder_layers().iter().for_each(|l| l.unprepare());
+                }
+                self.hidden(ids, token_types, attention_mask, train.unwrap_or_default(), Some(positions))?.squeeze(1)
             }
             fn hidden_size(&self) -> usize {
                 self.cfg.n_embd
@@ -344,18 +388,18 @@ macro_rules! encoder_impls {
                 self.cfg.vocab_size
             }
             fn mlm_logits(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor) -> Result<Tensor> {
-                self.mlm_logits_of(&self.hidden(ids, token_types, attention_mask, ForwardOpts::default())?)
+                self.mlm_logits_of(&self.hidden(ids, token_types, attention_mask, ForwardOpts::default(), None)?)
             }
             fn mlm_loss(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<Tensor> {
                 // Training: the parameters will change, so the inference copies go.
                 self.encoder_layers().iter().for_each(|l| l.unprepare());
-                let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+                let hidden = self.hidden(ids, token_types, attention_mask, opts, None)?;
                 let (x, y) = chosen_rows(&hidden, targets)?;
                 jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)
             }
             fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)> {
                 self.encoder_layers().iter().for_each(|l| l.unprepare());
-                let hidden = self.hidden(ids, token_types, attention_mask, opts)?;
+                let hidden = self.hidden(ids, token_types, attention_mask, opts, None)?;
                 let pair = self.sentence_logits(&hidden)?.ok_or_else(|| candle_core::Error::Msg($no_pair.into()))?;
                 let (x, y) = chosen_rows(&hidden, targets)?;
                 Ok((jielong_nn::cross_entropy(&self.mlm_logits_of(&x)?, &y)?, pair))

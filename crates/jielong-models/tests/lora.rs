@@ -170,3 +170,63 @@ fn lora_on_encoders_merges_to_the_same_hidden_states() {
         assert!(d <= 1e-5, "{name}: the merged model differs from the adapted one by {d}");
     }
 }
+
+/// A post-LN encoder in training, LoRA on every linear layer, dropout on: the fused layer
+/// (`jielong_nn::post_ln_encoder_layer`) gives the composed layers' hidden states and the same
+/// adapter gradients; the hidden states at one position per sequence
+/// (`Encoder::hidden_states_at`, whose last layer computes those rows alone) are the full
+/// hidden states' rows, with the same gradients, for [CLS] (dropout masks included) and for
+/// last-token positions.
+#[test]
+fn encoder_fused_layer_and_pooled_rows_match_the_composed_path() {
+    use jielong_models::{AlbertConfig, BertConfig};
+    let bert = BertConfig { vocab_size: 40, n_layer: 2, n_head: 2, n_embd: 16, n_inner: 24, max_seq_len: 12, dropout: 0.1, ..BertConfig::tiny() };
+    let albert = AlbertConfig { vocab_size: 40, n_layer: 3, n_head: 2, n_embd: 16, embedding_size: 8, n_inner: 24, max_seq_len: 12, dropout: 0.1, ..AlbertConfig::tiny() };
+    let dev = Device::Cpu;
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]], &dev).unwrap();
+    let opts = ForwardOpts { dropout_seed: Some(5), first_row: 0 };
+    for (name, cfg) in [("bert", ModelConfig::new(bert)), ("albert", ModelConfig::new(albert))] {
+        let (mut model, _params) = build(&cfg);
+        let lora = lora_for(&*model, &["all-linear"]);
+        for (_, v) in lora.params().vars() {
+            v.set(&Tensor::randn(0f32, 0.2, v.shape(), &dev).unwrap()).unwrap();
+        }
+        model.set_lora(Some(lora.clone())).unwrap();
+        let enc = model.as_encoder().unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (2, 8, 16), &dev).unwrap();
+        let vars = lora.params().vars();
+        // The full hidden states in training, a loss on them, and the adapters' gradients.
+        let run = |h: &Tensor, w: &Tensor| -> Vec<Tensor> {
+            let g = (h * w).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.iter().map(|(_, v)| g.get(v.as_tensor()).cloned().unwrap_or_else(|| v.as_tensor().zeros_like().unwrap())).collect()
+        };
+        let close = |a: &[Tensor], b: &[Tensor], what: &str| {
+            for ((n, _), (x, y)) in vars.iter().zip(a.iter().zip(b)) {
+                let scale = y.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                assert!(max_diff(x, y) <= 1e-4 * scale, "{name}: {what}: gradient of {n} differs by {}", max_diff(x, y));
+            }
+        };
+        let fused = enc.hidden_states_train(&ids(), None, &mask, opts).unwrap();
+        let composed = jielong_nn::with_reference_kernels(|| enc.hidden_states_train(&ids(), None, &mask, opts).unwrap());
+        assert!(max_diff(&fused, &composed) <= 1e-4, "{name}: the fused layer gives other hidden states ({})", max_diff(&fused, &composed));
+        let g_full = run(&fused, &weights);
+        close(&g_full, &jielong_nn::with_reference_kernels(|| run(&composed, &weights)), "fused vs composed");
+        assert!(g_full.iter().any(|g| g.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0), "{name}: no adapter gradient");
+        for positions in [[0u32, 0], [7, 4]] {
+            let at = enc.hidden_states_at(&ids(), None, &mask, &positions, Some(opts)).unwrap();
+            let idx = Tensor::new(&[positions[0], 8 + positions[1]], &dev).unwrap();
+            let full = enc.hidden_states_train(&ids(), None, &mask, opts).unwrap();
+            let rows = full.reshape((16, 16)).unwrap().index_select(&idx, 0).unwrap();
+            let w_rows = weights.reshape((16, 16)).unwrap().index_select(&idx, 0).unwrap();
+            if positions == [0, 0] {
+                // Sequence i's dropout masks start at its first position, so [CLS] draws the same.
+                assert!(max_diff(&at, &rows) <= 1e-5, "{name}: [CLS] rows differ by {}", max_diff(&at, &rows));
+                close(&run(&at, &w_rows), &run(&rows, &w_rows), "rows vs full");
+            }
+            let eval_at = enc.hidden_states_at(&ids(), None, &mask, &positions, None).unwrap();
+            let eval_rows = enc.hidden_states(&ids(), None, &mask).unwrap().reshape((16, 16)).unwrap().index_select(&idx, 0).unwrap();
+            assert!(max_diff(&eval_at, &eval_rows) <= 1e-5, "{name}: positions {positions:?} in evaluation differ by {}", max_diff(&eval_at, &eval_rows));
+        }
+        assert!(enc.hidden_states_at(&ids(), None, &mask, &[0], None).is_err(), "{name}: one position for two sequences");
+    }
+}

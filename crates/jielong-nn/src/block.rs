@@ -123,21 +123,46 @@ pub fn transformer_block_adapted(x: &Tensor, w: &BlockWeights, n_head: usize, ep
     let trained = params.map(Tensor::track_op);
     let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    // The adapters travel packed too: A then B of each adapted layer, in layer order.
+    let (ranks, lora) = pack_adapters(&adapters, linear_dims(c), x.device(), "transformer block")?;
+    x.contiguous()?.apply_op3(&packed, &lora, BlockOp { n_head, eps: eps as f32, dropout, trained, ranks, saved: Mutex::new(None) })
+}
+
+/// Each adapted linear layer's (rank, scale), in layer order.
+pub(crate) type Ranks = [Option<(usize, f32)>; 4];
+
+/// The adapters of a fused op's four linear layers (`dims`: each one's (in, out)) packed
+/// into one vector, A then B of each adapted layer in layer order, with each one's (rank,
+/// scale); a one-value placeholder when there are none.
+pub(crate) fn pack_adapters(adapters: &[Option<BlockAdapter>; 4], dims: [(usize, usize); 4], dev: &candle_core::Device, what: &str) -> Result<(Ranks, Tensor)> {
     let mut ranks = [None; 4];
-    let mut lora_flat = Vec::new();
-    for (j, (ad, (n_in, n_out))) in adapters.iter().zip(linear_dims(c)).enumerate() {
+    let mut flat = Vec::new();
+    for (j, (ad, (n_in, n_out))) in adapters.iter().zip(dims).enumerate() {
         let Some(ad) = ad else { continue };
         let (r, a_in) = ad.a.dims2()?;
         if a_in != n_in || ad.b.dims2()? != (n_out, r) || r == 0 {
-            candle_core::bail!("transformer block: adapter {j} is A {:?}, B {:?}; expected ({r}, {n_in}) and ({n_out}, {r})", ad.a.dims(), ad.b.dims());
+            candle_core::bail!("{what}: adapter {j} is A {:?}, B {:?}; expected ({r}, {n_in}) and ({n_out}, {r})", ad.a.dims(), ad.b.dims());
         }
         ranks[j] = Some((r, ad.scale as f32));
-        lora_flat.push(ad.a.flatten_all()?);
-        lora_flat.push(ad.b.flatten_all()?);
+        flat.push(ad.a.flatten_all()?);
+        flat.push(ad.b.flatten_all()?);
     }
-    let lora = if lora_flat.is_empty() { Tensor::zeros(1, DType::F32, x.device())? } else { Tensor::cat(&lora_flat, 0)? };
-    x.contiguous()?.apply_op3(&packed, &lora, BlockOp { n_head, eps: eps as f32, dropout, trained, ranks, saved: Mutex::new(None) })
+    let packed = if flat.is_empty() { Tensor::zeros(1, DType::F32, dev)? } else { Tensor::cat(&flat, 0)? };
+    Ok((ranks, packed))
+}
+
+/// The adapters' gradient slots (dA, dB) in `dl`, packed as [`pack_adapters`] packs them.
+pub(crate) fn adapter_grads<'a>(dl: &'a mut [f32], ranks: &[Option<(usize, f32)>; 4], dims: [(usize, usize); 4]) -> [Option<(&'a mut [f32], &'a mut [f32])>; 4] {
+    let mut d_ad: [Option<(&mut [f32], &mut [f32])>; 4] = [None, None, None, None];
+    let mut rest = dl;
+    for (j, (n_in, n_out)) in dims.into_iter().enumerate() {
+        if let Some((r, _)) = ranks[j] {
+            let (da, tail) = std::mem::take(&mut rest).split_at_mut(r * n_in);
+            let (db, tail) = tail.split_at_mut(n_out * r);
+            d_ad[j] = Some((da, db));
+            rest = tail;
+        }
+    }
+    d_ad
 }
 
 /// What the forward keeps for the backward, each (rows, width) row-major.
@@ -171,10 +196,10 @@ struct BlockOp {
 }
 
 /// The adapters' A and B slices in the packed adapter vector, per linear layer.
-fn adapter_slices<'a>(lora: &'a [f32], ranks: &[Option<(usize, f32)>; 4], c: usize) -> [Option<(&'a [f32], &'a [f32])>; 4] {
+pub(crate) fn adapter_slices<'a>(lora: &'a [f32], ranks: &[Option<(usize, f32)>; 4], dims: [(usize, usize); 4]) -> [Option<(&'a [f32], &'a [f32])>; 4] {
     let mut rest = lora;
     let mut out = [None; 4];
-    for (j, (n_in, n_out)) in linear_dims(c).into_iter().enumerate() {
+    for (j, (n_in, n_out)) in dims.into_iter().enumerate() {
         if let Some((r, _)) = ranks[j] {
             let (a, tail) = rest.split_at(r * n_in);
             let (b, tail) = tail.split_at(n_out * r);
@@ -227,7 +252,7 @@ pub(crate) fn residual_linear(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>
 /// [`residual_linear`] whose linear layer also adds a low-rank term `h·Bᵀ` (h (rows, r) the
 /// scaled adapter input, B (n_out, r)).
 #[allow(clippy::too_many_arguments)]
-fn residual_linear_low(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, mask: Option<&[f32]>, low: Option<(&[f32], &[f32], usize)>, out: &mut [f32]) {
+pub(crate) fn residual_linear_low(x: &[f32], a: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize, layout: WeightLayout, mask: Option<&[f32]>, low: Option<(&[f32], &[f32], usize)>, out: &mut [f32]) {
     let add_low = |y: &mut [f32]| {
         if let Some((h, bm, r)) = low {
             low_add_into(h, bm, r, n_out, y);
@@ -277,7 +302,7 @@ impl CustomOp3 for BlockOp {
         let (b, t, c) = l1.shape().dims3()?;
         let rows = b * t;
         let [ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mproj_w, mproj_b] = split(p, c);
-        let ad = adapter_slices(lp, &self.ranks, c);
+        let ad = adapter_slices(lp, &self.ranks, linear_dims(c));
         let dims = linear_dims(c);
         let mut lows: [Option<Vec<f32>>; 4] = [None, None, None, None];
         // Every buffer below is written whole before it is read (see each kernel).
@@ -344,22 +369,10 @@ impl CustomOp3 for BlockOp {
             let tr = self.trained;
             let dw = |d, i: usize| weight_grad(d, tr[i]);
             // The adapters' gradients, packed as they are (each A and B overwritten below).
-            let ad = adapter_slices(lp, &self.ranks, c);
+            let ad = adapter_slices(lp, &self.ranks, linear_dims(c));
             let dims = linear_dims(c);
             let mut dl = vec![0f32; if self.ranks.iter().any(Option::is_some) { lp.len() } else { 0 }];
-            let mut d_ad: [Option<(&mut [f32], &mut [f32])>; 4] = [None, None, None, None];
-            {
-                let mut rest = &mut dl[..];
-                for (j, (n_in, n_out)) in dims.into_iter().enumerate() {
-                    if let Some((r, _)) = self.ranks[j] {
-                        let (da, tail) = std::mem::take(&mut rest).split_at_mut(r * n_in);
-                        let (db, tail) = tail.split_at_mut(n_out * r);
-                        d_ad[j] = Some((da, db));
-                        rest = tail;
-                    }
-                }
-            }
-            let [d_ad0, d_ad1, d_ad2, d_ad3] = d_ad;
+            let [d_ad0, d_ad1, d_ad2, d_ad3] = adapter_grads(&mut dl, &self.ranks, dims);
             // Adapter j's backward at its layer's input `xin` and upstream `up`, into `dxin`.
             let lora_bwd = |j: usize, xin: &[f32], up: &[f32], d: Option<(&mut [f32], &mut [f32])>, dxin: &mut [f32]| {
                 if let (Some(h), Some(w), Some(rs), Some(d)) = (s.lows[j].as_deref(), ad[j], self.ranks[j], d) {

@@ -62,13 +62,13 @@ pub fn bidirectional_attention_reference(q: &Tensor, k: &Tensor, v: &Tensor, key
     candle_nn::ops::softmax(&att, D::Minus1)?.matmul(v)
 }
 
-struct EncoderAttention {
-    n_head: usize,
+pub(crate) struct EncoderAttention {
+    pub(crate) n_head: usize,
     /// (b·t) flags: key j of sequence i is attended to when `keep[i·t + j]`.
-    keep: Arc<Vec<bool>>,
+    pub(crate) keep: Arc<Vec<bool>>,
 }
 
-struct Dims {
+pub(crate) struct Dims {
     t: usize,
     c: usize,
     h: usize,
@@ -79,8 +79,12 @@ struct Dims {
 impl Dims {
     fn of(l: &Layout, h: usize) -> Result<(usize, Self)> {
         let (b, t, c3) = l.shape().dims3()?;
-        let c = c3 / 3;
-        Ok((b, Dims { t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() }))
+        Ok((b, Dims::new(t, c3 / 3, h)))
+    }
+
+    /// Sequences of `t` positions, width `c` in `h` heads.
+    pub(crate) fn new(t: usize, c: usize, h: usize) -> Self {
+        Dims { t, c, h, d: c / h, scale: 1.0 / ((c / h) as f32).sqrt() }
     }
 
     /// Row-major view of head `hi`'s part (0 = q, 1 = k, 2 = v) of sequence `bi` from row `r0`.
@@ -120,7 +124,8 @@ impl EncoderAttention {
         })
     }
 
-    fn forward(&self, qkv: &[f32], b: usize, dm: &Dims) -> Vec<f32> {
+    /// Attention over the packed `qkv` (b·t, 3c) → (b·t, c), every element written.
+    pub(crate) fn forward(&self, qkv: &[f32], b: usize, dm: &Dims) -> Vec<f32> {
         // Every element is written: each (sequence, head, block) writes rows × d with
         // accumulate = false, or zeros for a sequence without kept keys.
         let mut y = kernel::uninit_f32(b * dm.t * dm.c);
@@ -147,7 +152,8 @@ impl EncoderAttention {
         y
     }
 
-    fn backward(&self, qkv: &[f32], y: &[f32], g: &[f32], b: usize, dm: &Dims) -> Vec<f32> {
+    /// dqkv (b·t, 3c) from the forward's input, its output `y` and the upstream gradient `g`.
+    pub(crate) fn backward(&self, qkv: &[f32], y: &[f32], g: &[f32], b: usize, dm: &Dims) -> Vec<f32> {
         let (t, c, d, row) = (dm.t, dm.c, dm.d, 3 * dm.c);
         let mut dqkv = vec![0f32; qkv.len()];
         let out = Out(dqkv.as_mut_ptr());

@@ -116,6 +116,21 @@ pub(crate) fn gelu_backward_in_place(xs: &[f32], g: &mut [f32]) {
     });
 }
 
+/// ys = gelu(xs), the exact (`erf`) or the tanh form, one parallel pass, every element written.
+pub(crate) fn gelu_kind_into(erf: bool, xs: &[f32], ys: &mut [f32]) {
+    if erf { Kind::Erf } else { Kind::Tanh }.map(xs, ys)
+}
+
+/// g ← g · gelu'(xs) for the exact (`erf`) or the tanh form, in place.
+pub(crate) fn gelu_kind_backward_in_place(erf: bool, xs: &[f32], g: &mut [f32]) {
+    if !erf {
+        return gelu_backward_in_place(xs, g);
+    }
+    g.par_chunks_mut(CHUNK).zip(xs.par_chunks(CHUNK)).for_each(|(g, x)| {
+        kernel::vectorized(|| g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_erf_slope(x)))
+    });
+}
+
 struct Gelu(Kind);
 
 impl CustomOp1 for Gelu {

@@ -198,6 +198,13 @@ impl Encoder {
 pub(crate) fn forward(model: &dyn Model, head: &TaskHead, ids: &Tensor, types: &Tensor, mask: &Tensor, train: Option<u64>, frozen: bool) -> Result<Tensor> {
     let enc = model.as_encoder().ok_or_else(|| Error::input(format!("family {} gives no hidden states to put a classification head on", model.config().family())))?;
     let opts = jielong_models::ForwardOpts { dropout_seed: train, first_row: 0 };
+    let body_train = train.filter(|_| !frozen).map(|_| opts);
+    if let Some(positions) = head.pooled_positions(mask)? {
+        // One position per sequence is read: the last layer computes only those rows.
+        let at = enc.hidden_states_at(ids, Some(types), mask, &positions, body_train)?;
+        let at = if body_train.is_some() { at } else { at.detach() };
+        return Ok(head.logits_at(enc, &at, opts)?);
+    }
     let hidden = match (train, frozen) {
         (Some(_), false) => enc.hidden_states_train(ids, Some(types), mask, opts)?,
         _ => enc.hidden_states(ids, Some(types), mask)?.detach(),
@@ -214,8 +221,11 @@ fn pooled_features(model: &dyn Model, head: &TaskHead, enc: &Encoder, rows: &[(V
     for chunk in rows.chunks(batch_size.max(1)) {
         let refs: Vec<&(Vec<u32>, Vec<u32>)> = chunk.iter().collect();
         let (ids, types, mask) = enc.batch(&refs, &dev)?;
-        let hidden = e.hidden_states(&ids, Some(&types), &mask)?;
-        parts.push(head.pool(e, &hidden, &mask)?.detach());
+        let pooled = match head.pooled_positions(&mask)? {
+            Some(positions) => head.pool_at(e, &e.hidden_states_at(&ids, Some(&types), &mask, &positions, None)?)?,
+            None => head.pool(e, &e.hidden_states(&ids, Some(&types), &mask)?, &mask)?,
+        };
+        parts.push(pooled.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)
 }
