@@ -176,14 +176,19 @@ impl<'a> Embedder<'a> {
         }
         let ids_t = Tensor::from_vec(ids, (b, t), &self.dev)?;
         let mask_t = Tensor::from_vec(mask, (b, t), &self.dev)?;
-        let hidden = self.enc.hidden_states(&ids_t, None, &mask_t)?.to_dtype(DType::F32)?;
-        let dim = hidden.dim(2)?;
+        // [CLS] pooling reads one position: the encoder's last layer computes that row alone.
+        let hidden = match self.opts.pooling {
+            Pooling::Cls => self.enc.hidden_states_at(&ids_t, None, &mask_t, &vec![0; b], None)?,
+            Pooling::Mean => self.enc.hidden_states(&ids_t, None, &mask_t)?,
+        }
+        .to_dtype(DType::F32)?;
+        let dim = hidden.dim(candle_core::D::Minus1)?;
         let h: Vec<f32> = hidden.flatten_all()?.to_vec1()?;
         let mut out = vec![0f32; b * dim];
         for (i, r) in rows.iter().enumerate() {
             let dst = &mut out[i * dim..(i + 1) * dim];
             match self.opts.pooling {
-                Pooling::Cls => dst.copy_from_slice(&h[i * t * dim..i * t * dim + dim]),
+                Pooling::Cls => dst.copy_from_slice(&h[i * dim..(i + 1) * dim]),
                 Pooling::Mean => {
                     for p in 0..r.len() {
                         let src = &h[(i * t + p) * dim..(i * t + p + 1) * dim];

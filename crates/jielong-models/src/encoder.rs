@@ -34,12 +34,8 @@ pub trait Encoder: Send + Sync {
             Some(opts) => self.hidden_states_train(ids, token_types, attention_mask, opts)?,
             None => self.hidden_states(ids, token_types, attention_mask)?,
         };
-        let (b, t, c) = hidden.dims3()?;
-        if positions.len() != b || positions.iter().any(|&p| p as usize >= t) {
-            candle_core::bail!("{} positions for a batch of {b} sequences of {t}", positions.len());
-        }
-        let idx: Vec<u32> = positions.iter().enumerate().map(|(i, &p)| (i * t) as u32 + p).collect();
-        hidden.reshape((b * t, c))?.index_select(&Tensor::new(idx.as_slice(), hidden.device())?, 0)
+        let (b, t, _) = hidden.dims3()?;
+        gather_rows(&hidden, &row_index(b, t, positions, hidden.device())?)?.squeeze(1)
     }
     fn hidden_size(&self) -> usize;
     /// Copy the weights as they are now into whatever inference-only form makes
@@ -104,4 +100,34 @@ pub trait MaskedLm: Send + Sync {
     /// `mlm_loss`) and the sentence-pair logits (b, 2) (see [`Encoder::sentence_logits`]).
     /// An error when the model has no sentence-pair head.
     fn pretraining(&self, ids: &Tensor, token_types: Option<&Tensor>, attention_mask: &Tensor, targets: &Tensor, opts: ForwardOpts) -> Result<(Tensor, Tensor)>;
+}
+
+/// The flat row index (b) of position `positions[i]` of sequence i in a (b·t) batch; an error
+/// when there is not one position per sequence, or one is past the end.
+pub(crate) fn row_index(b: usize, t: usize, positions: &[u32], dev: &candle_core::Device) -> Result<Tensor> {
+    if positions.len() != b || positions.iter().any(|&p| p as usize >= t) {
+        candle_core::bail!("{} positions for a batch of {b} sequences of {t}", positions.len());
+    }
+    Tensor::from_vec(positions.iter().enumerate().map(|(i, &p)| (i * t) as u32 + p).collect::<Vec<u32>>(), b, dev)
+}
+
+/// Rows `idx` (b) of `xs` (b, t, c) flattened, as (b, 1, c).
+pub(crate) fn gather_rows(xs: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let (b, t, c) = xs.dims3()?;
+    xs.reshape((b * t, c))?.index_select(idx, 0)?.reshape((idx.dim(0)?, 1, c))
+}
+
+/// Attention from the packed projection `qkv` (b, t, 3c) for one query per sequence, position
+/// `rows[i]` of sequence i, over the keys `key_mask` (b, t) keeps (a causal model passes
+/// "j ≤ rows[i]"): (b, 1, c), and the rows' flat index. Composed ops on (b, h, 1, t) scores —
+/// one query per sequence is too little work for the fused kernels. What a last layer needs
+/// when only those positions are read (every position's keys and values, those queries alone).
+pub(crate) fn attend_rows(qkv: &Tensor, n_head: usize, key_mask: &Tensor, rows: &[u32]) -> Result<(Tensor, Tensor)> {
+    let (b, t, c3) = qkv.dims3()?;
+    let (c, d) = (c3 / 3, c3 / 3 / n_head);
+    let idx = row_index(b, t, rows, qkv.device())?;
+    let q = qkv.reshape((b * t, c3))?.index_select(&idx, 0)?.narrow(1, 0, c)?.reshape((b, 1, n_head, d))?.transpose(1, 2)?.contiguous()?;
+    let heads = |j: usize| -> Result<Tensor> { qkv.narrow(2, j * c, c)?.reshape((b, t, n_head, d))?.transpose(1, 2)?.contiguous() };
+    let ys = jielong_nn::bidirectional_attention_reference(&q, &heads(1)?, &heads(2)?, key_mask)?; // (b, h, 1, d)
+    Ok((ys.transpose(1, 2)?.reshape((b, 1, c))?, idx))
 }

@@ -431,6 +431,17 @@ impl Gpt {
     /// `hidden`, of packed rows when `packing` is given: positions restart per example and
     /// attention stays within each (the composed path: masked attention, no fused kernels).
     pub fn hidden_with(&self, ids: &Tensor, opts: ForwardOpts, packing: Option<&Packing>) -> Result<Tensor> {
+        self.hidden_rows(ids, opts, packing, None)
+    }
+
+    /// `hidden_with`; with `rows` Some(positions), only position `rows[i]` of sequence i,
+    /// (b, 1, c), the last block computing only what those rows need
+    /// ([`Gpt::last_block_rows`]). Rows are for plain batches: no soft prompt, no RoPE, no
+    /// packing.
+    fn hidden_rows(&self, ids: &Tensor, opts: ForwardOpts, packing: Option<&Packing>, rows: Option<&[u32]>) -> Result<Tensor> {
+        if rows.is_some() && (self.soft.is_some() || self.rope.is_some() || packing.is_some()) {
+            candle_core::bail!("the last block's rows alone are computed for plain batches only (no virtual tokens, RoPE or packing)");
+        }
         let (b, t_real) = ids.dims2()?;
         let n_soft = self.soft.as_ref().map_or(0, |s| s.n);
         if t_real + n_soft > self.cfg.max_seq_len {
@@ -483,6 +494,10 @@ impl Gpt {
         let fused_blocks = self.rope.is_none() && self.cfg.bias && prefix.is_none() && packing.is_none() && jielong_nn::fused_for(&xs);
         for (i, block) in self.blocks.iter().enumerate() {
             let site = 1 + 3 * i as u64;
+            if let Some(r) = rows.filter(|_| i + 1 == self.blocks.len()) {
+                xs = self.last_block_rows(block, &xs, r, [drop(site), drop(site + 1)])?;
+                break;
+            }
             if fused_blocks {
                 let masks = self.dropout.mask(b, t * c, drop(site)).zip(self.dropout.mask(b, t * c, drop(site + 1)));
                 let dropout = masks.map(|(attn, mlp)| BlockDropout { attn, mlp });
@@ -541,6 +556,30 @@ impl Gpt {
 }
 
 impl Gpt {
+    /// A block for one query row per sequence, position `rows[i]` of sequence i, over the
+    /// residual stream `xs` (b, t, c): every position's keys and values, attention for those
+    /// queries alone (each over its keys up to itself: causal), then the projection, the MLP
+    /// and both residuals on those rows, (b, 1, c). LoRA adapters add their low-rank terms to
+    /// the base products (PEFT's form), as in the fused block. `drops`: the dropout masks'
+    /// sources after attention and after the MLP.
+    fn last_block_rows(&self, block: &Block, xs: &Tensor, rows: &[u32], drops: [Option<MaskSource>; 2]) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        let bases = block.linear_weights();
+        let biases = [block.c_attn.bias(), block.c_proj.bias(), block.mlp.c_fc.bias(), block.mlp.c_proj.bias()];
+        let lin = |x: &Tensor, j: usize| -> Result<Tensor> {
+            match self.lora.as_deref().and_then(|l| l.layer(&format!("{}.{}", block.name, LINEARS[j]))) {
+                Some(l) => l.forward(x, bases[j], biases[j], None),
+                None => linear(x, bases[j], biases[j], WeightLayout::InOut),
+            }
+        };
+        let qkv = lin(&block.ln_1.forward(xs)?, 0)?; // (b, t, 3c)
+        let causal: Vec<u32> = rows.iter().flat_map(|&r| (0..t as u32).map(move |j| u32::from(j <= r))).collect();
+        let (ys, idx) = crate::encoder::attend_rows(&qkv, self.cfg.n_head, &Tensor::from_vec(causal, (b, t), xs.device())?, rows)?;
+        let x1 = (crate::encoder::gather_rows(xs, &idx)? + self.dropout.forward(&lin(&ys, 1)?, drops[0])?)?;
+        let ys = jielong_nn::gelu::gelu(&lin(&block.ln_2.forward(&x1)?, 2)?)?;
+        x1 + self.dropout.forward(&lin(&ys, 3)?, drops[1])?
+    }
+
     /// Decoding with KV caches. Sequence `s` is fed the new tokens `chunks[s]` (its whole prompt
     /// at prefill, one token per step after that) on top of what `caches[s]` already holds.
     /// All new tokens of all sequences travel packed as one (n, c) matrix through the
@@ -696,6 +735,17 @@ impl Model for Gpt {
 impl crate::Encoder for Gpt {
     fn hidden_states(&self, ids: &Tensor, _token_types: Option<&Tensor>, _attention_mask: &Tensor) -> Result<Tensor> {
         self.hidden(ids, ForwardOpts::default())
+    }
+    /// The last block computes only the rows asked for (last-token pooling reads one per
+    /// sequence); without dropout in training too, as `hidden_states_train` (the trait's
+    /// default) is. Soft prompts and RoPE take the full states and gather.
+    fn hidden_states_at(&self, ids: &Tensor, _token_types: Option<&Tensor>, _attention_mask: &Tensor, positions: &[u32], _train: Option<ForwardOpts>) -> Result<Tensor> {
+        if self.soft.is_some() || self.rope.is_some() {
+            let hidden = self.hidden(ids, ForwardOpts::default())?;
+            let (b, t, _) = hidden.dims3()?;
+            return crate::encoder::gather_rows(&hidden, &crate::encoder::row_index(b, t, positions, ids.device())?)?.squeeze(1);
+        }
+        self.hidden_rows(ids, ForwardOpts::default(), None, Some(positions))?.squeeze(1)
     }
     fn hidden_size(&self) -> usize {
         self.cfg.n_embd

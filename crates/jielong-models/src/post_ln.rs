@@ -256,23 +256,16 @@ impl Layer {
 
 /// Attention over the packed projection `qkv` (b, t, 3c) and the residual stream `xs`
 /// (b, t, c) it goes with: every position's (the fused kernel), or with `rows` only position
-/// `rows[i]` of sequence i as a query (composed ops on (b, h, 1, t) scores: one query per
-/// sequence is too little work for the kernel), with those rows of `xs`, each (b, 1, c).
+/// `rows[i]` of sequence i as a query ([`crate::encoder::attend_rows`]), with those rows of
+/// `xs`, each (b, 1, c).
 fn attend(qkv: &Tensor, xs: &Tensor, n_head: usize, attention_mask: &Tensor, rows: Option<&[u32]>) -> Result<(Tensor, Tensor)> {
-    let Some(rows) = rows else {
-        return Ok((xs.clone(), bidirectional_attention_packed(qkv, n_head, attention_mask)?));
-    };
-    let (b, t, c3) = qkv.dims3()?;
-    let (c, d) = (c3 / 3, c3 / 3 / n_head);
-    if rows.len() != b || rows.iter().any(|&r| r as usize >= t) {
-        candle_core::bail!("encoder layer: {} row positions for a batch of {b} sequences of {t}", rows.len());
+    match rows {
+        None => Ok((xs.clone(), bidirectional_attention_packed(qkv, n_head, attention_mask)?)),
+        Some(rows) => {
+            let (ys, idx) = crate::encoder::attend_rows(qkv, n_head, attention_mask, rows)?;
+            Ok((crate::encoder::gather_rows(xs, &idx)?, ys))
+        }
     }
-    let idx = Tensor::from_vec(rows.iter().enumerate().map(|(i, &r)| (i * t) as u32 + r).collect::<Vec<u32>>(), b, qkv.device())?;
-    let q = qkv.reshape((b * t, c3))?.index_select(&idx, 0)?.narrow(1, 0, c)?.reshape((b, 1, n_head, d))?.transpose(1, 2)?.contiguous()?;
-    let heads = |j: usize| -> Result<Tensor> { qkv.narrow(2, j * c, c)?.reshape((b, t, n_head, d))?.transpose(1, 2)?.contiguous() };
-    let ys = jielong_nn::bidirectional_attention_reference(&q, &heads(1)?, &heads(2)?, attention_mask)?; // (b, h, 1, d)
-    let xs = xs.reshape((b * t, c))?.index_select(&idx, 0)?.reshape((b, 1, c))?;
-    Ok((xs, ys.transpose(1, 2)?.reshape((b, 1, c))?))
 }
 
 /// The masked-LM head: dense (hidden → `e`, the embedding width), GELU, layer norm, then the

@@ -45,6 +45,11 @@ fn heads_bert_logits_match_transformers() {
     let mut seq = head(HeadKind::SequenceClassification, Pooling::Cls, "bert", 3, &exp, "seq");
     let d = max_diff(&seq.logits(enc, &hidden, &mask, Default::default()).unwrap(), &exp["seq_logits"]);
     assert!(d <= 1e-4, "sequence-classification logits differ from transformers by {d}");
+    // The path fine-tuning and predict take: the last layer computes the [CLS] rows alone.
+    let positions = seq.pooled_positions(&mask).unwrap().expect("[CLS] pooling reads one position");
+    let at = enc.hidden_states_at(&ids, Some(&types), &mask, &positions, None).unwrap();
+    let d = max_diff(&seq.logits_at(enc, &at, Default::default()).unwrap(), &exp["seq_logits"]);
+    assert!(d <= 1e-4, "sequence-classification logits from the [CLS] rows differ from transformers by {d}");
     // Mean pooling is a different vector: the logits must change (the pooling is used).
     seq.pooling = Pooling::Mean;
     assert!(max_diff(&seq.logits(enc, &hidden, &mask, Default::default()).unwrap(), &exp["seq_logits"]) > 1e-3);

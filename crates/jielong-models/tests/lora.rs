@@ -230,3 +230,37 @@ fn encoder_fused_layer_and_pooled_rows_match_the_composed_path() {
         assert!(enc.hidden_states_at(&ids(), None, &mask, &[0], None).is_err(), "{name}: one position for two sequences");
     }
 }
+
+/// GPT's last-token rows (`Encoder::hidden_states_at`, whose last block computes those rows
+/// alone, causal attention for one query per sequence) are the full hidden states' rows, with
+/// the same adapter gradients; with RoPE the full states are gathered.
+#[test]
+fn gpt_pooled_rows_match_the_full_hidden_states() {
+    let dev = Device::Cpu;
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]], &dev).unwrap();
+    for (name, cfg) in models().into_iter().filter(|(n, _)| n.starts_with("gpt")) {
+        let (mut model, _params) = build(&cfg);
+        let lora = lora_for(&*model, &["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]);
+        for (_, v) in lora.params().vars() {
+            v.set(&Tensor::randn(0f32, 0.2, v.shape(), &dev).unwrap()).unwrap();
+        }
+        model.set_lora(Some(lora.clone())).unwrap();
+        let enc = model.as_encoder().unwrap();
+        let vars = lora.params().vars();
+        let grads = |h: &Tensor, w: &Tensor| -> Vec<Tensor> {
+            let g = (h * w).unwrap().sum_all().unwrap().backward().unwrap();
+            vars.iter().map(|(_, v)| g.get(v.as_tensor()).cloned().unwrap_or_else(|| v.as_tensor().zeros_like().unwrap())).collect()
+        };
+        for positions in [[7u32, 4], [0, 2]] {
+            let at = enc.hidden_states_at(&ids(), None, &mask, &positions, Some(ForwardOpts { dropout_seed: Some(3), first_row: 0 })).unwrap();
+            let idx = Tensor::new(&[positions[0], 8 + positions[1]], &dev).unwrap();
+            let full = enc.hidden_states(&ids(), None, &mask).unwrap().reshape((16, 16)).unwrap().index_select(&idx, 0).unwrap();
+            assert!(max_diff(&at, &full) <= 1e-5, "{name}: rows {positions:?} differ by {}", max_diff(&at, &full));
+            let w = Tensor::randn(0f32, 1.0, (2, 16), &dev).unwrap();
+            for ((n, _), (a, b)) in vars.iter().zip(grads(&at, &w).iter().zip(&grads(&full, &w))) {
+                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
+                assert!(max_diff(a, b) <= 1e-4 * scale, "{name}: gradient of {n} differs by {}", max_diff(a, b));
+            }
+        }
+    }
+}
