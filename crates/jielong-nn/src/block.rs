@@ -109,22 +109,28 @@ pub fn transformer_block_adapted(x: &Tensor, w: &BlockWeights, n_head: usize, ep
     if n_head == 0 || c % n_head != 0 {
         candle_core::bail!("transformer block: n_embd {c} is not a multiple of n_head {n_head}");
     }
-    let params = w.in_order();
-    for (p, n) in params.iter().zip(sizes(c)) {
-        if p.elem_count() != n {
-            candle_core::bail!("transformer block: a parameter has {} values, expected {n} for n_embd {c}", p.elem_count());
-        }
-    }
-    if let Some(d) = &dropout {
-        if d.attn.len() != x.elem_count() || d.mlp.len() != x.elem_count() {
-            candle_core::bail!("transformer block: dropout masks must have one value per input element ({})", x.elem_count());
-        }
-    }
-    let trained = params.map(Tensor::track_op);
-    let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
-    let packed = Tensor::cat(&flat, 0)?;
+    let (trained, packed) = pack_params(x, w.in_order(), sizes(c), dropout.as_ref(), "transformer block", &format!("n_embd {c}"))?;
     let (ranks, lora) = pack_adapters(&adapters, linear_dims(c), x.device(), "transformer block")?;
     x.contiguous()?.apply_op3(&packed, &lora, BlockOp { n_head, eps: eps as f32, dropout, trained, ranks, saved: Mutex::new(None) })
+}
+
+/// A fused op's parameters checked against their expected `sizes` (`dims` says what those
+/// follow from, for the error) and packed into one vector (`Tensor::cat` of the flattened
+/// tensors: its backward hands each parameter its slice), with which of them take part in the
+/// graph; the dropout masks, if any, checked to have one value per element of `x`.
+pub(crate) fn pack_params<const N: usize>(x: &Tensor, params: [&Tensor; N], sizes: [usize; N], dropout: Option<&BlockDropout>, what: &str, dims: &str) -> Result<([bool; N], Tensor)> {
+    for (p, n) in params.iter().zip(sizes) {
+        if p.elem_count() != n {
+            candle_core::bail!("{what}: a parameter has {} values, expected {n} for {dims}", p.elem_count());
+        }
+    }
+    if let Some(d) = dropout {
+        if d.attn.len() != x.elem_count() || d.mlp.len() != x.elem_count() {
+            candle_core::bail!("{what}: dropout masks must have one value per input element ({})", x.elem_count());
+        }
+    }
+    let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
+    Ok((params.map(Tensor::track_op), Tensor::cat(&flat, 0)?))
 }
 
 /// Each adapted linear layer's (rank, scale), in layer order.

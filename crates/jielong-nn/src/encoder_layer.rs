@@ -17,7 +17,7 @@
 //! terms inside the op, so over a frozen base no weight-sized gradient is computed. The
 //! reference is the composed layer (see the tests, and `jielong_models`' BERT tests).
 
-use crate::block::{adapter_grads, adapter_slices, masked, pack_adapters, residual_linear_low, weight_grad, BlockAdapter, BlockDropout};
+use crate::block::{adapter_grads, adapter_slices, masked, pack_adapters, pack_params, residual_linear_low, weight_grad, BlockAdapter, BlockDropout};
 use crate::encoder_attention::{Dims, EncoderAttention};
 use crate::gelu::{gelu_kind_backward_in_place, gelu_kind_into};
 use crate::kernel::{self, contiguous_f32};
@@ -101,20 +101,7 @@ pub fn post_ln_encoder_layer(x: &Tensor, w: &EncoderLayerWeights, n_head: usize,
         candle_core::bail!("encoder layer: the mask is {:?}, the batch is ({b}, {t})", key_mask.dims());
     }
     let f = w.inter.0.dim(0)?;
-    let params = w.in_order();
-    for (p, n) in params.iter().zip(sizes(c, f)) {
-        if p.elem_count() != n {
-            candle_core::bail!("encoder layer: a parameter has {} values, expected {n} for width {c} and feed-forward {f}", p.elem_count());
-        }
-    }
-    if let Some(d) = &dropout {
-        if d.attn.len() != x.elem_count() || d.mlp.len() != x.elem_count() {
-            candle_core::bail!("encoder layer: dropout masks must have one value per input element ({})", x.elem_count());
-        }
-    }
-    let trained = params.map(Tensor::track_op);
-    let flat = params.iter().map(|p| p.flatten_all()).collect::<Result<Vec<_>>>()?;
-    let packed = Tensor::cat(&flat, 0)?;
+    let (trained, packed) = pack_params(x, w.in_order(), sizes(c, f), dropout.as_ref(), "encoder layer", &format!("width {c} and feed-forward {f}"))?;
     let (ranks, lora) = pack_adapters(&adapters, linear_dims(c, f), x.device(), "encoder layer")?;
     let keep: Vec<bool> = key_mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|m| m != 0.0).collect();
     let attention = EncoderAttention { n_head, keep: Arc::new(keep) };
