@@ -431,16 +431,9 @@ fn join<'a>(a: &'a mut [f32], b: &'a mut [f32]) -> &'a mut [f32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_abs, max_diff};
+    use crate::testing::{layer_norm_ref, max_abs, max_diff};
     use crate::{causal_attention_packed, gelu::gelu, linear, WeightLayout};
-    use candle_core::{Device, Var, D};
-
-    fn layer_norm_ref(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Tensor {
-        let mean = x.mean_keepdim(D::Minus1).unwrap();
-        let xc = x.broadcast_sub(&mean).unwrap();
-        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-        xc.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
-    }
+    use candle_core::{Device, Var};
 
     /// The block composed from the per-layer ops, each with candle's autograd between them.
     fn composed(x: &Tensor, w: &BlockWeights, h: usize, eps: f64, masks: Option<&(Tensor, Tensor)>) -> Tensor {

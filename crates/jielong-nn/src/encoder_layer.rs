@@ -269,16 +269,9 @@ impl CustomOp3 for EncoderLayerOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{max_abs, max_diff};
+    use crate::testing::{layer_norm_ref, max_abs, max_diff};
     use crate::{bidirectional_attention_packed, linear, Dropout, MaskSource};
-    use candle_core::{Device, Var, D};
-
-    fn layer_norm_ref(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Tensor {
-        let mean = x.mean_keepdim(D::Minus1).unwrap();
-        let xc = x.broadcast_sub(&mean).unwrap();
-        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-        xc.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
-    }
+    use candle_core::{Device, Var};
 
     /// The composed layer with the adapted weights `W + scale·B·A` (what PEFT's merged model
     /// computes), dropout as multipliers.
