@@ -582,7 +582,10 @@ mod tests {
             let mask_tensors = masks.map(|(a, m)| (Tensor::from_vec(a, (b, t, c), &dev).unwrap(), Tensor::from_vec(m, (b, t, c), &dev).unwrap()));
             let refr = composed(x.as_tensor(), &we, h, 1e-5, mask_tensors.as_ref());
             let dv = max_diff(&fused, &refr);
-            assert!(dv < 1e-4, "values differ by {dv} ({which:?}, p {p})");
+            // Relative to the stream's size (|values| reach 20–45 here; two summation orders
+            // differ by a few units in the last place of that, up to ≈ 1e-4 absolute).
+            let scale = max_abs(&refr).max(1.0);
+            assert!(dv <= 1e-5 * scale, "values differ by {dv} (scale {scale}) ({which:?}, p {p})");
             let ga = (fused * &rg).unwrap().sum_all().unwrap().backward().unwrap();
             let gb = (refr * &rg).unwrap().sum_all().unwrap().backward().unwrap();
             let mut vars = vec![("x", &x)];
